@@ -7,6 +7,7 @@
 use crate::{Event, Str};
 use base64::Engine;
 use sha1::{Digest, Sha1};
+use std::fmt::Write;
 use std::net::IpAddr;
 
 /// IANA protocol number for a transport name as sensors write it.
@@ -32,7 +33,11 @@ pub fn for_event(e: &Event) -> Option<Str> {
     Some(compute(proto, s, d, e.source.port, e.destination.port, 0).into())
 }
 
-/// Community ID v1 with base64 output. For ICMP/ICMPv6, `sport` is the type and `dport` the code.
+/// Community ID v1 with base64 output (`1:` + base64 of the SHA-1 digest), the form sensors emit.
+///
+/// For ICMP/ICMPv6, `sport` is the type and `dport` the code; a `dport` that already holds the
+/// port equivalent (as Zeek and `community-id-pcap` print it) gives the same result. Ports are hashed
+/// only for TCP, UDP, SCTP, ICMP and ICMPv6, and only when both are given.
 pub fn compute(
     proto: u8,
     saddr: IpAddr,
@@ -48,6 +53,28 @@ pub fn compute(
     )
 }
 
+/// Community ID v1 with hex output (`1:` + lowercase hex of the SHA-1 digest). Same inputs as [`compute`].
+pub fn compute_hex(
+    proto: u8,
+    saddr: IpAddr,
+    daddr: IpAddr,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    seed: u16,
+) -> String {
+    let digest = digest(proto, saddr, daddr, sport, dport, seed);
+    let mut out = String::with_capacity(2 + 2 * digest.len());
+    out.push_str("1:");
+    for b in digest {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The raw SHA-1 digest behind a Community ID v1:
+/// `sha1(seed:u16be . saddr . daddr . proto:u8 . 0x00 [. sport:u16be . dport:u16be])`,
+/// with the endpoints ordered so that the smaller (address, port) comes first, except for one-way
+/// ICMP/ICMPv6 messages, which keep their direction.
 pub fn digest(
     proto: u8,
     saddr: IpAddr,
@@ -56,75 +83,116 @@ pub fn digest(
     dport: Option<u16>,
     seed: u16,
 ) -> [u8; 20] {
-    let (mut sa, mut da, mut sp, mut dp) = (saddr, daddr, sport, dport);
-    let ports = matches!(proto, 6 | 17 | 132 | 1 | 58) && sp.is_some() && dp.is_some();
-    let mut one_way = false;
-    if ports && (proto == 1 || proto == 58) {
-        let (t, c) = (sp.unwrap_or(0), dp.unwrap_or(0));
-        let (np, ow) = icmp_port_equivalent(proto, t, c);
-        sp = Some(t);
-        dp = Some(np);
-        one_way = ow;
-    }
-    let ordered = one_way || (ip_bytes(sa), sp) < (ip_bytes(da), dp);
-    let _ = ordered;
-    let swap = !one_way && (ip_bytes(sa), sp) > (ip_bytes(da), dp);
-    if swap {
+    let ports = match (sport, dport) {
+        (Some(sp), Some(dp)) if has_ports(proto) => Some(port_equivalents(proto, sp, dp)),
+        _ => None,
+    };
+    let (mut sa, mut da) = (Octets::of(saddr), Octets::of(daddr));
+    let (mut sp, mut dp, one_way) = ports.unwrap_or((0, 0, false));
+    if !one_way && (sa.bytes(), sp) > (da.bytes(), dp) {
         std::mem::swap(&mut sa, &mut da);
         std::mem::swap(&mut sp, &mut dp);
     }
     let mut h = Sha1::new();
     h.update(seed.to_be_bytes());
-    h.update(ip_bytes(sa));
-    h.update(ip_bytes(da));
+    h.update(sa.bytes());
+    h.update(da.bytes());
     h.update([proto, 0]);
-    if ports {
-        h.update(sp.unwrap_or(0).to_be_bytes());
-        h.update(dp.unwrap_or(0).to_be_bytes());
+    if ports.is_some() {
+        h.update(sp.to_be_bytes());
+        h.update(dp.to_be_bytes());
     }
     h.finalize().into()
 }
 
-fn ip_bytes(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+
+/// Protocols whose tuple has ports (or ICMP type/code standing in for them).
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, ICMP | 6 | 17 | ICMPV6 | 132)
+}
+
+/// An address as network-byte-order bytes (4 for IPv4, 16 for IPv6), without allocating.
+#[derive(Clone, Copy)]
+struct Octets {
+    buf: [u8; 16],
+    len: usize,
+}
+
+impl Octets {
+    fn of(ip: IpAddr) -> Self {
+        let mut buf = [0; 16];
+        match ip {
+            IpAddr::V4(v) => {
+                buf[..4].copy_from_slice(&v.octets());
+                Octets { buf, len: 4 }
+            }
+            IpAddr::V6(v) => Octets {
+                buf: v.octets(),
+                len: 16,
+            },
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
-/// Maps ICMP type/code to the "port" pair the spec hashes, and whether the message is one-way.
-fn icmp_port_equivalent(proto: u8, icmp_type: u16, code: u16) -> (u16, bool) {
-    let pairs: &[(u16, u16)] = if proto == 1 {
-        &[
-            (8, 0),
-            (0, 8),
-            (13, 14),
-            (14, 13),
-            (15, 16),
-            (16, 15),
-            (10, 9),
-            (9, 10),
-            (17, 18),
-            (18, 17),
-        ]
-    } else {
-        &[
-            (128, 129),
-            (129, 128),
-            (133, 134),
-            (134, 133),
-            (135, 136),
-            (136, 135),
-            (130, 131),
-            (131, 130),
-            (144, 145),
-            (145, 144),
-            (146, 147),
-            (147, 146),
-        ]
+/// The (sport, dport, one_way) the spec hashes. Ports pass through unchanged; for ICMP/ICMPv6,
+/// sport is the type and dport the counterpart type of a request/reply pair, or the code (and the
+/// message is one-way, so the endpoints keep their order) for any other type.
+///
+/// Because a paired type ignores the code, feeding in an already mapped pair (type, counterpart)
+/// yields the same result as (type, code).
+fn port_equivalents(proto: u8, sport: u16, dport: u16) -> (u16, u16, bool) {
+    let counterpart = match proto {
+        ICMP => icmp_counterpart(sport),
+        ICMPV6 => icmp6_counterpart(sport),
+        _ => return (sport, dport, false),
     };
-    match pairs.iter().find(|(t, _)| *t == icmp_type) {
-        Some((_, counter)) => (*counter, false),
-        None => (code, true),
+    match counterpart {
+        Some(c) => (sport, c, false),
+        None => (sport, dport, true),
     }
+}
+
+/// ICMPv4 request/reply pairs: echo, timestamp, information, router solicitation/advertisement,
+/// address mask.
+fn icmp_counterpart(icmp_type: u16) -> Option<u16> {
+    Some(match icmp_type {
+        8 => 0,
+        0 => 8,
+        13 => 14,
+        14 => 13,
+        15 => 16,
+        16 => 15,
+        10 => 9,
+        9 => 10,
+        17 => 18,
+        18 => 17,
+        _ => return None,
+    })
+}
+
+/// ICMPv6 request/reply pairs: echo, MLD listener query/report, router solicitation/advertisement,
+/// neighbor solicitation/advertisement, node information query/response, home agent address
+/// discovery request/reply.
+fn icmp6_counterpart(icmp_type: u16) -> Option<u16> {
+    Some(match icmp_type {
+        128 => 129,
+        129 => 128,
+        130 => 131,
+        131 => 130,
+        133 => 134,
+        134 => 133,
+        135 => 136,
+        136 => 135,
+        139 => 140,
+        140 => 139,
+        144 => 145,
+        145 => 144,
+        _ => return None,
+    })
 }
