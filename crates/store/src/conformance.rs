@@ -1,0 +1,312 @@
+//! The behaviour every backend must show. Each backend's test file instantiates
+//! [`conformance_tests!`](crate::conformance_tests) with a constructor for a fresh, empty store, so the
+//! same checks run against the embedded engine, PostgreSQL and ScyllaDB alike.
+
+use crate::*;
+use storyline_model::EventKey;
+
+const T: &str = "acme";
+const G: &str = "stories";
+
+fn ev(shard: Shard, bucket: Bucket, key: u128) -> (Shard, Bucket, EventKey, Vec<u8>) {
+    (
+        shard,
+        bucket,
+        EventKey(key),
+        format!("event-{shard}-{bucket}-{key}").into_bytes(),
+    )
+}
+
+fn append_all(s: &dyn Store, tenant: &str, evs: &[(Shard, Bucket, EventKey, Vec<u8>)]) {
+    let batch: Vec<NewEvent<'_>> = evs
+        .iter()
+        .map(|(shard, bucket, key, body)| NewEvent {
+            shard: *shard,
+            bucket: *bucket,
+            key: *key,
+            event: body,
+            raw: body,
+        })
+        .collect();
+    s.append(tenant, &batch).expect("append");
+}
+
+pub fn scan_returns_bucket_range_in_order(s: &dyn Store) {
+    s.ensure_tenant(T, 4).unwrap();
+    append_all(
+        s,
+        T,
+        &[
+            ev(1, 2000, 9),
+            ev(1, 1000, 5),
+            ev(1, 1000, 3),
+            ev(1, 3000, 1),
+            ev(2, 1000, 7),
+        ],
+    );
+    let got = s.scan(T, 1, BucketRange::new(0, 2000), None, 100).unwrap();
+    let keys: Vec<_> = got.iter().map(|e| (e.bucket, e.key.0)).collect();
+    assert_eq!(
+        keys,
+        vec![(1000, 3), (1000, 5), (2000, 9)],
+        "ordered by (bucket, key), shard 2 and bucket 3000 excluded"
+    );
+    assert_eq!(got[0].event, b"event-1-1000-3");
+    // `after` is exclusive.
+    let got = s
+        .scan(T, 1, BucketRange::new(1000, 3000), None, 100)
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.bucket).collect::<Vec<_>>(),
+        vec![2000, 3000]
+    );
+}
+
+pub fn scan_pages_with_resume(s: &dyn Store) {
+    s.ensure_tenant(T, 1).unwrap();
+    let evs: Vec<_> = (0..25u128)
+        .map(|i| ev(0, 1000 * (1 + (i as i64 % 3)), i))
+        .collect();
+    append_all(s, T, &evs);
+    let mut seen = Vec::new();
+    let mut resume = None;
+    loop {
+        let page = s.scan(T, 0, BucketRange::all(), resume, 7).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        resume = page.last().map(|e| (e.bucket, e.key));
+        seen.extend(page.into_iter().map(|e| (e.bucket, e.key.0)));
+    }
+    let mut expected: Vec<_> = evs.iter().map(|(_, b, k, _)| (*b, k.0)).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+pub fn payloads_are_kept_apart(s: &dyn Store) {
+    s.ensure_tenant(T, 1).unwrap();
+    let big = vec![7u8; 3 << 20];
+    s.append(
+        T,
+        &[NewEvent {
+            shard: 0,
+            bucket: 1000,
+            key: EventKey(1),
+            event: b"small",
+            raw: &big,
+        }],
+    )
+    .unwrap();
+    let scanned = s.scan(T, 0, BucketRange::all(), None, 10).unwrap();
+    assert_eq!(scanned[0].event, b"small");
+    assert_eq!(
+        s.payload(T, 0, 1000, EventKey(1)).unwrap().as_deref(),
+        Some(big.as_slice())
+    );
+    assert_eq!(s.payload(T, 0, 1000, EventKey(2)).unwrap(), None);
+}
+
+pub fn marks_change_on_every_write(s: &dyn Store) {
+    s.ensure_tenant(T, 2).unwrap();
+    append_all(s, T, &[ev(0, 1000, 1)]);
+    let m1 = s.bucket_marks(T, 0, BucketRange::all()).unwrap();
+    assert_eq!(m1.len(), 1);
+    assert_eq!(m1[0].0, 1000);
+    append_all(s, T, &[ev(0, 1000, 2), ev(0, 2000, 3)]);
+    let m2 = s.bucket_marks(T, 0, BucketRange::all()).unwrap();
+    assert_eq!(m2.len(), 2);
+    assert_ne!(
+        m2[0].1, m1[0].1,
+        "a write into bucket 1000 must change its mark"
+    );
+    assert!(s.bucket_marks(T, 1, BucketRange::all()).unwrap().is_empty());
+    assert_eq!(
+        s.bucket_marks(T, 0, BucketRange::new(1000, 2000))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub fn leases_have_one_owner_and_fence_commits(s: &dyn Store) {
+    s.ensure_tenant(T, 1).unwrap();
+    let a = s
+        .acquire_lease(T, G, 0, "worker-a", 1000, 10_000)
+        .unwrap()
+        .expect("free lease");
+    assert!(
+        s.acquire_lease(T, G, 0, "worker-b", 1000, 10_500)
+            .unwrap()
+            .is_none(),
+        "held and unexpired"
+    );
+    let cp = Checkpoint {
+        shard: 0,
+        offset: 5000,
+        marks: vec![(5000, 1)],
+        state: b"state".to_vec(),
+    };
+    s.commit(T, G, &a, &cp).unwrap();
+    assert_eq!(s.load_checkpoint(T, G, 0).unwrap(), Some(cp.clone()));
+    let a = s.renew_lease(&a, 1000, 10_800).unwrap().expect("renewed");
+    assert!(
+        s.acquire_lease(T, G, 0, "worker-b", 1000, 11_700)
+            .unwrap()
+            .is_none(),
+        "renewal extended it"
+    );
+    // a stops renewing; after expiry b takes over with a higher epoch and a is fenced off.
+    let b = s
+        .acquire_lease(T, G, 0, "worker-b", 1000, 11_900)
+        .unwrap()
+        .expect("expired lease moves");
+    assert!(b.epoch > a.epoch);
+    assert!(matches!(
+        s.commit(T, G, &a, &cp),
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(s.renew_lease(&a, 1000, 11_950).unwrap().is_none());
+    let cp2 = Checkpoint { offset: 6000, ..cp };
+    s.commit(T, G, &b, &cp2).unwrap();
+    assert_eq!(s.load_checkpoint(T, G, 0).unwrap().unwrap().offset, 6000);
+    // A released lease is free at once.
+    s.release_lease(&b).unwrap();
+    let c = s
+        .acquire_lease(T, G, 0, "worker-c", 1000, 11_960)
+        .unwrap()
+        .expect("released lease is free");
+    assert!(c.epoch > b.epoch);
+    assert_eq!(s.leases(T, G).unwrap().len(), 1);
+}
+
+pub fn offsets_list_every_group(s: &dyn Store) {
+    s.ensure_tenant(T, 2).unwrap();
+    for (group, offset) in [("g1", 1000), ("g2", 3000)] {
+        let l = s
+            .acquire_lease(T, group, 1, "w", 60_000, 0)
+            .unwrap()
+            .unwrap();
+        s.commit(
+            T,
+            group,
+            &l,
+            &Checkpoint {
+                shard: 1,
+                offset,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let mut offs = s.offsets(T, 1).unwrap();
+    offs.sort();
+    assert_eq!(
+        offs,
+        vec![("g1".to_string(), 1000), ("g2".to_string(), 3000)]
+    );
+    assert!(s.offsets(T, 0).unwrap().is_empty());
+}
+
+pub fn dead_letters_are_kept_and_listed(s: &dyn Store) {
+    let letter = |n: u64, tenant: &str| DeadLetter {
+        id: 0,
+        tenant: tenant.into(),
+        received: storyline_model::Timestamp(n as i64),
+        source: "http".into(),
+        line: Some(n),
+        format: Some("zeek".into()),
+        code: "malformed_json".into(),
+        reason: format!("line {n}: bad"),
+        raw: vec![0xff, n as u8],
+    };
+    s.put_dead_letters(&[letter(1, T), letter(2, T), letter(3, "other")])
+        .unwrap();
+    s.put_dead_letters(&[letter(4, T)]).unwrap();
+    let all = s.dead_letters(T, None, 100).unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.line.unwrap()).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(all[0].raw, vec![0xff, 1]);
+    let rest = s.dead_letters(T, Some(all[0].id), 1).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].line, Some(2));
+    assert_eq!(s.dead_letters("other", None, 10).unwrap().len(), 1);
+}
+
+pub fn retention_deletes_only_older_buckets(s: &dyn Store) {
+    s.ensure_tenant(T, 2).unwrap();
+    append_all(
+        s,
+        T,
+        &[
+            ev(0, 1000, 1),
+            ev(0, 2000, 2),
+            ev(0, 3000, 3),
+            ev(1, 1000, 4),
+        ],
+    );
+    assert_eq!(s.delete_before(T, 0, 3000).unwrap(), 2);
+    let left: Vec<_> = s
+        .scan(T, 0, BucketRange::all(), None, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.bucket)
+        .collect();
+    assert_eq!(left, vec![3000]);
+    assert_eq!(s.payload(T, 0, 1000, EventKey(1)).unwrap(), None);
+    assert_eq!(s.bucket_marks(T, 0, BucketRange::all()).unwrap().len(), 1);
+    assert_eq!(
+        s.scan(T, 1, BucketRange::all(), None, 10).unwrap().len(),
+        1,
+        "other shards untouched"
+    );
+}
+
+pub fn tenants_are_isolated(s: &dyn Store) {
+    s.ensure_tenant("a", 2).unwrap();
+    s.ensure_tenant("b", 2).unwrap();
+    append_all(s, "a", &[ev(0, 1000, 1)]);
+    assert!(s
+        .scan("b", 0, BucketRange::all(), None, 10)
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        s.ensure_tenant("a", 3),
+        Err(StoreError::ShardCountMismatch { stored: 2, .. })
+    ));
+    assert!(matches!(
+        s.ensure_tenant("Bad Name", 1),
+        Err(StoreError::BadTenant(_))
+    ));
+    // A tenant whose name is a prefix of another's sees nothing of it.
+    s.ensure_tenant("ab", 2).unwrap();
+    assert!(s
+        .scan("ab", 0, BucketRange::all(), None, 10)
+        .unwrap()
+        .is_empty());
+}
+
+/// Generates one `#[test]` per conformance check. `$make` builds a fresh, empty store behind a pointer to a
+/// guard that derefs to the store (`Box<Guard>` where `Guard: Deref<Target = YourStore>`), so the guard can
+/// clean up (remove a temp dir, drop a schema) when the test ends.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            scan_returns_bucket_range_in_order, scan_pages_with_resume, payloads_are_kept_apart,
+            marks_change_on_every_write, leases_have_one_owner_and_fence_commits, offsets_list_every_group,
+            dead_letters_are_kept_and_listed, retention_deletes_only_older_buckets, tenants_are_isolated);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = $make;
+                $crate::conformance::$name(&**store);
+            }
+        )*
+    };
+}

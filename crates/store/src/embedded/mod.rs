@@ -1,0 +1,479 @@
+//! The default backend: fjall, an embedded LSM-tree engine in pure Rust (engine choice and its
+//! measurements: docs/design.md).
+//!
+//! Keyspaces: `events` (encoded canonical events), `payloads` (raw records, key-value separated so large
+//! ones do not bloat scans), `marks` (per-bucket write marks), `meta` (tenants, checkpoints, leases) and
+//! `dead_letters`. A single process owns the data directory (fjall locks it), so leases and commits are
+//! serialized with a mutex; leases still matter because several workers in the process share shards.
+
+mod keys;
+
+use crate::*;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
+use keys::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use storyline_model::{EventKey, Timestamp};
+
+/// When an append is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync before acknowledging (group commit: concurrent appends share one fsync). Survives power loss.
+    #[default]
+    Fsync,
+    /// Hand the data to the OS before acknowledging. Survives a process crash, not a power loss.
+    Flush,
+    /// Acknowledge from memory. Only for benchmarks and throwaway runs.
+    None,
+}
+
+pub struct EmbeddedStore {
+    db: Database,
+    events: Keyspace,
+    payloads: Keyspace,
+    marks: Keyspace,
+    meta: Keyspace,
+    dead: Keyspace,
+    durability: Durability,
+    /// Source of write marks and dead-letter ids: starts at the wall clock in ns so values keep growing
+    /// across restarts.
+    seq: AtomicU64,
+    group_commit: GroupCommit,
+    /// Serializes lease changes and fenced commits.
+    lease_lock: Mutex<()>,
+}
+
+impl EmbeddedStore {
+    pub fn open(path: &Path, durability: Durability) -> Result<Self> {
+        let db = Database::builder(path).open().map_err(engine)?;
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(engine)
+        };
+        let payloads = db
+            .keyspace("payloads", || {
+                KeyspaceCreateOptions::default()
+                    .with_kv_separation(Some(KvSeparationOptions::default()))
+            })
+            .map_err(engine)?;
+        let store = Self {
+            events: ks("events")?,
+            marks: ks("marks")?,
+            meta: ks("meta")?,
+            dead: ks("dead_letters")?,
+            payloads,
+            db,
+            durability,
+            seq: AtomicU64::new(Timestamp::now().as_nanos().max(1) as u64),
+            group_commit: GroupCommit::default(),
+            lease_lock: Mutex::new(()),
+        };
+        Ok(store)
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn make_durable(&self) -> Result<()> {
+        match self.durability {
+            Durability::Fsync => self
+                .group_commit
+                .sync(|| self.db.persist(PersistMode::SyncAll).map_err(engine)),
+            Durability::Flush => self.db.persist(PersistMode::Buffer).map_err(engine),
+            Durability::None => Ok(()),
+        }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.meta.get(key).map_err(engine)? {
+            None => Ok(None),
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<()> {
+        let bytes = postcard::to_stdvec(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.meta.insert(key, bytes).map_err(engine)?;
+        self.make_durable()
+    }
+
+    pub fn disk_space(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+}
+
+fn engine(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+fn lease_key(tenant: &str, group: &str, shard: Shard) -> Vec<u8> {
+    meta_key(
+        "lease",
+        &[tenant.as_bytes(), group.as_bytes(), &shard.to_be_bytes()],
+    )
+}
+
+fn checkpoint_key(tenant: &str, group: &str, shard: Shard) -> Vec<u8> {
+    meta_key(
+        "checkpoint",
+        &[tenant.as_bytes(), &shard.to_be_bytes(), group.as_bytes()],
+    )
+}
+
+/// Group commit: a writer whose data was already covered by someone else's fsync returns at once; the
+/// others queue on the mutex and the first one through syncs for all of them.
+#[derive(Default)]
+struct GroupCommit {
+    written: AtomicU64,
+    synced: Mutex<u64>,
+}
+
+impl GroupCommit {
+    fn sync(&self, fsync: impl FnOnce() -> Result<()>) -> Result<()> {
+        let mine = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced >= mine {
+            return Ok(());
+        }
+        let covers = self.written.load(Ordering::SeqCst);
+        fsync()?;
+        *synced = covers;
+        Ok(())
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn ensure_tenant(&self, tenant: &str, shards: u16) -> Result<()> {
+        validate_tenant(tenant)?;
+        let key = meta_key("tenant", &[tenant.as_bytes()]);
+        let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.get_meta::<u16>(&key)? {
+            Some(stored) if stored != shards => Err(StoreError::ShardCountMismatch {
+                tenant: tenant.into(),
+                stored,
+                configured: shards,
+            }),
+            Some(_) => Ok(()),
+            None => self.put_meta(&key, &shards),
+        }
+    }
+
+    fn append(&self, tenant: &str, events: &[NewEvent<'_>]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        let mark = self.next_seq().to_be_bytes();
+        let mut last_bucket: Option<(Shard, Bucket)> = None;
+        for e in events {
+            let k = event_key(tenant, e.shard, e.bucket, e.key);
+            batch.insert(&self.events, k.clone(), e.event);
+            batch.insert(&self.payloads, k, e.raw);
+            // Marks are per (shard, bucket); consecutive events usually share one, so skip repeats cheaply.
+            if last_bucket != Some((e.shard, e.bucket)) {
+                batch.insert(
+                    &self.marks,
+                    bucket_key(tenant, e.shard, e.bucket),
+                    mark.as_slice(),
+                );
+                last_bucket = Some((e.shard, e.bucket));
+            }
+        }
+        batch.commit().map_err(engine)?;
+        self.make_durable()
+    }
+
+    fn scan(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+        resume: Option<(Bucket, EventKey)>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        if range.after >= range.upto {
+            return Ok(Vec::new());
+        }
+        let start = match resume {
+            Some((b, k)) => {
+                let mut s = event_key(tenant, shard, b, k);
+                s.push(0); // strictly after the resume key
+                s
+            }
+            None => {
+                let first = range.after.saturating_add(1);
+                bucket_key(tenant, shard, first)
+            }
+        };
+        let end = match range.upto.checked_add(1) {
+            Some(next) => bucket_key(tenant, shard, next),
+            None => {
+                let mut e = shard_prefix(tenant, shard);
+                e.extend_from_slice(&[0xff; 25]);
+                e
+            }
+        };
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in self.events.range(start..end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.into_inner().map_err(engine)?;
+            let (bucket, key) = decode_event_suffix(&k)
+                .ok_or_else(|| StoreError::Corrupt("short event key".into()))?;
+            out.push(StoredEvent {
+                bucket,
+                key,
+                event: v.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn payload(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        bucket: Bucket,
+        key: EventKey,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .payloads
+            .get(event_key(tenant, shard, bucket, key))
+            .map_err(engine)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn bucket_marks(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+    ) -> Result<Vec<(Bucket, u64)>> {
+        if range.after >= range.upto {
+            return Ok(Vec::new());
+        }
+        let start = bucket_key(tenant, shard, range.after.saturating_add(1));
+        let end = match range.upto.checked_add(1) {
+            Some(n) => bucket_key(tenant, shard, n),
+            None => {
+                let mut e = shard_prefix(tenant, shard);
+                e.extend_from_slice(&[0xff; 9]);
+                e
+            }
+        };
+        let mut out = Vec::new();
+        for item in self.marks.range(start..end) {
+            let (k, v) = item.into_inner().map_err(engine)?;
+            let bucket = decode_bucket_suffix(&k)
+                .ok_or_else(|| StoreError::Corrupt("short mark key".into()))?;
+            let mark: [u8; 8] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("bad mark".into()))?;
+            out.push((bucket, u64::from_be_bytes(mark)));
+        }
+        Ok(out)
+    }
+
+    fn load_checkpoint(
+        &self,
+        tenant: &str,
+        group: &str,
+        shard: Shard,
+    ) -> Result<Option<Checkpoint>> {
+        self.get_meta(&checkpoint_key(tenant, group, shard))
+    }
+
+    fn commit(
+        &self,
+        tenant: &str,
+        group: &str,
+        lease: &Lease,
+        checkpoint: &Checkpoint,
+    ) -> Result<()> {
+        let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current: Option<Lease> = self.get_meta(&lease_key(tenant, group, lease.shard))?;
+        let held = current.is_some_and(|c| c.owner == lease.owner && c.epoch == lease.epoch);
+        if !held || lease.shard != checkpoint.shard {
+            return Err(StoreError::LeaseLost {
+                shard: lease.shard,
+                owner: lease.owner.clone(),
+                epoch: lease.epoch,
+            });
+        }
+        self.put_meta(&checkpoint_key(tenant, group, lease.shard), checkpoint)
+    }
+
+    fn offsets(&self, tenant: &str, shard: Shard) -> Result<Vec<(String, Bucket)>> {
+        let prefix = {
+            let mut p = meta_key("checkpoint", &[tenant.as_bytes(), &shard.to_be_bytes()]);
+            p.push(0);
+            p
+        };
+        let mut out = Vec::new();
+        for item in self.meta.prefix(&prefix) {
+            let (k, v) = item.into_inner().map_err(engine)?;
+            let group = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let cp: Checkpoint =
+                postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((group, cp.offset));
+        }
+        Ok(out)
+    }
+
+    fn acquire_lease(
+        &self,
+        tenant: &str,
+        group: &str,
+        shard: Shard,
+        owner: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let key = lease_key(tenant, group, shard);
+        let current: Option<Lease> = self.get_meta(&key)?;
+        let epoch = match &current {
+            Some(c) if c.owner == owner && c.expires_ms > now_ms => c.epoch,
+            Some(c) if c.expires_ms > now_ms => return Ok(None),
+            Some(c) => c.epoch + 1,
+            None => 1,
+        };
+        let lease = Lease {
+            tenant: tenant.into(),
+            group: group.into(),
+            shard,
+            owner: owner.into(),
+            epoch,
+            expires_ms: now_ms.saturating_add(ttl_ms),
+        };
+        self.put_meta(&key, &lease)?;
+        Ok(Some(lease))
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl_ms: i64, now_ms: i64) -> Result<Option<Lease>> {
+        let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let key = lease_key(&lease.tenant, &lease.group, lease.shard);
+        let current: Option<Lease> = self.get_meta(&key)?;
+        match current {
+            Some(c) if c.owner == lease.owner && c.epoch == lease.epoch => {
+                let renewed = Lease {
+                    expires_ms: now_ms.saturating_add(ttl_ms),
+                    ..c
+                };
+                self.put_meta(&key, &renewed)?;
+                Ok(Some(renewed))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let key = lease_key(&lease.tenant, &lease.group, lease.shard);
+        let current: Option<Lease> = self.get_meta(&key)?;
+        if let Some(c) = current {
+            if c.owner == lease.owner && c.epoch == lease.epoch {
+                // Expire it rather than delete it, so the epoch keeps growing for the next owner.
+                self.put_meta(
+                    &key,
+                    &Lease {
+                        expires_ms: i64::MIN,
+                        ..c
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn leases(&self, tenant: &str, group: &str) -> Result<Vec<Lease>> {
+        let mut prefix = meta_key("lease", &[tenant.as_bytes(), group.as_bytes()]);
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.meta.prefix(&prefix) {
+            let (_, v) = item.into_inner().map_err(engine)?;
+            out.push(postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for l in letters {
+            let id = self.next_seq();
+            let mut k = tenant_prefix(&l.tenant);
+            k.extend_from_slice(&id.to_be_bytes());
+            let stored = DeadLetter { id, ..l.clone() };
+            let v = postcard::to_stdvec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            batch.insert(&self.dead, k, v);
+        }
+        batch.commit().map_err(engine)?;
+        self.make_durable()
+    }
+
+    fn dead_letters(
+        &self,
+        tenant: &str,
+        after_id: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        let prefix = tenant_prefix(tenant);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&after_id.map_or(0, |i| i.saturating_add(1)).to_be_bytes());
+        let mut end = prefix;
+        end.extend_from_slice(&[0xff; 9]);
+        let mut out = Vec::new();
+        for item in self.dead.range(start..end).take(limit) {
+            let (_, v) = item.into_inner().map_err(engine)?;
+            out.push(postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64> {
+        let start = shard_prefix(tenant, shard);
+        let end = bucket_key(tenant, shard, before);
+        let mut deleted = 0u64;
+        loop {
+            // Deletes in chunks so one retention pass never builds an unbounded batch.
+            let keys: Vec<_> = self
+                .events
+                .range(start.clone()..end.clone())
+                .take(10_000)
+                .map(|g| g.key().map_err(engine))
+                .collect::<Result<_>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut batch = self.db.batch();
+            for k in &keys {
+                batch.remove(&self.events, k.clone());
+                batch.remove(&self.payloads, k.clone());
+            }
+            deleted += keys.len() as u64;
+            batch.commit().map_err(engine)?;
+        }
+        let marks: Vec<_> = self
+            .marks
+            .range(start..end)
+            .map(|g| g.key().map_err(engine))
+            .collect::<Result<_>>()?;
+        let mut batch = self.db.batch();
+        for k in marks {
+            batch.remove(&self.marks, k);
+        }
+        batch.commit().map_err(engine)?;
+        self.make_durable()?;
+        Ok(deleted)
+    }
+}
