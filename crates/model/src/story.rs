@@ -18,6 +18,10 @@ pub struct Story {
     pub event_count: u32,
     pub event_ids: Vec<EventId>,
     pub sensors: Vec<Str>,
+    /// Set on the last version of a story whose events were folded into another story (a late event
+    /// bridged the two). That version carries no events: they are all in the surviving story.
+    #[serde(with = "opt_story_id_hex", skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<StoryId>,
     #[serde(flatten)]
     pub fused: Fused,
 }
@@ -133,6 +137,25 @@ mod story_id_hex {
         } else {
             u128::deserialize(d).map(StoryId)
         }
+    }
+}
+
+mod opt_story_id_hex {
+    use crate::StoryId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &Option<StoryId>, s: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => super::story_id_hex::serialize(id, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StoryId>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| u128::from_str_radix(&s, 16).map(StoryId))
+            .transpose()
+            .map_err(|_| serde::de::Error::custom("merged_into must be 32 hex digits"))
     }
 }
 
