@@ -1,0 +1,109 @@
+//! Stories as a person reads them in a terminal: one block per story version.
+
+use super::StorySink;
+use std::fmt::Write as _;
+use std::io::Write;
+use storyline_model::{FusedEndpoint, Story};
+
+pub struct PrettySink;
+
+fn endpoint(e: &FusedEndpoint) -> String {
+    match (e.ip, e.port) {
+        (Some(ip), Some(p)) => format!("{ip}:{p}"),
+        (Some(ip), None) => ip.to_string(),
+        _ => "?".into(),
+    }
+}
+
+fn join(v: &[storyline_model::Str]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+pub fn render(s: &Story) -> String {
+    let mut out = String::new();
+    let f = &s.fused;
+    let dur = s.last_seen.nanos_since(s.first_seen) as f64 / 1e9;
+    if let Some(into) = s.merged_into {
+        let _ = writeln!(
+            out,
+            "story {} v{}  merged into {}",
+            s.story_id, s.version, into
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "story {} v{}  {}  {:.1}s  {} event(s) from {}",
+        s.story_id,
+        s.version,
+        s.first_seen,
+        dur,
+        s.event_count,
+        join(&s.sensors)
+    );
+    let proto = f.network.transport.as_deref().unwrap_or("-");
+    let mut flow = format!(
+        "  {} → {} {proto}",
+        endpoint(&f.source),
+        endpoint(&f.destination)
+    );
+    if let Some(nat) = f.source.nat.ip {
+        let _ = write!(
+            flow,
+            "  (NAT {nat}{})",
+            f.source
+                .nat
+                .port
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(b) = f.network.bytes {
+        let _ = write!(flow, "  {b} bytes");
+    }
+    let _ = writeln!(out, "{flow}");
+    let names: Vec<_> = f
+        .dns
+        .question
+        .names
+        .iter()
+        .chain(&f.tls.server_names)
+        .chain(&f.url.domains)
+        .map(|s| s.as_str())
+        .collect();
+    if !names.is_empty() {
+        let _ = writeln!(out, "  names: {}", names.join(", "));
+    }
+    let who: Vec<String> = [
+        ("user", &f.user.names),
+        ("host", &f.host.names),
+        ("process", &f.process.names),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| format!("{k} {}", join(v)))
+    .collect();
+    if !who.is_empty() {
+        let _ = writeln!(out, "  {}", who.join("  "));
+    }
+    if !f.event.actions.is_empty() || !f.rule.names.is_empty() {
+        let _ = writeln!(
+            out,
+            "  verdict: {}  rules: {}",
+            join(&f.event.actions),
+            join(&f.rule.names)
+        );
+    }
+    out
+}
+
+impl StorySink for PrettySink {
+    fn publish(&self, stories: &[Story]) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for s in stories {
+            out.write_all(render(s).as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
