@@ -1,1 +1,220 @@
+//! Turns sensor records into canonical [`Event`]s.
+//!
+//! Input arrives either as NDJSON envelope lines (`{"format", "sensor", "record"}`, see
+//! [`parse_envelope`]) or as bare records whose format and sensor the caller knows ([`parse_record`]).
+//! Every failure is a [`Rejection`] that names the offending field: parsers never panic, whatever the
+//! bytes, because one bad record must not stop a pipeline.
 
+mod csv;
+mod error;
+mod formats;
+mod json;
+mod timefmt;
+
+pub use error::Rejection;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use storyline_model::ids::content_event_id;
+use storyline_model::{Event, Str};
+
+/// Known format names, as written in envelopes and on command lines.
+pub const FORMATS: &[&str] = &["ecs", "zeek", "suricata", "aws_vpc", "sysmon", "panos"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest accepted envelope line or record, checked before any parsing.
+    pub max_record_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub format: Str,
+    pub sensor: Str,
+    /// The record as received (a JSON object's exact text, or the decoded raw line), without its line
+    /// terminator. Kept beside the event for people to inspect; the content-hash id is computed over it.
+    pub raw: Vec<u8>,
+    pub event: Event,
+}
+
+const MAX_SENSOR_BYTES: usize = 256;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    format: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sensor: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    record: Option<&'a RawValue>,
+}
+
+const ENVELOPE_SHAPE: &str =
+    "an envelope line is {\"format\": \"zeek\", \"sensor\": \"name\", \"record\": {...} or \"raw line\"}";
+
+/// Parses one NDJSON envelope line: `{"format": F, "sensor": S, "record": R}` where R is the native
+/// JSON object, or the raw record text as a JSON string (for text formats, or JSON records forwarded
+/// verbatim). Other envelope keys are ignored.
+pub fn parse_envelope(line: &[u8], limits: &Limits) -> Result<Parsed, Rejection> {
+    check_size(line, limits)?;
+    let line = line.trim_ascii();
+    match line.first() {
+        None => return Err(Rejection::Empty),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(Rejection::MalformedJson {
+                detail: format!(
+                    "the line does not start with '{{'; {ENVELOPE_SHAPE}, one per line"
+                ),
+            })
+        }
+    }
+    let env: Envelope = serde_json::from_slice(line).map_err(|e| Rejection::malformed_json(&e))?;
+    let format = envelope_string(env.format, "format")?;
+    let sensor = envelope_string(env.sensor, "sensor")?;
+    let (canonical, parse_fn) = lookup(&format)?;
+    check_sensor(&sensor)?;
+    let record = env
+        .record
+        .filter(|r| r.get() != "null")
+        .ok_or_else(|| Rejection::missing("record", ENVELOPE_SHAPE))?;
+    let text = record.get();
+    let raw: Cow<[u8]> = match text.as_bytes().first() {
+        Some(b'{') => Cow::Borrowed(text.as_bytes()),
+        Some(b'"') => match json_string(record)? {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        },
+        _ => {
+            return Err(Rejection::bad_value(
+                "record",
+                error::excerpt(text),
+                "a JSON object (the native record) or a string (the raw record line)",
+            ))
+        }
+    };
+    parse_with(canonical, parse_fn, &sensor, raw, limits)
+}
+
+/// Parses a record already separated from any envelope: a JSON object's text or a raw text line, in
+/// `format`, reported by `sensor`. A trailing line terminator is ignored.
+pub fn parse_record(
+    format: &str,
+    sensor: &str,
+    raw: &[u8],
+    limits: &Limits,
+) -> Result<Parsed, Rejection> {
+    check_size(raw, limits)?;
+    let (canonical, parse_fn) = lookup(format)?;
+    check_sensor(sensor)?;
+    parse_with(canonical, parse_fn, sensor, Cow::Borrowed(raw), limits)
+}
+
+fn parse_with(
+    format: &'static str,
+    parse_fn: formats::ParseFn,
+    sensor: &str,
+    raw: Cow<[u8]>,
+    limits: &Limits,
+) -> Result<Parsed, Rejection> {
+    check_size(&raw, limits)?;
+    let raw = strip_terminator(raw);
+    if raw.trim_ascii().is_empty() {
+        return Err(Rejection::Empty);
+    }
+    let mut event = Event::default();
+    let own_id = parse_fn(&raw, &mut event)?;
+    event.observer.name = sensor.into();
+    event.event.id = match own_id {
+        Some(id) => id,
+        None => content_event_id(format, sensor, &raw),
+    };
+    event.finish();
+    Ok(Parsed {
+        format: format.into(),
+        sensor: sensor.into(),
+        raw: raw.into_owned(),
+        event,
+    })
+}
+
+fn lookup(format: &str) -> Result<(&'static str, formats::ParseFn), Rejection> {
+    formats::lookup(format).ok_or_else(|| Rejection::UnknownFormat {
+        format: error::excerpt(format),
+        known: FORMATS,
+    })
+}
+
+fn check_size(bytes: &[u8], limits: &Limits) -> Result<(), Rejection> {
+    if bytes.len() > limits.max_record_bytes {
+        return Err(Rejection::Oversized {
+            len: bytes.len(),
+            limit: limits.max_record_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Sensor names end up in store keys and in every message about the sensor's events.
+fn check_sensor(sensor: &str) -> Result<(), Rejection> {
+    let expected = "a non-empty sensor name of at most 256 bytes without control characters";
+    if sensor.trim().is_empty()
+        || sensor.len() > MAX_SENSOR_BYTES
+        || sensor.chars().any(char::is_control)
+    {
+        return Err(Rejection::bad_value("sensor", format!("{sensor:?}"), expected));
+    }
+    Ok(())
+}
+
+fn strip_terminator(raw: Cow<[u8]>) -> Cow<[u8]> {
+    let len = raw.len();
+    let cut = if raw.ends_with(b"\r\n") {
+        2
+    } else if raw.ends_with(b"\n") {
+        1
+    } else {
+        return raw;
+    };
+    match raw {
+        Cow::Borrowed(b) => Cow::Borrowed(b.get(..len - cut).unwrap_or_default()),
+        Cow::Owned(mut v) => {
+            v.truncate(len - cut);
+            Cow::Owned(v)
+        }
+    }
+}
+
+fn envelope_string<'a>(v: Option<&'a RawValue>, field: &'static str) -> Result<Cow<'a, str>, Rejection> {
+    match v.filter(|r| r.get() != "null") {
+        None => Err(Rejection::missing(field, ENVELOPE_SHAPE)),
+        Some(r) if r.get().starts_with('"') => json_string(r),
+        Some(r) => Err(Rejection::bad_value(
+            field,
+            error::excerpt(r.get()),
+            format!("a string; {ENVELOPE_SHAPE}"),
+        )),
+    }
+}
+
+/// A JSON string token's value, borrowed when it has no escapes (the common case).
+fn json_string(r: &RawValue) -> Result<Cow<'_, str>, Rejection> {
+    let text = r.get();
+    if !text.contains('\\') {
+        if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            return Ok(Cow::Borrowed(inner));
+        }
+    }
+    serde_json::from_str::<String>(text)
+        .map(Cow::Owned)
+        .map_err(|e| Rejection::malformed_json(&e))
+}

@@ -1,0 +1,113 @@
+//! Records already in Elastic Common Schema names (ecs.elastic.co, "ECS Field Reference"), i.e. the
+//! JSON form of the canonical event. Nested objects and dotted keys (`"source.ip": ...`, as
+//! Elasticsearch accepts them) may be mixed. Own id: `event.id` when the record has one.
+
+use crate::error::Rejection;
+use crate::json::{self, kind_of, Obj};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use storyline_model::{Event, Str};
+
+pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
+    let mut o = json::parse_object(raw, "an ECS record")?;
+    // Read separately: the model's deserializer takes integers as nanoseconds, while an integer
+    // `@timestamp` in ECS data conventionally means milliseconds; requiring text avoids guessing.
+    let timestamp = json::datetime(
+        &o,
+        "@timestamp",
+        "ECS records need @timestamp as RFC 3339 text, like \"2026-11-21T10:00:00Z\"",
+    )?;
+    o.remove("@timestamp");
+    let o = expand_dotted(o)?;
+    let value = Value::Object(o);
+    let parsed = Event::deserialize(&value).map_err(|e| diagnose(&value, &e))?;
+    *ev = parsed;
+    ev.timestamp = timestamp;
+    let own = Some(ev.event.id.clone()).filter(|id| !id.trim().is_empty());
+    Ok(own)
+}
+
+/// Turns `{"source.ip": x}` into `{"source": {"ip": x}}`, merging with nested objects already present.
+fn expand_dotted(o: Obj) -> Result<Obj, Rejection> {
+    if !o.keys().any(|k| k.contains('.')) {
+        return Ok(o);
+    }
+    let mut out = Map::new();
+    for (key, value) in o {
+        let mut target = &mut out;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                merge(target, part, value, &key)?;
+                break;
+            }
+            let slot = target
+                .entry(part)
+                .or_insert_with(|| Value::Object(Map::new()));
+            target = match slot {
+                Value::Object(m) => m,
+                other => {
+                    return Err(Rejection::bad_value(
+                        key.as_str(),
+                        kind_of(other),
+                        "an object: the record has both a dotted and a plain key for this path",
+                    ))
+                }
+            };
+        }
+    }
+    Ok(out)
+}
+
+fn merge(target: &mut Obj, key: &str, value: Value, full: &str) -> Result<(), Rejection> {
+    match (target.get_mut(key), value) {
+        (None, v) => {
+            target.insert(key.to_owned(), v);
+            Ok(())
+        }
+        (Some(Value::Object(existing)), Value::Object(new)) => {
+            for (k, v) in new {
+                merge(existing, &k, v, full)?;
+            }
+            Ok(())
+        }
+        (Some(_), _) => Err(Rejection::bad_value(
+            full,
+            "a second value",
+            "each field once (it appears both dotted and nested)",
+        )),
+    }
+}
+
+/// serde's message for a `Value` names no field. Find the first leaf that fails on its own, so the
+/// rejection can name it: only done on the failure path, where a few small deserializations are cheap.
+fn diagnose(value: &Value, err: &serde_json::Error) -> Rejection {
+    let mut leaves = Vec::new();
+    collect_leaves(value, &mut Vec::new(), &mut leaves);
+    for (path, leaf) in leaves {
+        let mut probe = leaf.clone();
+        for part in path.iter().rev() {
+            let mut m = Map::new();
+            m.insert((*part).to_owned(), probe);
+            probe = Value::Object(m);
+        }
+        if let Err(e) = Event::deserialize(&probe) {
+            return Rejection::bad_value(path.join("."), leaf, e.to_string());
+        }
+    }
+    Rejection::bad_value("record", "an ECS object", err.to_string())
+}
+
+/// Objects are descended into; anything else (arrays included) is a leaf.
+fn collect_leaves<'a>(v: &'a Value, path: &mut Vec<&'a str>, out: &mut Vec<(Vec<&'a str>, &'a Value)>) {
+    match v {
+        Value::Object(m) if !m.is_empty() || path.is_empty() => {
+            for (k, child) in m {
+                path.push(k);
+                collect_leaves(child, path, out);
+                path.pop();
+            }
+        }
+        _ => out.push((path.clone(), v)),
+    }
+}

@@ -1,0 +1,73 @@
+//! One module per input format. Each fills an [`Event`] from the record bytes and returns the record's
+//! own event id where the format has one; `lib.rs` does what is common (observer name, id, `finish`).
+
+pub(crate) mod aws_vpc;
+mod common;
+pub(crate) mod ecs;
+pub(crate) mod panos;
+pub(crate) mod suricata;
+pub(crate) mod sysmon;
+pub(crate) mod zeek;
+
+use crate::error::Rejection;
+use storyline_model::{Event, Str};
+
+/// Fills the event; returns the record's own id, if its format defines one and the record has it.
+pub(crate) type ParseFn = fn(&[u8], &mut Event) -> Result<Option<Str>, Rejection>;
+
+pub(crate) fn lookup(name: &str) -> Option<(&'static str, ParseFn)> {
+    let f: ParseFn = match name {
+        "ecs" => ecs::parse,
+        "zeek" => zeek::parse,
+        "suricata" => suricata::parse,
+        "aws_vpc" => aws_vpc::parse,
+        "sysmon" => sysmon::parse,
+        "panos" => panos::parse,
+        _ => return None,
+    };
+    let canonical = crate::FORMATS.iter().find(|f| **f == name)?;
+    Some((canonical, f))
+}
+
+/// HTTP request target to `url.*`. Sensors log the Host header and the request target separately; the
+/// target is usually origin-form (`/path?q`) but is absolute (`http://h/p`) for proxy requests.
+pub(crate) fn set_url(ev: &mut Event, host: Option<Str>, target: Option<Str>) {
+    if let Some(t) = &target {
+        if t.starts_with('/') {
+            let path = t.split(['?', '#']).next().unwrap_or("");
+            ev.url.path = Some(path.into());
+            if let Some(h) = &host {
+                ev.url.full = Some(format!("http://{h}{t}").into());
+            }
+        } else if t.contains("://") {
+            ev.url.full = Some(t.clone());
+        }
+    }
+    ev.url.domain = host;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_format_name_resolves() {
+        for f in crate::FORMATS {
+            assert_eq!(lookup(f).map(|(n, _)| n), Some(*f));
+        }
+        assert!(lookup("Zeek").is_none());
+    }
+
+    #[test]
+    fn urls() {
+        let mut e = Event::default();
+        set_url(&mut e, Some("example.com".into()), Some("/a/b?x=1".into()));
+        assert_eq!(e.url.full.as_deref(), Some("http://example.com/a/b?x=1"));
+        assert_eq!(e.url.path.as_deref(), Some("/a/b"));
+        assert_eq!(e.url.domain.as_deref(), Some("example.com"));
+        let mut e = Event::default();
+        set_url(&mut e, None, Some("http://proxy.example/x".into()));
+        assert_eq!(e.url.full.as_deref(), Some("http://proxy.example/x"));
+        assert_eq!(e.url.path, None);
+    }
+}

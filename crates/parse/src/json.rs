@@ -1,0 +1,169 @@
+//! Typed, field-naming access to JSON records.
+//!
+//! Records are parsed into `serde_json::Value` rather than typed structs so that a wrong type in one
+//! field yields a rejection naming that field (serde's typed errors only give a line and column), and
+//! so that shippers' variations (nested `{"id": {"orig_h": ..}}` vs. flat `"id.orig_h"`, numbers sent as
+//! strings) can be accepted without a struct per variant.
+
+use crate::error::Rejection;
+use crate::timefmt;
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+use storyline_model::{Str, Timestamp};
+
+pub(crate) type Obj = Map<String, Value>;
+
+pub(crate) fn parse_object(raw: &[u8], what: &str) -> Result<Obj, Rejection> {
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(other) => Err(Rejection::MalformedJson {
+            detail: format!("{what} must be a JSON object, got {}", kind_of(&other)),
+        }),
+        Err(e) => Err(Rejection::malformed_json(&e)),
+    }
+}
+
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Value at a dotted path, accepting both the flat key (`"id.orig_h"`, as Zeek writes it) and nested
+/// objects (`{"id": {"orig_h": ..}}`, as some shippers rewrite it), or any mix. Null counts as absent.
+pub(crate) fn get<'a>(o: &'a Obj, path: &str) -> Option<&'a Value> {
+    if let Some(v) = o.get(path) {
+        return (!v.is_null()).then_some(v);
+    }
+    for (i, _) in path.match_indices('.') {
+        let (head, tail) = (&path[..i], &path[i + 1..]);
+        if let Some(Value::Object(inner)) = o.get(head) {
+            if let Some(v) = get(inner, tail) {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+/// Sensors write "-" or "" for "not known"; both mean absent here.
+fn is_placeholder(s: &str) -> bool {
+    let s = s.trim();
+    s.is_empty() || s == "-"
+}
+
+fn shown(v: &Value) -> String {
+    v.to_string()
+}
+
+/// Text field. Numbers and booleans are accepted and rendered as text.
+pub(crate) fn text(o: &Obj, path: &str) -> Result<Option<Str>, Rejection> {
+    match get(o, path) {
+        None => Ok(None),
+        Some(v) => value_text(v, path),
+    }
+}
+
+pub(crate) fn value_text(v: &Value, path: &str) -> Result<Option<Str>, Rejection> {
+    match v {
+        Value::String(s) if is_placeholder(s) => Ok(None),
+        Value::String(s) => Ok(Some(Str::from(s.as_str()))),
+        Value::Number(n) => Ok(Some(Str::from(n.to_string()))),
+        Value::Bool(b) => Ok(Some(Str::from(if *b { "true" } else { "false" }))),
+        Value::Null => Ok(None),
+        other => Err(Rejection::bad_value(path, kind_of(other), "a string")),
+    }
+}
+
+pub(crate) fn require_text(o: &Obj, path: &str, hint: &str) -> Result<Str, Rejection> {
+    text(o, path)?.ok_or_else(|| Rejection::missing(path, hint))
+}
+
+/// Unsigned integer of type `T`; accepts JSON integers, integral floats and numeric strings (Winlogbeat
+/// sends Sysmon's ports and pids as strings).
+pub(crate) fn uint<T: TryFrom<u64>>(
+    o: &Obj,
+    path: &str,
+    expected: &str,
+) -> Result<Option<T>, Rejection> {
+    match get(o, path) {
+        None => Ok(None),
+        Some(v) => value_uint(v, path, expected),
+    }
+}
+
+pub(crate) fn value_uint<T: TryFrom<u64>>(
+    v: &Value,
+    path: &str,
+    expected: &str,
+) -> Result<Option<T>, Rejection> {
+    let n = match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) if is_placeholder(s) => return Ok(None),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match n.and_then(|n| T::try_from(n).ok()) {
+        Some(t) => Ok(Some(t)),
+        None => Err(Rejection::bad_value(path, shown(v), expected)),
+    }
+}
+
+/// Non-negative float (durations, TTLs); accepts numeric strings.
+pub(crate) fn float(o: &Obj, path: &str, expected: &str) -> Result<Option<f64>, Rejection> {
+    let Some(v) = get(o, path) else {
+        return Ok(None);
+    };
+    let f = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if is_placeholder(s) => return Ok(None),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match f.filter(|f| f.is_finite() && *f >= 0.0) {
+        Some(f) => Ok(Some(f)),
+        None => Err(Rejection::bad_value(path, shown(v), expected)),
+    }
+}
+
+pub(crate) fn ip(o: &Obj, path: &str) -> Result<Option<IpAddr>, Rejection> {
+    match get(o, path) {
+        None => Ok(None),
+        Some(Value::String(s)) if is_placeholder(s) => Ok(None),
+        Some(Value::String(s)) => parse_ip(s)
+            .map(Some)
+            .ok_or_else(|| Rejection::bad_value(path, shown(&Value::String(s.clone())), IP_EXPECTED)),
+        Some(other) => Err(Rejection::bad_value(path, shown(other), IP_EXPECTED)),
+    }
+}
+
+pub(crate) const IP_EXPECTED: &str = "an IPv4 or IPv6 address as a string, like \"10.0.0.1\"";
+pub(crate) const PORT_EXPECTED: &str = "a port number 0-65535";
+pub(crate) const COUNT_EXPECTED: &str = "a non-negative integer";
+
+/// IP text; an IPv6 zone suffix (`fe80::1%eth0`, written by Zeek and Windows) is dropped.
+pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    let s = s.split_once('%').map_or(s, |(addr, _zone)| addr);
+    s.parse().ok()
+}
+
+/// Required timestamp: RFC 3339-like text (see [`timefmt::parse_datetime`]).
+pub(crate) fn datetime(o: &Obj, path: &str, hint: &str) -> Result<Timestamp, Rejection> {
+    match get(o, path) {
+        None => Err(Rejection::missing(path, hint)),
+        Some(Value::String(s)) => {
+            timefmt::parse_datetime(s).ok_or_else(|| Rejection::bad_timestamp(path, s))
+        }
+        Some(other) => Err(Rejection::bad_timestamp(path, shown(other))),
+    }
+}
