@@ -8,7 +8,7 @@
 mod fuse;
 mod state;
 
-pub use state::{Correlator, CorrelatorStats};
+pub use state::{Correlator, CorrelatorStats, MERGED_VERSION};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

@@ -13,6 +13,9 @@ use storyline_model::{
 
 type Slot = u64;
 
+/// The version of a story's last publication when it was folded into another: final, above any count.
+pub const MERGED_VERSION: u32 = u32::MAX;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorrelatorStats {
     pub events: u64,
@@ -31,7 +34,9 @@ pub struct CorrelatorStats {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct StoryState {
     id: StoryId,
-    /// Versions published so far.
+    /// Version last published (0: never). Versions are the story's event count at publication: after a
+    /// restart from an older checkpoint the same events are re-read in the same order, so a version number
+    /// always names the same content, and receivers that dedupe on (story_id, version) stay right.
     version: u32,
     first: Timestamp,
     last: Timestamp,
@@ -60,6 +65,8 @@ pub struct Correlator {
     /// Closed stories by the event time at which no late event can join them any more.
     evicting: BTreeSet<(Timestamp, Slot)>,
     watermark: Timestamp,
+    /// Largest effective event time ingested.
+    max_event_time: Timestamp,
     /// Versions produced outside `advance` (merges), handed out by the next `advance` or `flush`.
     pending: Vec<Story>,
     stats: CorrelatorStats,
@@ -77,6 +84,7 @@ impl Correlator {
             closing: BTreeSet::new(),
             evicting: BTreeSet::new(),
             watermark: Timestamp::MIN,
+            max_event_time: Timestamp::MIN,
             pending: Vec::new(),
             stats: CorrelatorStats::default(),
         }
@@ -88,6 +96,10 @@ impl Correlator {
 
     pub fn watermark(&self) -> Timestamp {
         self.watermark
+    }
+
+    pub fn max_event_time(&self) -> Timestamp {
+        self.max_event_time
     }
 
     pub fn open_stories(&self) -> usize {
@@ -122,6 +134,7 @@ impl Correlator {
         }
         self.stats.events += 1;
         let ts = self.effective_time(e);
+        self.max_event_time = self.max_event_time.max(ts);
         let gap = self.cfg.gap;
         let max_events = self.cfg.max_story_events;
         let mut candidates: Vec<Slot> = match e
@@ -252,7 +265,7 @@ impl Correlator {
             self.stats.versions_published += 1;
             self.pending.push(Story {
                 story_id: f.id,
-                version: f.version + 1,
+                version: MERGED_VERSION,
                 tenant: self.tenant.clone(),
                 first_seen: f.first,
                 last_seen: f.last,
@@ -323,7 +336,7 @@ impl Correlator {
         s.open = false;
         if s.dirty {
             s.dirty = false;
-            s.version += 1;
+            s.version = s.events.len() as u32;
             self.stats.versions_published += 1;
             out.push(Story {
                 story_id: s.id,

@@ -1,0 +1,70 @@
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use storyline_correlate::humantime_serde_compat as hd;
+
+/// How the pipeline reads, waits and commits. Every field has a default; see docs/design.md for the why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Shards per tenant: the unit of parallelism and of lease ownership. Fixed once a tenant has data.
+    pub shards: u16,
+    /// Insert-time bucket resolution.
+    #[serde(with = "hd")]
+    pub bucket: Duration,
+    /// A bucket is read only this long after it closed, so writes in flight have landed.
+    #[serde(with = "hd")]
+    pub safety_delay: Duration,
+    /// How far behind a producer's clock may be. Buckets this recent are re-checked after reading, and a
+    /// write that landed in one after it was read is still processed (once).
+    #[serde(with = "hd")]
+    pub max_clock_skew: Duration,
+    /// Lease time-to-live: a dead worker's shards move after this long.
+    #[serde(with = "hd")]
+    pub lease_ttl: Duration,
+    /// How often a worker commits its offset and state when nothing forces it.
+    #[serde(with = "hd")]
+    pub commit_interval: Duration,
+    /// Sleep between cycles when a worker found nothing to do.
+    #[serde(with = "hd")]
+    pub poll_interval: Duration,
+    /// Events per scan page.
+    pub scan_batch: usize,
+    /// Stored events older than this, and read by every consumer group, are deleted.
+    #[serde(with = "hd")]
+    pub retention: Duration,
+    /// Consumer group name: each group reads every event once with its own offsets.
+    pub group: String,
+    /// Worker threads in this process.
+    pub workers: usize,
+    pub correlate: storyline_correlate::Config,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            shards: 16,
+            bucket: Duration::from_secs(1),
+            safety_delay: Duration::from_millis(1500),
+            max_clock_skew: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(10),
+            commit_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(200),
+            scan_batch: 4096,
+            retention: Duration::from_secs(24 * 3600),
+            group: "stories".into(),
+            workers: 2,
+            correlate: storyline_correlate::Config::default(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    pub fn bucket_ms(&self) -> i64 {
+        (self.bucket.as_millis() as i64).max(1)
+    }
+
+    /// Already-read buckets whose write marks are re-checked each cycle.
+    pub fn lookback_ms(&self) -> i64 {
+        (self.max_clock_skew + self.safety_delay).as_millis() as i64 + self.bucket_ms()
+    }
+}

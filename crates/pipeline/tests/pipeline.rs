@@ -1,0 +1,353 @@
+//! The pipeline on the embedded store: ingest, workers, leases, checkpoints, stragglers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use storyline_io::MemorySink;
+use storyline_model::{Event, EventKey, Story, Timestamp};
+use storyline_pipeline::ingest::Framing;
+use storyline_pipeline::worker::ShardWorker;
+use storyline_pipeline::{Ingestor, PipelineConfig, WorkerPool};
+use storyline_store::embedded::{Durability, EmbeddedStore};
+use storyline_store::{bucket_of, NewEvent, Store};
+
+fn open(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(EmbeddedStore::open(dir, Durability::Fsync).unwrap())
+}
+
+fn flow(id: &str, sensor: &str, t: Timestamp, port: u16) -> Event {
+    let mut e = Event::default();
+    e.timestamp = t;
+    e.event.id = id.into();
+    e.observer.name = sensor.into();
+    e.network.transport = Some("tcp".into());
+    e.source.ip = Some("10.0.0.7".parse().unwrap());
+    e.source.port = Some(port);
+    e.destination.ip = Some("203.0.113.10".parse().unwrap());
+    e.destination.port = Some(443);
+    e.finish();
+    e
+}
+
+/// Appends events straight into chosen buckets, as a producer with its own clock would.
+fn append_at(store: &dyn Store, bucket: i64, events: &[Event], shards: u16) {
+    let encoded: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                storyline_model::routing::shard_for(e, shards),
+                EventKey::new(&e.observer.name, &e.event.id),
+                e.encode(),
+            )
+        })
+        .collect();
+    let batch: Vec<_> = encoded
+        .iter()
+        .map(|(shard, key, ev)| NewEvent {
+            shard: *shard,
+            bucket,
+            key: *key,
+            event: ev,
+            raw: b"raw",
+        })
+        .collect();
+    store.append("t", &batch).unwrap();
+}
+
+fn latest(stories: &[Story]) -> BTreeMap<String, Story> {
+    let mut m: BTreeMap<String, Story> = BTreeMap::new();
+    for s in stories {
+        let id = s.story_id.to_string();
+        if m.get(&id).is_none_or(|o| o.version < s.version) {
+            m.insert(id, s.clone());
+        }
+    }
+    m
+}
+
+fn members(latest: &BTreeMap<String, Story>) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (id, s) in latest {
+        for e in &s.event_ids {
+            assert!(
+                m.insert(e.to_string(), id.clone()).is_none(),
+                "event {e} is in two stories"
+            );
+        }
+    }
+    m
+}
+
+#[test]
+fn a_write_into_an_already_read_bucket_is_processed_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 1,
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", 1).unwrap();
+    let sink = MemorySink::default();
+    let now = Timestamp::now();
+    let res = cfg.bucket_ms();
+    let old_bucket = bucket_of(now, res) - 3 * res; // due: older than bucket + safety delay
+    let t0 = now.saturating_sub(Duration::from_secs(3));
+    append_at(&*store, old_bucket, &[flow("a", "fw", t0, 50000)], 1);
+
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w", 10_000, now.as_millis())
+        .unwrap()
+        .unwrap();
+    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    let r = w.cycle(&*store, &sink, &cfg, now, false).unwrap();
+    assert_eq!(r.events, 1);
+    assert!(w.offset() >= old_bucket, "the bucket was read");
+
+    // A producer whose clock is 3 s behind writes into that bucket after it was read, and re-sends "a".
+    append_at(
+        &*store,
+        old_bucket,
+        &[flow("b", "vpc", t0, 50000), flow("a", "fw", t0, 50000)],
+        1,
+    );
+    let r = w
+        .cycle(
+            &*store,
+            &sink,
+            &cfg,
+            now.saturating_add(Duration::from_millis(300)),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        r.stragglers, 1,
+        "the new event is picked up; the re-sent one is recognised"
+    );
+    let r = w
+        .cycle(
+            &*store,
+            &sink,
+            &cfg,
+            now.saturating_add(Duration::from_millis(600)),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.events, r.stragglers),
+        (0, 0),
+        "nothing is processed twice"
+    );
+
+    let r = w
+        .cycle(
+            &*store,
+            &sink,
+            &cfg,
+            now.saturating_add(Duration::from_millis(900)),
+            true,
+        )
+        .unwrap();
+    assert!(r.published >= 1);
+    let stories = latest(&sink.take());
+    let m = members(&stories);
+    assert_eq!(m.len(), 2);
+    assert_eq!(m["a"], m["b"], "the straggler joined its flow's story");
+}
+
+#[test]
+fn stragglers_survive_a_restart_between_read_and_late_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PipelineConfig {
+        shards: 1,
+        ..PipelineConfig::default()
+    };
+    let now = Timestamp::now();
+    let res = cfg.bucket_ms();
+    let old_bucket = bucket_of(now, res) - 3 * res;
+    let t0 = now.saturating_sub(Duration::from_secs(3));
+    let sink = MemorySink::default();
+    {
+        let store = open(dir.path());
+        store.ensure_tenant("t", 1).unwrap();
+        append_at(&*store, old_bucket, &[flow("a", "fw", t0, 50000)], 1);
+        let lease = store
+            .acquire_lease("t", &cfg.group, 0, "w1", 10_000, now.as_millis())
+            .unwrap()
+            .unwrap();
+        let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+        w.cycle(&*store, &sink, &cfg, now, false).unwrap();
+        w.commit(&*store).unwrap();
+    }
+    let store = open(dir.path());
+    append_at(&*store, old_bucket, &[flow("b", "vpc", t0, 50000)], 1);
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w2", 10_000, now.as_millis() + 20_000)
+        .unwrap()
+        .unwrap();
+    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    let r = w
+        .cycle(
+            &*store,
+            &sink,
+            &cfg,
+            now.saturating_add(Duration::from_millis(200)),
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        r.stragglers, 1,
+        "the late write is found after the restart; 'a' is known from the checkpoint"
+    );
+    let m = members(&latest(&sink.take()));
+    assert_eq!(m["a"], m["b"]);
+}
+
+#[test]
+fn open_stories_survive_a_restart_with_the_same_story_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PipelineConfig {
+        shards: 1,
+        ..PipelineConfig::default()
+    };
+    let now = Timestamp::now();
+    let res = cfg.bucket_ms();
+    let sink = MemorySink::default();
+    {
+        let store = open(dir.path());
+        store.ensure_tenant("t", 1).unwrap();
+        append_at(
+            &*store,
+            bucket_of(now, res) - 5 * res,
+            &[flow("a", "fw", now, 50000)],
+            1,
+        );
+        let lease = store
+            .acquire_lease("t", &cfg.group, 0, "w1", 10_000, now.as_millis())
+            .unwrap()
+            .unwrap();
+        let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+        let r = w.cycle(&*store, &sink, &cfg, now, false).unwrap();
+        assert_eq!((r.events, r.published), (1, 0), "the story is still open");
+        w.commit(&*store).unwrap();
+    }
+    let store = open(dir.path());
+    append_at(
+        &*store,
+        bucket_of(now, res) - 2 * res,
+        &[flow("b", "zeek", now, 50000)],
+        1,
+    );
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w2", 10_000, now.as_millis() + 20_000)
+        .unwrap()
+        .unwrap();
+    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    w.cycle(&*store, &sink, &cfg, now, true).unwrap();
+    let stories = sink.take();
+    assert_eq!(stories.len(), 1);
+    assert_eq!(
+        stories[0].event_count, 2,
+        "the open story from before the restart took the new event"
+    );
+}
+
+#[test]
+fn a_fenced_worker_cannot_commit_after_its_shard_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 1,
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", 1).unwrap();
+    let now = Timestamp::now().as_millis();
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "old", 1_000, now)
+        .unwrap()
+        .unwrap();
+    let mut old = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    assert!(store
+        .acquire_lease("t", &cfg.group, 0, "new", 1_000, now + 5_000)
+        .unwrap()
+        .is_some());
+    let err = old.commit(&*store).unwrap_err();
+    assert!(err.to_string().contains("no longer held"), "{err}");
+}
+
+fn envelope(i: usize, port: u16, sensor: &str, t: Timestamp) -> String {
+    let rec = serde_json::json!({
+        "@timestamp": t.to_rfc3339(),
+        "event": {"id": format!("ev-{i}")},
+        "source": {"ip": "10.1.1.1", "port": port},
+        "destination": {"ip": "198.51.100.1", "port": 443},
+        "network": {"transport": "tcp"},
+    });
+    serde_json::json!({"format": "ecs", "sensor": sensor, "record": rec}).to_string()
+}
+
+#[test]
+fn pool_drains_every_event_into_exactly_one_story_and_dead_letters_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 8,
+        workers: 3,
+        ..PipelineConfig::default()
+    };
+    let ingestor = Ingestor::new(store.clone(), "t", &cfg, Default::default()).unwrap();
+    let t = Timestamp::now();
+    let mut body = String::new();
+    for i in 0..300 {
+        body.push_str(&envelope(
+            i,
+            40000 + (i % 50) as u16,
+            if i % 2 == 0 { "fw" } else { "zeek" },
+            t,
+        ));
+        body.push('\n');
+    }
+    body.push_str("{\"format\": \"ecs\", \"sensor\": \"fw\", \"record\": {\"event\": {\"id\": \"no-time\"}}}\n");
+    body.push_str("not json at all\n");
+    body.push_str(&envelope(999, 1, "fw", t).replace("\"ecs\"", "\"nosuch\""));
+    let report = ingestor
+        .ingest(body.as_bytes(), Framing::Envelopes, "test")
+        .unwrap();
+    assert_eq!(report.accepted, 300);
+    assert_eq!(report.rejected, 3);
+    let codes: BTreeSet<_> = report.errors.iter().map(|e| e.code).collect();
+    assert_eq!(
+        codes,
+        BTreeSet::from(["missing_field", "malformed_json", "unknown_format"])
+    );
+    assert_eq!(report.errors[0].line, 301);
+    let dead = store.dead_letters("t", None, 10).unwrap();
+    assert_eq!(dead.len(), 3);
+    assert_eq!(dead[1].raw, b"not json at all");
+
+    let sink = Arc::new(MemorySink::default());
+    let pool = WorkerPool::start(
+        store.clone(),
+        sink.clone(),
+        cfg.clone(),
+        "t",
+        "test-process",
+    )
+    .unwrap();
+    pool.drain().unwrap();
+    let stories = latest(&sink.take());
+    let m = members(&stories);
+    assert_eq!(m.len(), 300);
+    assert_eq!(stories.len(), 50, "one story per flow");
+    // The offsets were committed and the leases released.
+    for shard in 0..8 {
+        assert!(store
+            .load_checkpoint("t", &cfg.group, shard)
+            .unwrap()
+            .is_some());
+    }
+    assert!(store
+        .leases("t", &cfg.group)
+        .unwrap()
+        .iter()
+        .all(|l| l.expires_ms < Timestamp::now().as_millis()));
+}
