@@ -67,6 +67,7 @@ pub enum Kind {
     ZeekDnsConn,
     ZeekDns,
     ZeekHttp,
+    ZeekSsl,
     SuricataFlow,
     SuricataTls,
     SuricataAlert,
@@ -80,7 +81,9 @@ impl Kind {
         match self {
             Kind::SysmonConnect => Sensor::Sysmon,
             Kind::PanosTraffic { .. } => Sensor::Panos,
-            Kind::ZeekConn | Kind::ZeekDnsConn | Kind::ZeekDns | Kind::ZeekHttp => Sensor::Zeek,
+            Kind::ZeekConn | Kind::ZeekDnsConn | Kind::ZeekDns | Kind::ZeekHttp | Kind::ZeekSsl => {
+                Sensor::Zeek
+            }
             Kind::SuricataFlow | Kind::SuricataTls | Kind::SuricataAlert => Sensor::Suricata,
             Kind::VpcFlow { .. } => Sensor::AwsVpc,
         }
@@ -171,6 +174,12 @@ impl Planner {
                 out.push(Planned {
                     kind: Kind::ZeekHttp,
                     emitted: at(start, ms(20), ms(300), rng),
+                });
+            }
+            if s.service.app == Some("ssl") {
+                out.push(Planned {
+                    kind: Kind::ZeekSsl,
+                    emitted: at(start, ms(30), ms(300), rng),
                 });
             }
             out.push(Planned {

@@ -88,6 +88,7 @@ pub fn write(ctx: &Ctx, st: &mut SensorState, rng: &mut SmallRng) -> Written {
         Kind::ZeekDnsConn => zeek::dns_conn(ctx),
         Kind::ZeekDns => zeek::dns(ctx),
         Kind::ZeekHttp => zeek::http(ctx),
+        Kind::ZeekSsl => zeek::ssl(ctx, rng),
         Kind::SuricataFlow => suricata::flow(ctx),
         Kind::SuricataTls => suricata::tls(ctx, rng),
         Kind::SuricataAlert => suricata::alert(ctx, rng),

@@ -102,6 +102,7 @@ pub fn connect(ctx: &Ctx, st: &mut SensorState, rng: &mut SmallRng) -> Written {
     Written {
         body: Body::Json(o),
         own_id: Some(format!("{}:{}", c.fqdn, record_id)),
-        time: utc,
+        // The parser reads Winlogbeat's `@timestamp` (milliseconds).
+        time: Timestamp(created.as_nanos().div_euclid(1_000_000) * 1_000_000),
     }
 }

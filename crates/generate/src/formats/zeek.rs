@@ -6,6 +6,8 @@ use super::{Body, Ctx, Written};
 use crate::session::dns_flow;
 use crate::text::{epoch_micros, Obj};
 use crate::world::{Transport, Zone};
+use rand::rngs::SmallRng;
+use rand::Rng;
 use std::net::Ipv4Addr;
 use storyline_model::{community_id, Timestamp};
 
@@ -220,6 +222,44 @@ pub fn http(ctx: &Ctx) -> Written {
         .raw("tags", "[]")
         .strs("resp_fuids", &[fuid.as_str()])
         .strs("resp_mime_types", &[h.mime]);
+    Written {
+        body: Body::Json(o),
+        own_id: None,
+        time: micros(ts),
+    }
+}
+
+pub fn ssl(ctx: &Ctx, rng: &mut SmallRng) -> Written {
+    let s = ctx.s;
+    let ts = ctx.clock(Timestamp(
+        s.start.as_nanos() + rng.random_range(1_000_000..40_000_000),
+    ));
+    let v13 = rng.random_bool(0.8);
+    let mut o = Obj::new(640);
+    o.str("_path", "ssl")
+        .raw("ts", &epoch_micros(ts))
+        .str("uid", &conn_uid(ctx, UID_SALT_CONN));
+    tuple(
+        &mut o,
+        s.client_ip,
+        s.client_port,
+        s.server_ip,
+        s.service.port,
+    );
+    o.str("version", if v13 { "TLSv13" } else { "TLSv12" })
+        .str(
+            "cipher",
+            if v13 {
+                "TLS_AES_128_GCM_SHA256"
+            } else {
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+            },
+        )
+        .str("curve", "x25519")
+        .str("server_name", &s.server_name)
+        .bool("resumed", rng.random_bool(0.2))
+        .bool("established", !s.reset)
+        .str("ssl_history", if v13 { "CsiI" } else { "CsxknGIi" });
     Written {
         body: Body::Json(o),
         own_id: None,
