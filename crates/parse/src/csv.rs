@@ -35,7 +35,9 @@ fn quoted_field(s: &str) -> (Cow<'_, str>, Option<&str>) {
     while let Some(&b) = bytes.get(i) {
         if b == b'"' {
             if bytes.get(i + 1) == Some(&b'"') {
-                value.get_or_insert_with(String::new).push_str(&s[start..=i]);
+                value
+                    .get_or_insert_with(String::new)
+                    .push_str(&s[start..=i]);
                 i += 2;
                 start = i;
                 continue;

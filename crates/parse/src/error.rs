@@ -14,7 +14,10 @@ pub enum Rejection {
     MalformedJson { detail: String },
     #[error("missing field `{field}`: {hint}")]
     MissingField { field: String, hint: String },
-    #[error("bad timestamp in `{field}`: {value:?} is not {}", timestamp_hint(field))]
+    #[error(
+        "bad timestamp in `{field}`: {value:?} is not {}",
+        timestamp_hint(field)
+    )]
     BadTimestamp { field: String, value: String },
     #[error("bad value in `{field}`: got {value}, expected {expected}")]
     BadValue {
@@ -24,7 +27,9 @@ pub enum Rejection {
     },
     #[error("record is {len} bytes, over the limit of {limit} bytes: split the record or raise max_record_bytes")]
     Oversized { len: usize, limit: usize },
-    #[error("empty record: the line holds nothing but whitespace; drop blank lines before sending")]
+    #[error(
+        "empty record: the line holds nothing but whitespace; drop blank lines before sending"
+    )]
     Empty,
 }
 

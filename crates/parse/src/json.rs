@@ -139,9 +139,9 @@ pub(crate) fn ip(o: &Obj, path: &str) -> Result<Option<IpAddr>, Rejection> {
     match get(o, path) {
         None => Ok(None),
         Some(Value::String(s)) if is_placeholder(s) => Ok(None),
-        Some(Value::String(s)) => parse_ip(s)
-            .map(Some)
-            .ok_or_else(|| Rejection::bad_value(path, shown(&Value::String(s.clone())), IP_EXPECTED)),
+        Some(Value::String(s)) => parse_ip(s).map(Some).ok_or_else(|| {
+            Rejection::bad_value(path, shown(&Value::String(s.clone())), IP_EXPECTED)
+        }),
         Some(other) => Err(Rejection::bad_value(path, shown(other), IP_EXPECTED)),
     }
 }

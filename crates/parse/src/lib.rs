@@ -4,6 +4,15 @@
 //! [`parse_envelope`]) or as bare records whose format and sensor the caller knows ([`parse_record`]).
 //! Every failure is a [`Rejection`] that names the offending field: parsers never panic, whatever the
 //! bytes, because one bad record must not stop a pipeline.
+//!
+//! | format | input | own event id (else the content hash of format, sensor and raw bytes) |
+//! | --- | --- | --- |
+//! | `ecs` | ECS JSON object | `event.id` |
+//! | `zeek` | Zeek JSON log record (conn, dns, http, ssl) | none |
+//! | `suricata` | Suricata EVE JSON record | none |
+//! | `aws_vpc` | VPC Flow Logs v2 default-format line, or the same fields as JSON | none |
+//! | `sysmon` | Sysmon event 3 as shipped by Winlogbeat (JSON) | `<winlog.computer_name>:<winlog.record_id>` |
+//! | `panos` | PAN-OS TRAFFIC/THREAT CSV line, syslog header allowed | `<serial>:<sequence number>` |
 
 mod csv;
 mod error;
@@ -70,12 +79,18 @@ pub fn parse_envelope(line: &[u8], limits: &Limits) -> Result<Parsed, Rejection>
     match line.first() {
         None => return Err(Rejection::Empty),
         Some(b'{') => {}
-        Some(_) => {
+        Some(&first) => {
+            let shown = if first.is_ascii_graphic() {
+                format!("'{}'", first as char)
+            } else {
+                format!("byte 0x{first:02x}")
+            };
             return Err(Rejection::MalformedJson {
                 detail: format!(
-                    "the line does not start with '{{'; {ENVELOPE_SHAPE}, one per line"
+                    "an envelope line must be a JSON object but this one starts with {shown}; \
+                     {ENVELOPE_SHAPE}"
                 ),
-            })
+            });
         }
     }
     let env: Envelope = serde_json::from_slice(line).map_err(|e| Rejection::malformed_json(&e))?;
@@ -171,7 +186,11 @@ fn check_sensor(sensor: &str) -> Result<(), Rejection> {
         || sensor.len() > MAX_SENSOR_BYTES
         || sensor.chars().any(char::is_control)
     {
-        return Err(Rejection::bad_value("sensor", format!("{sensor:?}"), expected));
+        return Err(Rejection::bad_value(
+            "sensor",
+            format!("{sensor:?}"),
+            expected,
+        ));
     }
     Ok(())
 }
@@ -194,7 +213,10 @@ fn strip_terminator(raw: Cow<[u8]>) -> Cow<[u8]> {
     }
 }
 
-fn envelope_string<'a>(v: Option<&'a RawValue>, field: &'static str) -> Result<Cow<'a, str>, Rejection> {
+fn envelope_string<'a>(
+    v: Option<&'a RawValue>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, Rejection> {
     match v.filter(|r| r.get() != "null") {
         None => Err(Rejection::missing(field, ENVELOPE_SHAPE)),
         Some(r) if r.get().starts_with('"') => json_string(r),

@@ -52,7 +52,11 @@ pub(crate) fn parse_datetime(s: &str) -> Option<Timestamp> {
             if p.peek() == Some(b':') {
                 p.i += 1;
             }
-            let m = if p.peek().is_some() { p.digits(2)? as i8 } else { 0 };
+            let m = if p.peek().is_some() {
+                p.digits(2)? as i8
+            } else {
+                0
+            };
             let (h, m) = if sign == b'-' { (-h, -m) } else { (h, m) };
             UtcOffset::from_hms(h, m, 0).ok()?
         }
@@ -61,7 +65,8 @@ pub(crate) fn parse_datetime(s: &str) -> Option<Timestamp> {
     if p.peek().is_some() {
         return None;
     }
-    let date = Date::from_calendar_date(year, Month::try_from(month as u8).ok()?, day as u8).ok()?;
+    let date =
+        Date::from_calendar_date(year, Month::try_from(month as u8).ok()?, day as u8).ok()?;
     let time = Time::from_hms_nano(hour as u8, minute as u8, second as u8, nanos).ok()?;
     let dt = PrimitiveDateTime::new(date, time).assume_offset(offset);
     i64::try_from(dt.unix_timestamp_nanos()).ok().map(Timestamp)

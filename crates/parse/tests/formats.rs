@@ -42,9 +42,19 @@ fn zeek_conn() {
     assert_eq!(e.destination.port, Some(443));
     assert_eq!(e.network.transport.as_deref(), Some("tcp"));
     assert_eq!(e.network.iana_number, Some(6));
-    assert_eq!(e.network.protocol.as_deref(), Some("tls"), "Zeek's ssl is called tls");
-    assert_eq!((e.source.bytes, e.destination.bytes), (Some(1198), Some(5437)));
-    assert_eq!((e.source.packets, e.destination.packets), (Some(12), Some(10)));
+    assert_eq!(
+        e.network.protocol.as_deref(),
+        Some("tls"),
+        "Zeek's ssl is called tls"
+    );
+    assert_eq!(
+        (e.source.bytes, e.destination.bytes),
+        (Some(1198), Some(5437))
+    );
+    assert_eq!(
+        (e.source.packets, e.destination.packets),
+        (Some(12), Some(10))
+    );
     assert_eq!(e.network.bytes, Some(1198 + 5437));
     assert_eq!(e.event.duration, Some(2_518_062_000));
     assert_eq!(e.session.id.as_deref(), Some("CHhAvVGS1DHFjwGM9"));
@@ -59,7 +69,11 @@ fn zeek_conn() {
 #[test]
 fn zeek_dns() {
     let e = parse("zeek", fixture!("zeek_dns.json")).event;
-    assert_eq!(e.event.dataset.as_deref(), Some("zeek.dns"), "detected from `query`");
+    assert_eq!(
+        e.event.dataset.as_deref(),
+        Some("zeek.dns"),
+        "detected from `query`"
+    );
     assert_eq!(e.network.protocol.as_deref(), Some("dns"));
     assert_eq!(e.network.transport.as_deref(), Some("udp"));
     assert_eq!(e.dns.question.name.as_deref(), Some("www.example.com"));
@@ -81,7 +95,10 @@ fn zeek_http_with_path_and_iso_timestamps() {
     assert_eq!(e.event.dataset.as_deref(), Some("zeek.http"));
     assert_eq!(e.url.domain.as_deref(), Some("www.example.com"));
     assert_eq!(e.url.path.as_deref(), Some("/index.html"));
-    assert_eq!(e.url.full.as_deref(), Some("http://www.example.com/index.html?lang=en"));
+    assert_eq!(
+        e.url.full.as_deref(),
+        Some("http://www.example.com/index.html?lang=en")
+    );
     assert_eq!(e.http.request.method.as_deref(), Some("GET"));
     assert_eq!(e.http.response.status_code, Some(200));
     // http.log has no `proto`; TCP is implied, which gives the Community ID that joins it to conn.log.
@@ -122,15 +139,24 @@ fn suricata_flow() {
     assert_eq!(e.network.transport.as_deref(), Some("tcp"));
     assert_eq!(e.network.protocol.as_deref(), Some("tls"));
     assert_eq!(e.session.id.as_deref(), Some("1234567890123456"));
-    assert_eq!((e.source.bytes, e.destination.bytes), (Some(1830), Some(5969)));
-    assert_eq!((e.source.packets, e.destination.packets), (Some(12), Some(10)));
+    assert_eq!(
+        (e.source.bytes, e.destination.bytes),
+        (Some(1830), Some(5969))
+    );
+    assert_eq!(
+        (e.source.packets, e.destination.packets),
+        (Some(12), Some(10))
+    );
     assert_eq!(e.event.duration, Some(2_518_062_000));
     assert_eq!(e.event.dataset.as_deref(), Some("suricata.flow"));
     assert_eq!(e.observer.product.as_deref(), Some("Suricata"));
     assert_eq!(e.event.id, content_id(&p));
     // The fixture's community_id is the real one for its tuple; Zeek's report of the flow matches.
     let zeek = parse("zeek", fixture!("zeek_conn.json")).event;
-    assert_eq!(e.network.community_id.as_deref(), Some("1:zCu+VKUfzGTjHXzfd5+sBimJp2s="));
+    assert_eq!(
+        e.network.community_id.as_deref(),
+        Some("1:zCu+VKUfzGTjHXzfd5+sBimJp2s=")
+    );
     assert_eq!(zeek.network.community_id, e.network.community_id);
 }
 
@@ -157,8 +183,14 @@ fn suricata_dns_v1_per_answer_record() {
     assert_eq!(e.dns.answers[0].data, "93.184.216.34");
     assert_eq!(e.dns.answers[0].kind.as_deref(), Some("A"));
     assert_eq!(e.dns.answers[0].ttl, Some(60));
-    assert_eq!(e.dns.question.name.as_deref(), Some("www.example.com.edgekey.net"));
-    assert_eq!(e.dns.question.kind, None, "a v1 answer's rrtype is the answer's type");
+    assert_eq!(
+        e.dns.question.name.as_deref(),
+        Some("www.example.com.edgekey.net")
+    );
+    assert_eq!(
+        e.dns.question.kind, None,
+        "a v1 answer's rrtype is the answer's type"
+    );
 }
 
 #[test]
@@ -187,7 +219,10 @@ fn suricata_http() {
     assert_eq!(e.network.protocol.as_deref(), Some("http"));
     assert_eq!(e.url.domain.as_deref(), Some("www.example.com"));
     assert_eq!(e.url.path.as_deref(), Some("/index.html"));
-    assert_eq!(e.url.full.as_deref(), Some("http://www.example.com/index.html?lang=en"));
+    assert_eq!(
+        e.url.full.as_deref(),
+        Some("http://www.example.com/index.html?lang=en")
+    );
     assert_eq!(e.http.request.method.as_deref(), Some("GET"));
     assert_eq!(e.http.response.status_code, Some(200));
 }
@@ -230,7 +265,10 @@ fn suricata_netflow_icmp_type_code_in_ports() {
 fn aws_vpc_text_line() {
     let p = parse("aws_vpc", fixture!("aws_vpc_accept.log"));
     let e = &p.event;
-    assert!(!p.raw.ends_with(b"\n"), "the line terminator is not part of the record");
+    assert!(
+        !p.raw.ends_with(b"\n"),
+        "the line terminator is not part of the record"
+    );
     assert_eq!(e.timestamp, ts("2026-11-21T10:00:00Z"));
     assert_eq!(e.event.duration, Some(60_000_000_000));
     assert_eq!(e.source.ip, ip("172.31.16.139"));
@@ -314,12 +352,19 @@ fn panos_traffic_with_syslog_header() {
     assert_eq!(e.timestamp, ts("2026-11-21T10:00:02Z"));
     assert_eq!(e.source.ip, ip("10.10.1.15"));
     assert_eq!(e.destination.ip, ip("93.184.216.34"));
-    assert_eq!((e.source.port, e.destination.port), (Some(51742), Some(443)));
+    assert_eq!(
+        (e.source.port, e.destination.port),
+        (Some(51742), Some(443))
+    );
     assert_eq!(e.source.nat.ip, ip("198.51.100.7"));
     assert_eq!(e.source.nat.port, Some(40123));
     assert_eq!(e.destination.nat.ip, ip("93.184.216.34"));
     assert_eq!(e.destination.nat.port, Some(443));
-    assert_eq!(e.rule.name.as_deref(), Some("allow web, general"), "quoted CSV field");
+    assert_eq!(
+        e.rule.name.as_deref(),
+        Some("allow web, general"),
+        "quoted CSV field"
+    );
     assert_eq!(e.user.name.as_deref(), Some(r"corp\alice"));
     assert_eq!(e.network.protocol.as_deref(), Some("tls"), "App-ID ssl");
     assert_eq!(e.session.id.as_deref(), Some("34567"));
@@ -328,9 +373,15 @@ fn panos_traffic_with_syslog_header() {
     assert_eq!(e.event.outcome.as_deref(), Some("success"));
     assert_eq!(e.event.kind_type.as_deref(), Some("end"));
     assert_eq!(e.network.bytes, Some(7799));
-    assert_eq!((e.source.bytes, e.destination.bytes), (Some(1830), Some(5969)));
+    assert_eq!(
+        (e.source.bytes, e.destination.bytes),
+        (Some(1830), Some(5969))
+    );
     assert_eq!(e.network.packets, Some(22));
-    assert_eq!((e.source.packets, e.destination.packets), (Some(12), Some(10)));
+    assert_eq!(
+        (e.source.packets, e.destination.packets),
+        (Some(12), Some(10))
+    );
     assert_eq!(e.event.duration, Some(2_000_000_000));
     assert_eq!(e.observer.kind.as_deref(), Some("firewall"));
     assert_eq!(e.related.ip.len(), 3);
@@ -379,13 +430,18 @@ fn ecs_round_trips_the_models_own_json() {
 
 #[test]
 fn ecs_without_id_gets_content_id() {
-    let p = parse("ecs", br#"{"@timestamp":"2026-11-21T10:00:00Z","source":{"ip":"10.0.0.1"}}"#);
+    let p = parse(
+        "ecs",
+        br#"{"@timestamp":"2026-11-21T10:00:00Z","source":{"ip":"10.0.0.1"}}"#,
+    );
     assert_eq!(p.event.event.id, content_id(&p));
 }
 
 #[test]
 fn envelope_with_native_object_keeps_its_exact_bytes() {
-    let record = std::str::from_utf8(fixture!("zeek_conn.json")).unwrap().trim();
+    let record = std::str::from_utf8(fixture!("zeek_conn.json"))
+        .unwrap()
+        .trim();
     let line = format!(r#"{{"format":"zeek","sensor":"zeek-dmz","record":{record}}}"#);
     let p = parse_envelope(line.as_bytes(), &Limits::default()).unwrap();
     assert_eq!(p.format, "zeek");
@@ -399,7 +455,9 @@ fn envelope_with_native_object_keeps_its_exact_bytes() {
 
 #[test]
 fn envelope_with_string_record_uses_the_decoded_text() {
-    let line_text = std::str::from_utf8(fixture!("panos_traffic.log")).unwrap().trim();
+    let line_text = std::str::from_utf8(fixture!("panos_traffic.log"))
+        .unwrap()
+        .trim();
     let line = serde_json::json!({"format": "panos", "sensor": "pa-edge", "record": line_text, "extra": 1})
         .to_string();
     let p = parse_envelope(format!("  {line}\r\n").as_bytes(), &Limits::default()).unwrap();
@@ -407,9 +465,14 @@ fn envelope_with_string_record_uses_the_decoded_text() {
     assert_eq!(p.event.event.id, "012801012345:7320001");
 
     // A JSON record forwarded verbatim as a string parses like the native object.
-    let zeek = std::str::from_utf8(fixture!("zeek_dns.json")).unwrap().trim();
+    let zeek = std::str::from_utf8(fixture!("zeek_dns.json"))
+        .unwrap()
+        .trim();
     let line = serde_json::json!({"format": "zeek", "sensor": "z", "record": zeek}).to_string();
     let p = parse_envelope(line.as_bytes(), &Limits::default()).unwrap();
     assert_eq!(p.raw, zeek.as_bytes());
-    assert_eq!(p.event.dns.question.name.as_deref(), Some("www.example.com"));
+    assert_eq!(
+        p.event.dns.question.name.as_deref(),
+        Some("www.example.com")
+    );
 }

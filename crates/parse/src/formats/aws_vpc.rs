@@ -76,7 +76,8 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
     ev.source.port = number(f(5), "srcport", PORT_EXPECTED)?;
     ev.destination.port = number(f(6), "dstport", PORT_EXPECTED)?;
     if let Some(p) = f(7) {
-        let n: u8 = number(Some(p), "protocol", "an IANA protocol number 0-255, like 6")?.unwrap_or(0);
+        let n: u8 =
+            number(Some(p), "protocol", "an IANA protocol number 0-255, like 6")?.unwrap_or(0);
         set_transport(ev, &n.to_string());
     }
     // One record covers one direction of traffic on the interface, so everything counts for the source.
@@ -99,11 +100,7 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
 
 fn from_text(line: &[u8]) -> Result<Vec<Cow<'_, str>>, Rejection> {
     let line = std::str::from_utf8(line).map_err(|_| {
-        Rejection::bad_value(
-            "record",
-            String::from_utf8_lossy(line),
-            "a UTF-8 text line",
-        )
+        Rejection::bad_value("record", String::from_utf8_lossy(line), "a UTF-8 text line")
     })?;
     let fields: Vec<Cow<str>> = line.split_ascii_whitespace().map(Cow::Borrowed).collect();
     if let Some(missing) = FIELDS.get(fields.len()) {
@@ -161,7 +158,11 @@ fn ip(s: Option<&str>, field: &str) -> Result<Option<std::net::IpAddr>, Rejectio
     }
 }
 
-fn number<T: std::str::FromStr>(s: Option<&str>, field: &str, expected: &str) -> Result<Option<T>, Rejection> {
+fn number<T: std::str::FromStr>(
+    s: Option<&str>,
+    field: &str,
+    expected: &str,
+) -> Result<Option<T>, Rejection> {
     match s {
         None => Ok(None),
         Some(s) => s

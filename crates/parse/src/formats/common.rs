@@ -87,15 +87,27 @@ mod tests {
     fn transports_are_normalized() {
         let mut e = Event::default();
         set_transport(&mut e, "TCP");
-        assert_eq!((e.network.transport.as_deref(), e.network.iana_number), (Some("tcp"), Some(6)));
+        assert_eq!(
+            (e.network.transport.as_deref(), e.network.iana_number),
+            (Some("tcp"), Some(6))
+        );
         set_transport(&mut e, "17");
-        assert_eq!((e.network.transport.as_deref(), e.network.iana_number), (Some("udp"), Some(17)));
+        assert_eq!(
+            (e.network.transport.as_deref(), e.network.iana_number),
+            (Some("udp"), Some(17))
+        );
         set_transport(&mut e, "IPv6-ICMP");
         assert_eq!(e.network.iana_number, Some(58));
         set_transport(&mut e, "103");
-        assert_eq!((e.network.transport.as_deref(), e.network.iana_number), (Some("103"), Some(103)));
+        assert_eq!(
+            (e.network.transport.as_deref(), e.network.iana_number),
+            (Some("103"), Some(103))
+        );
         set_transport(&mut e, "99999");
-        assert_eq!((e.network.transport.as_deref(), e.network.iana_number), (Some("99999"), None));
+        assert_eq!(
+            (e.network.transport.as_deref(), e.network.iana_number),
+            (Some("99999"), None)
+        );
     }
 
     #[test]

@@ -92,14 +92,37 @@ fn diagnose(value: &Value, err: &serde_json::Error) -> Rejection {
             probe = Value::Object(m);
         }
         if let Err(e) = Event::deserialize(&probe) {
-            return Rejection::bad_value(path.join("."), leaf, e.to_string());
+            return Rejection::bad_value(path.join("."), leaf, expected(&e.to_string()));
         }
     }
-    Rejection::bad_value("record", "an ECS object", err.to_string())
+    Rejection::bad_value("record", "an ECS object", expected(&err.to_string()))
+}
+
+/// serde's "invalid type: string \"x\", expected u16" in words for people who write JSON.
+fn expected(serde_msg: &str) -> String {
+    if serde_msg.contains("IP address") {
+        return json::IP_EXPECTED.to_owned();
+    }
+    let want = serde_msg
+        .rsplit_once(", expected ")
+        .map_or(serde_msg, |(_, w)| w);
+    match want {
+        "u8" => "an integer 0-255".to_owned(),
+        "u16" => json::PORT_EXPECTED.replace("a port number", "an integer"),
+        "u32" | "u64" => "a non-negative integer".to_owned(),
+        "i64" => "an integer".to_owned(),
+        "a sequence" => "an array".to_owned(),
+        w if w.starts_with("struct ") => "an object".to_owned(),
+        w => w.to_owned(),
+    }
 }
 
 /// Objects are descended into; anything else (arrays included) is a leaf.
-fn collect_leaves<'a>(v: &'a Value, path: &mut Vec<&'a str>, out: &mut Vec<(Vec<&'a str>, &'a Value)>) {
+fn collect_leaves<'a>(
+    v: &'a Value,
+    path: &mut Vec<&'a str>,
+    out: &mut Vec<(Vec<&'a str>, &'a Value)>,
+) {
     match v {
         Value::Object(m) if !m.is_empty() || path.is_empty() => {
             for (k, child) in m {

@@ -9,7 +9,7 @@
 use super::common::{categorize, observer, outcome_of_verdict, set_transport};
 use crate::csv;
 use crate::error::{excerpt, Rejection};
-use crate::json::{parse_ip, IP_EXPECTED, PORT_EXPECTED, COUNT_EXPECTED};
+use crate::json::{parse_ip, COUNT_EXPECTED, IP_EXPECTED, PORT_EXPECTED};
 use crate::timefmt;
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -18,13 +18,45 @@ use storyline_model::{Event, Str};
 
 /// Field names in order, up to the sequence number (the last field this parser needs).
 const TRAFFIC: [&str; 40] = [
-    "FUTURE_USE", "Receive Time", "Serial Number", "Type", "Threat/Content Type", "FUTURE_USE",
-    "Generated Time", "Source Address", "Destination Address", "NAT Source IP",
-    "NAT Destination IP", "Rule Name", "Source User", "Destination User", "Application",
-    "Virtual System", "Source Zone", "Destination Zone", "Inbound Interface", "Outbound Interface",
-    "Log Action", "FUTURE_USE", "Session ID", "Repeat Count", "Source Port", "Destination Port",
-    "NAT Source Port", "NAT Destination Port", "Flags", "Protocol", "Action", "Bytes", "Bytes Sent",
-    "Bytes Received", "Packets", "Start Time", "Elapsed Time", "Category", "FUTURE_USE",
+    "FUTURE_USE",
+    "Receive Time",
+    "Serial Number",
+    "Type",
+    "Threat/Content Type",
+    "FUTURE_USE",
+    "Generated Time",
+    "Source Address",
+    "Destination Address",
+    "NAT Source IP",
+    "NAT Destination IP",
+    "Rule Name",
+    "Source User",
+    "Destination User",
+    "Application",
+    "Virtual System",
+    "Source Zone",
+    "Destination Zone",
+    "Inbound Interface",
+    "Outbound Interface",
+    "Log Action",
+    "FUTURE_USE",
+    "Session ID",
+    "Repeat Count",
+    "Source Port",
+    "Destination Port",
+    "NAT Source Port",
+    "NAT Destination Port",
+    "Flags",
+    "Protocol",
+    "Action",
+    "Bytes",
+    "Bytes Sent",
+    "Bytes Received",
+    "Packets",
+    "Start Time",
+    "Elapsed Time",
+    "Category",
+    "FUTURE_USE",
     "Sequence Number",
 ];
 
@@ -72,8 +104,13 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
 
     let sequence = if threat { THREAT_SEQUENCE } else { SEQUENCE };
     if fields.len() <= sequence {
-        let missing = if threat && fields.len() > ACTION { "Sequence Number" } else {
-            TRAFFIC.get(fields.len()).copied().unwrap_or("Sequence Number")
+        let missing = if threat && fields.len() > ACTION {
+            "Sequence Number"
+        } else {
+            TRAFFIC
+                .get(fields.len())
+                .copied()
+                .unwrap_or("Sequence Number")
         };
         return Err(Rejection::missing(
             missing,
@@ -88,13 +125,20 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
     }
 
     let generated = f.get(GENERATED).ok_or_else(|| {
-        Rejection::missing("Generated Time", "PAN-OS logs always carry the Generated Time (7th field)")
+        Rejection::missing(
+            "Generated Time",
+            "PAN-OS logs always carry the Generated Time (7th field)",
+        )
     })?;
     ev.timestamp = timefmt::parse_datetime(generated)
         .ok_or_else(|| Rejection::bad_timestamp("Generated Time", generated))?;
 
     let subtype = f.get(SUBTYPE).unwrap_or("");
-    let (kind, dataset) = if threat { ("alert", "panos.threat") } else { ("event", "panos.traffic") };
+    let (kind, dataset) = if threat {
+        ("alert", "panos.threat")
+    } else {
+        ("event", "panos.traffic")
+    };
     let kind_type = match subtype {
         "start" => "start",
         "end" => "end",
@@ -136,7 +180,11 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
         ev.source.packets = f.num(PACKETS_SENT, COUNT_EXPECTED)?;
         ev.destination.packets = f.num(PACKETS_RECEIVED, COUNT_EXPECTED)?;
         let elapsed: Option<u64> = f.num(ELAPSED, "elapsed seconds (an integer)")?;
-        ev.event.duration = elapsed.map(|s| i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1_000_000_000));
+        ev.event.duration = elapsed.map(|s| {
+            i64::try_from(s)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000_000)
+        });
     }
 
     Ok(match (f.get(SERIAL), f.get(sequence)) {
@@ -165,11 +213,17 @@ fn locate(line: &str) -> Result<(&str, bool), Rejection> {
     };
     let before = line.get(..type_comma).unwrap_or("");
     let serial_comma = before.rfind(',');
-    let receive_comma = serial_comma.and_then(|c| before.get(..c)).and_then(|b| b.rfind(','));
+    let receive_comma = serial_comma
+        .and_then(|c| before.get(..c))
+        .and_then(|b| b.rfind(','));
     match receive_comma.and_then(|c| line.get(c + 1..)) {
         Some(rest) => Ok((rest, is_threat)),
         None => Err(Rejection::missing(
-            if serial_comma.is_some() { "Receive Time" } else { "Serial Number" },
+            if serial_comma.is_some() {
+                "Receive Time"
+            } else {
+                "Serial Number"
+            },
             "a PAN-OS log starts FUTURE_USE,Receive Time,Serial Number,Type,...",
         )),
     }

@@ -65,7 +65,11 @@ fn object<'a>(o: &'a Obj, field: &str) -> Result<Option<&'a Obj>, Rejection> {
     match json::get(o, field) {
         None => Ok(None),
         Some(Value::Object(inner)) => Ok(Some(inner)),
-        Some(other) => Err(Rejection::bad_value(field, json::kind_of(other), "an object")),
+        Some(other) => Err(Rejection::bad_value(
+            field,
+            json::kind_of(other),
+            "an object",
+        )),
     }
 }
 
@@ -124,7 +128,11 @@ fn dns(d: &Obj, ev: &mut Event) -> Result<(), Rejection> {
         _ => None,
     };
     let q = question.unwrap_or(d);
-    let prefix = if question.is_some() { "dns.queries.0." } else { "dns." };
+    let prefix = if question.is_some() {
+        "dns.queries.0."
+    } else {
+        "dns."
+    };
     ev.dns.question.name = json::text(q, "rrname").map_err(|e| rename(e, prefix))?;
     if !per_answer_record {
         ev.dns.question.kind = json::text(q, "rrtype").map_err(|e| rename(e, prefix))?;
@@ -133,11 +141,19 @@ fn dns(d: &Obj, ev: &mut Event) -> Result<(), Rejection> {
 
     if let Some(answers) = json::get(d, "answers") {
         let Value::Array(answers) = answers else {
-            return Err(Rejection::bad_value("dns.answers", json::kind_of(answers), "an array of objects"));
+            return Err(Rejection::bad_value(
+                "dns.answers",
+                json::kind_of(answers),
+                "an array of objects",
+            ));
         };
         for a in answers {
             let Value::Object(a) = a else {
-                return Err(Rejection::bad_value("dns.answers", json::kind_of(a), "an array of objects"));
+                return Err(Rejection::bad_value(
+                    "dns.answers",
+                    json::kind_of(a),
+                    "an array of objects",
+                ));
             };
             push_answer(a, ev).map_err(|e| rename(e, "dns.answers[]."))?;
         }
@@ -163,11 +179,19 @@ fn push_answer(a: &Obj, ev: &mut Event) -> Result<(), Rejection> {
 fn grouped_answers(grouped: &Value, ev: &mut Event) -> Result<(), Rejection> {
     let expected = "an object of record type to data list, like {\"A\": [\"10.0.0.1\"]}";
     let Value::Object(g) = grouped else {
-        return Err(Rejection::bad_value("dns.grouped", json::kind_of(grouped), expected));
+        return Err(Rejection::bad_value(
+            "dns.grouped",
+            json::kind_of(grouped),
+            expected,
+        ));
     };
     for (rrtype, data) in g {
         let Value::Array(items) = data else {
-            return Err(Rejection::bad_value("dns.grouped", json::kind_of(data), expected));
+            return Err(Rejection::bad_value(
+                "dns.grouped",
+                json::kind_of(data),
+                expected,
+            ));
         };
         for item in items {
             // Only text data: grouped SOA/SRV entries are objects the model has no place for.
@@ -186,7 +210,11 @@ fn grouped_answers(grouped: &Value, ev: &mut Event) -> Result<(), Rejection> {
 /// Field names in rejections are full record paths, not paths within a sub-object.
 fn rename(e: Rejection, prefix: &str) -> Rejection {
     match e {
-        Rejection::BadValue { field, value, expected } => Rejection::BadValue {
+        Rejection::BadValue {
+            field,
+            value,
+            expected,
+        } => Rejection::BadValue {
             field: format!("{prefix}{field}"),
             value,
             expected,

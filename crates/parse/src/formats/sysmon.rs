@@ -59,7 +59,9 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
 
     ev.process.pid = json::uint(&o, &data("ProcessId"), "a process id (unsigned integer)")?;
     if let Some(image) = json::text(&o, &data("Image"))? {
-        ev.process.name = Some(basename(&image)).filter(|n| !n.is_empty()).map(Str::from);
+        ev.process.name = Some(basename(&image))
+            .filter(|n| !n.is_empty())
+            .map(Str::from);
         ev.process.executable = Some(image);
     }
     ev.user.name = json::text(&o, &data("User"))?;
@@ -84,7 +86,13 @@ fn direction(o: &Obj) -> Result<Option<Str>, Rejection> {
         None => None,
         Some(v) if v.eq_ignore_ascii_case("true") => Some("egress".into()),
         Some(v) if v.eq_ignore_ascii_case("false") => Some("ingress".into()),
-        Some(v) => return Err(Rejection::bad_value(field, format!("{v:?}"), "\"true\" or \"false\"")),
+        Some(v) => {
+            return Err(Rejection::bad_value(
+                field,
+                format!("{v:?}"),
+                "\"true\" or \"false\"",
+            ))
+        }
     })
 }
 
@@ -97,7 +105,10 @@ fn basename(path: &str) -> &str {
 mod tests {
     #[test]
     fn basename() {
-        assert_eq!(super::basename(r"C:\Windows\System32\svchost.exe"), "svchost.exe");
+        assert_eq!(
+            super::basename(r"C:\Windows\System32\svchost.exe"),
+            "svchost.exe"
+        );
         assert_eq!(super::basename("/usr/bin/curl"), "curl");
         assert_eq!(super::basename("curl"), "curl");
         assert_eq!(super::basename(r"C:\dir\"), "");

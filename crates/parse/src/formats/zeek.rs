@@ -40,7 +40,11 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
         (Some(p), Log::Other) => format!("zeek.{p}"),
         (_, l) => format!("zeek.{}", name(l)),
     };
-    let kind_type = if log == Log::Conn { "connection" } else { "protocol" };
+    let kind_type = if log == Log::Conn {
+        "connection"
+    } else {
+        "protocol"
+    };
     categorize(ev, "event", kind_type, &dataset);
 
     tuple(&o, ev)?;
@@ -100,9 +104,9 @@ fn timestamp(o: &Obj) -> Result<Timestamp, Rejection> {
             };
             t.ok_or_else(|| bad(v))
         }
-        Some(v @ Value::String(s)) => timefmt::parse_datetime(s)
+        Some(Value::String(s)) => timefmt::parse_datetime(s)
             .or_else(|| timefmt::parse_epoch_secs_text(s))
-            .ok_or_else(|| bad(v)),
+            .ok_or_else(|| Rejection::bad_timestamp("ts", s)),
         Some(v) => Err(bad(v)),
     }
 }
@@ -151,7 +155,8 @@ fn dns(o: &Obj, ev: &mut Event) -> Result<(), Rejection> {
             None => None,
         };
         // Zeek's answers carry no record type; an address can only be an A or AAAA answer.
-        let kind = json::parse_ip(&data).map(|ip| Str::from(if ip.is_ipv4() { "A" } else { "AAAA" }));
+        let kind =
+            json::parse_ip(&data).map(|ip| Str::from(if ip.is_ipv4() { "A" } else { "AAAA" }));
         ev.dns.answers.push(DnsAnswer { data, kind, ttl });
     }
     Ok(())
@@ -161,7 +166,11 @@ fn array<'a>(o: &'a Obj, field: &str) -> Result<&'a [Value], Rejection> {
     match json::get(o, field) {
         None => Ok(&[]),
         Some(Value::Array(a)) => Ok(a),
-        Some(other) => Err(Rejection::bad_value(field, json::kind_of(other), "an array")),
+        Some(other) => Err(Rejection::bad_value(
+            field,
+            json::kind_of(other),
+            "an array",
+        )),
     }
 }
 
