@@ -77,6 +77,18 @@ impl Ingestor {
         framing: Framing<'_>,
         source: &str,
     ) -> Result<IngestReport, StoreError> {
+        self.ingest_from_line(body, framing, source, 1)
+    }
+
+    /// [`Ingestor::ingest`] for a chunk of a larger input whose first line is `first_line` (1-based), so
+    /// errors and dead letters name the line in the file.
+    pub fn ingest_from_line(
+        &self,
+        body: &[u8],
+        framing: Framing<'_>,
+        source: &str,
+        first_line: u64,
+    ) -> Result<IngestReport, StoreError> {
         let now = Timestamp::now();
         let mut parsed: Vec<Parsed> = Vec::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
@@ -97,7 +109,7 @@ impl Ingestor {
                     parsed.push(p);
                 }
                 Err(rejection) => {
-                    let line_no = i as u64 + 1;
+                    let line_no = first_line + i as u64;
                     let format = match framing {
                         Framing::Plain { format, .. } => Some(format.to_string()),
                         Framing::Envelopes => None,

@@ -1,1 +1,9 @@
+//! The Storyline service: its configuration ([`config`]), the HTTP API ([`http`]) and the wiring of
+//! store, ingest, workers and sinks into one running process ([`service`]).
 
+pub mod config;
+pub mod http;
+pub mod service;
+
+pub use config::Config;
+pub use service::Service;

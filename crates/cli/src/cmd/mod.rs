@@ -1,0 +1,14 @@
+pub mod check;
+pub mod dead_letters;
+pub mod demo;
+pub mod eval;
+pub mod generate;
+pub mod replay;
+pub mod run;
+
+use std::io::IsTerminal;
+
+/// Progress bars only where a person watches: a TTY on stderr.
+pub fn progress_wanted() -> bool {
+    std::io::stderr().is_terminal()
+}

@@ -1,0 +1,255 @@
+//! `storyline replay`: the whole pipeline over recorded input, as fast as it goes.
+//!
+//! Reader → parse/ingest threads (durable group-committed appends) → leased workers → file sink. Event
+//! time drives every window, so an hour of traffic takes as long as the machine needs, not an hour. When
+//! the input ends the workers drain every shard, flush open stories and commit.
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use storyline_io::{RotatingFileSink, StorySink};
+use storyline_parse::Limits;
+use storyline_pipeline::ingest::Framing;
+use storyline_pipeline::{Ingestor, PipelineConfig, WorkerPool};
+use storyline_store::embedded::{Durability, EmbeddedStore};
+use storyline_store::Store;
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  storyline generate --events 1000000 --out /tmp/t && storyline replay --input /tmp/t/events.ndjson --output /tmp/stories.ndjson\n  storyline replay --input conn.log.json --format zeek --sensor zeek-core --output stories.ndjson"
+)]
+pub struct Args {
+    /// Input files: NDJSON envelopes ({"format","sensor","record"}), or plain records with --format/--sensor.
+    #[arg(long, num_args = 1.., required = true)]
+    input: Vec<PathBuf>,
+    /// Where stories go (NDJSON, one line per story version).
+    #[arg(long)]
+    output: PathBuf,
+    /// The input holds bare records of this format (one per line) instead of envelopes.
+    #[arg(long, requires = "sensor")]
+    format: Option<String>,
+    /// Sensor name for bare records.
+    #[arg(long, requires = "format")]
+    sensor: Option<String>,
+    /// Keep the store here (default: a temporary directory removed at the end).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    #[arg(long, default_value_t = 16)]
+    shards: u16,
+    /// Worker threads (correlation).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Parse/ingest threads.
+    #[arg(long, default_value_t = 2)]
+    ingest_threads: usize,
+    /// fsync (default), flush, none.
+    #[arg(long, default_value = "fsync", value_parser = parse_durability)]
+    durability: Durability,
+    /// Session gap: a story closes once event time moved this far past its last event.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    gap: std::time::Duration,
+    /// Largest accepted record.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_record_bytes: usize,
+}
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    match s {
+        "fsync" => Ok(Durability::Fsync),
+        "flush" => Ok(Durability::Flush),
+        "none" => Ok(Durability::None),
+        _ => Err(format!("{s:?}: expected fsync, flush or none")),
+    }
+}
+
+/// Lines per chunk handed to an ingest thread: one durable append each.
+const CHUNK_BYTES: usize = 4 << 20;
+
+struct Chunk {
+    source: Arc<str>,
+    first_line: u64,
+    body: Vec<u8>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let tmp;
+    let data_dir = match &a.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("storyline-replay-")
+                .tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&data_dir, a.durability)
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+    );
+    let mut cfg = PipelineConfig {
+        shards: a.shards,
+        workers: a.workers,
+        ..PipelineConfig::default()
+    };
+    cfg.correlate.gap = a.gap;
+    let limits = Limits {
+        max_record_bytes: a.max_record_bytes,
+    };
+    let ingestor = Arc::new(Ingestor::new(store.clone(), &a.tenant, &cfg, limits)?);
+    if a.output.exists() {
+        std::fs::remove_file(&a.output)
+            .with_context(|| format!("replacing {}", a.output.display()))?;
+    }
+    let sink: Arc<dyn StorySink> = Arc::new(RotatingFileSink::open(&a.output, 0, 0, true)?);
+    let pool = WorkerPool::start(
+        store.clone(),
+        sink,
+        cfg.clone(),
+        &a.tenant,
+        &format!("replay-{}", std::process::id()),
+    )?;
+
+    let total_bytes: u64 = a
+        .input
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let bar = if super::progress_wanted() {
+        let b = ProgressBar::new(total_bytes);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} ingest [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let accepted = Arc::new(AtomicU64::new(0));
+    let rejected = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = crossbeam_channel::bounded::<Chunk>(a.ingest_threads * 2);
+    let framing_owned = a.format.clone().zip(a.sensor.clone());
+    let threads: Vec<_> = (0..a.ingest_threads.max(1))
+        .map(|_| {
+            let (rx, ingestor, accepted, rejected) = (rx.clone(), ingestor.clone(), accepted.clone(), rejected.clone());
+            let framing_owned = framing_owned.clone();
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let framing = match &framing_owned {
+                    Some((format, sensor)) => Framing::Plain { format, sensor },
+                    None => Framing::Envelopes,
+                };
+                for chunk in rx {
+                    let report = ingestor.ingest_from_line(&chunk.body, framing, &chunk.source, chunk.first_line)?;
+                    accepted.fetch_add(report.accepted, Ordering::Relaxed);
+                    rejected.fetch_add(report.rejected, Ordering::Relaxed);
+                    for e in report.errors.iter().take(5) {
+                        tracing::warn!(file = %chunk.source, line = e.line, code = e.code, "{}", e.reason);
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    drop(rx);
+
+    let read_result = read_chunks(&a.input, &tx, &bar);
+    drop(tx);
+    let mut ingest_error = None;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => ingest_error = Some(e),
+            Err(_) => ingest_error = Some(anyhow::anyhow!("an ingest thread panicked")),
+        }
+    }
+    bar.finish_and_clear();
+    read_result?;
+    if let Some(e) = ingest_error {
+        let _ = pool.stop();
+        return Err(e.context("ingest failed"));
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    pool.drain()?;
+    let secs = started.elapsed().as_secs_f64();
+    let (acc, rej) = (
+        accepted.load(Ordering::Relaxed),
+        rejected.load(Ordering::Relaxed),
+    );
+    let stories = count_lines(&a.output)?;
+    eprintln!(
+        "replayed {acc} events ({rej} rejected, kept in dead letters) into {stories} story versions in {secs:.2}s \
+         ({:.0} events/s; ingest {ingest_secs:.2}s) → {}",
+        acc as f64 / secs,
+        a.output.display()
+    );
+    if rej > 0 {
+        match &a.data_dir {
+            Some(d) => eprintln!("list them with: storyline dead-letters list --data-dir {} --tenant {}", d.display(), a.tenant),
+            None => eprintln!("pass --data-dir to keep the store and list them with `storyline dead-letters list`"),
+        }
+    }
+    Ok(())
+}
+
+fn read_chunks(
+    inputs: &[PathBuf],
+    tx: &crossbeam_channel::Sender<Chunk>,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    for path in inputs {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening input {}", path.display()))?;
+        let source: Arc<str> = Arc::from(format!("replay:{}", path.display()));
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut line_no = 1u64;
+        loop {
+            let mut body = Vec::with_capacity(CHUNK_BYTES + 4096);
+            let first_line = line_no;
+            while body.len() < CHUNK_BYTES {
+                let n = (&mut reader)
+                    .take(u64::MAX)
+                    .read_until(b'\n', &mut body)
+                    .with_context(|| format!("reading {} at line {line_no}", path.display()))?;
+                if n == 0 {
+                    break;
+                }
+                line_no += 1;
+            }
+            if body.is_empty() {
+                break;
+            }
+            bar.inc(body.len() as u64);
+            if tx
+                .send(Chunk {
+                    source: source.clone(),
+                    first_line,
+                    body,
+                })
+                .is_err()
+            {
+                anyhow::bail!("ingest stopped early");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn count_lines(path: &std::path::Path) -> anyhow::Result<u64> {
+    let f = std::fs::File::open(path)?;
+    let mut n = 0;
+    for line in BufReader::new(f).split(b'\n') {
+        line?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -1,0 +1,182 @@
+//! `storyline.toml`. Every key has a default; unknown keys are errors, so a typo never silently falls back
+//! to a default.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use storyline_pipeline::PipelineConfig;
+use storyline_store::embedded::Durability;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The tenant this deployment serves (one tenant per deployment).
+    pub tenant: String,
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// HTTP listen address for ingest, health and metrics.
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    pub pipeline: PipelineConfig,
+    pub limits: LimitsConfig,
+    pub output: OutputConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `fsync` (default: acknowledged = on disk), `flush` (survives a process crash, not power loss), `none`.
+    pub durability: Durability,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest single record or envelope line; larger ones are dead-lettered.
+    pub max_record_bytes: usize,
+    /// Largest request body (after gzip decompression).
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OutputConfig {
+    /// Rotating NDJSON files.
+    File {
+        path: PathBuf,
+        #[serde(default = "default_max_bytes")]
+        max_bytes: u64,
+        #[serde(default = "default_keep")]
+        keep: usize,
+    },
+    /// NDJSON on standard output.
+    Stdout,
+    /// Human-readable stories on standard output.
+    Pretty,
+}
+
+fn default_max_bytes() -> u64 {
+    256 << 20
+}
+
+fn default_keep() -> usize {
+    16
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            tenant: "default".into(),
+            data_dir: PathBuf::from("storyline-data"),
+            listen: "127.0.0.1:7878".parse().expect("valid address"),
+            store: StoreConfig::default(),
+            pipeline: PipelineConfig::default(),
+            limits: LimitsConfig::default(),
+            output: OutputConfig::File {
+                path: PathBuf::from("stories/stories.ndjson"),
+                max_bytes: default_max_bytes(),
+                keep: default_keep(),
+            },
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Fsync,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 16 << 20,
+            max_body_bytes: 256 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file; errors name the file, the key and what is allowed.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the config file: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        storyline_store::validate_tenant(&self.tenant)
+            .map_err(|e| anyhow::anyhow!("key `tenant`: {e}"))?;
+        let p = &self.pipeline;
+        if p.shards == 0 {
+            anyhow::bail!("key `pipeline.shards`: must be at least 1 (default 16)");
+        }
+        if p.bucket.is_zero() {
+            anyhow::bail!("key `pipeline.bucket`: must be a positive duration such as \"1s\"");
+        }
+        if p.lease_ttl < p.poll_interval * 3 {
+            anyhow::bail!("key `pipeline.lease_ttl`: must be at least three poll intervals, or leases expire between renewals");
+        }
+        if self.limits.max_record_bytes == 0
+            || self.limits.max_body_bytes < self.limits.max_record_bytes
+        {
+            anyhow::bail!("key `limits`: need 0 < max_record_bytes <= max_body_bytes");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_file_gets_defaults() {
+        let c = Config::parse("tenant = \"acme\"\n[pipeline]\nshards = 4\nbucket = \"500ms\"\n")
+            .unwrap();
+        assert_eq!(c.tenant, "acme");
+        assert_eq!(c.pipeline.shards, 4);
+        assert_eq!(c.pipeline.bucket, std::time::Duration::from_millis(500));
+        assert_eq!(c.store.durability, Durability::Fsync);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_named() {
+        let e = Config::parse("tenant = \"acme\"\n[pipeline]\nshard = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shard"), "{e}");
+        let e = Config::parse("[pipeline]\ngap = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gap"), "{e}");
+        let e = Config::parse("tenant = \"Bad Name\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tenant"), "{e}");
+        let e = Config::parse("[output]\nkind = \"kafka\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka") || e.contains("variant"), "{e}");
+    }
+
+    #[test]
+    fn output_kinds_parse() {
+        let c = Config::parse("[output]\nkind = \"file\"\npath = \"/tmp/x.ndjson\"\n").unwrap();
+        assert!(matches!(c.output, OutputConfig::File { max_bytes, .. } if max_bytes == 256 << 20));
+        assert_eq!(
+            Config::parse("[output]\nkind = \"stdout\"\n")
+                .unwrap()
+                .output,
+            OutputConfig::Stdout
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! One running Storyline process: store, ingest, workers, sink and the HTTP API.
+
+use crate::config::{Config, OutputConfig};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use storyline_io::{PrettySink, RotatingFileSink, StdoutSink, StorySink};
+use storyline_parse::Limits;
+use storyline_pipeline::{Ingestor, WorkerPool};
+use storyline_store::embedded::EmbeddedStore;
+use storyline_store::Store;
+
+pub struct Service {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub ingestor: Arc<Ingestor>,
+    pool: Option<WorkerPool>,
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed (tests that embed two services): reuse that one.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+pub fn make_sink(output: &OutputConfig) -> anyhow::Result<Arc<dyn StorySink>> {
+    Ok(match output {
+        OutputConfig::File {
+            path,
+            max_bytes,
+            keep,
+        } => Arc::new(RotatingFileSink::open(path, *max_bytes, *keep, true)?),
+        OutputConfig::Stdout => Arc::new(StdoutSink),
+        OutputConfig::Pretty => Arc::new(PrettySink),
+    })
+}
+
+impl Service {
+    /// Opens the store and starts the workers. `sink` overrides the configured output (the demo prints).
+    pub fn start(config: Config, sink: Option<Arc<dyn StorySink>>) -> anyhow::Result<Self> {
+        metrics_handle();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "data_dir {}: cannot create it: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        let store: Arc<dyn Store> = Arc::new(
+            EmbeddedStore::open(&config.data_dir, config.store.durability).map_err(|e| {
+                anyhow::anyhow!(
+                    "data_dir {}: cannot open the store: {e}",
+                    config.data_dir.display()
+                )
+            })?,
+        );
+        let limits = Limits {
+            max_record_bytes: config.limits.max_record_bytes,
+        };
+        let ingestor = Arc::new(Ingestor::new(
+            store.clone(),
+            &config.tenant,
+            &config.pipeline,
+            limits,
+        )?);
+        let sink = match sink {
+            Some(s) => s,
+            None => make_sink(&config.output)?,
+        };
+        let owner = format!("{}-{}", hostname(), std::process::id());
+        let pool = WorkerPool::start(
+            store.clone(),
+            sink,
+            config.pipeline.clone(),
+            &config.tenant,
+            &owner,
+        )?;
+        Ok(Self {
+            config,
+            store,
+            ingestor,
+            pool: Some(pool),
+        })
+    }
+
+    /// Serves HTTP until `shutdown` resolves, then stops the workers gracefully (commit, release leases).
+    pub async fn serve(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "listen {}: {e} (set `listen` in the config to a free address)",
+                    self.config.listen
+                )
+            })?;
+        tracing::info!(addr = %listener.local_addr()?, tenant = %self.config.tenant, "storyline listening");
+        let app = crate::http::router(self.ingestor.clone(), self.config.limits.max_body_bytes);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.stop()
+    }
+
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        match self.pool.take() {
+            Some(pool) => pool.stop(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "storyline".into())
+}
