@@ -147,6 +147,7 @@ impl Generator {
                 s: &s,
                 client,
                 kind: p.kind,
+                occurred: p.occurred,
                 skew_ns: self.skew_ns[sensor.index()],
                 seed: self.cfg.seed,
             };

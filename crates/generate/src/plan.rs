@@ -97,10 +97,12 @@ impl Kind {
     }
 }
 
-/// A record to write: its kind and the true time the sensor produces it (before delivery).
+/// A record to write: its kind, the true time of what it states, and the true time the sensor
+/// produces it (before delivery). `emitted >= occurred` always, so nothing arrives before it happened.
 #[derive(Clone, Copy, Debug)]
 pub struct Planned {
     pub kind: Kind,
+    pub occurred: Timestamp,
     pub emitted: Timestamp,
 }
 
@@ -112,6 +114,12 @@ pub struct Planner {
     vpc_pair: f64,
     /// Probability that a lone VPC record is the B→A one.
     vpc_single_reversed: f64,
+}
+
+const MS: i64 = 1_000_000;
+
+fn after(t: Timestamp, lo_ms: i64, hi_ms: i64, rng: &mut SmallRng) -> Timestamp {
+    Timestamp(t.as_nanos() + rng.random_range(lo_ms * MS..=hi_ms * MS))
 }
 
 impl Planner {
@@ -131,30 +139,41 @@ impl Planner {
 
     pub fn plan(&self, rng: &mut SmallRng, s: &Session, client: &Client) -> Vec<Planned> {
         let mut out = Vec::with_capacity(8);
-        let ms = |n: i64| n * 1_000_000;
-        let at = |t: Timestamp, lo: i64, hi: i64, rng: &mut SmallRng| {
-            Timestamp(t.as_nanos() + rng.random_range(lo..=hi))
-        };
         let (start, end) = (s.start, s.end());
+        // Flow summaries state the session start but are written once the session is over.
+        let summary = |kind: Kind, rng: &mut SmallRng| Planned {
+            kind,
+            occurred: start,
+            emitted: after(end, 0, 1000, rng),
+        };
+        // Application-layer records are written right after what they describe.
+        let instant =
+            |kind: Kind, occurred: Timestamp, lo: i64, hi: i64, rng: &mut SmallRng| Planned {
+                kind,
+                occurred,
+                emitted: after(occurred, lo, hi, rng),
+            };
 
         if let Some(d) = &s.dns {
             if self.on(Sensor::Zeek) && rng.random_bool(0.9) {
+                // dns.log states the query time and is written when the answer comes back.
                 let answered = Timestamp(d.time.as_nanos() + d.rtt_ns);
                 out.push(Planned {
                     kind: Kind::ZeekDns,
-                    emitted: at(answered, 0, ms(5), rng),
+                    occurred: d.time,
+                    emitted: after(answered, 0, 5, rng),
                 });
                 out.push(Planned {
                     kind: Kind::ZeekDnsConn,
-                    emitted: at(answered, ms(5), ms(500), rng),
+                    occurred: d.time,
+                    emitted: after(answered, 5, 500, rng),
                 });
             }
         }
         if self.on(Sensor::Sysmon) && client.has_agent && rng.random_bool(0.95) {
-            out.push(Planned {
-                kind: Kind::SysmonConnect,
-                emitted: at(start, ms(1), ms(30), rng),
-            });
+            // Event log entry created up to 15 ms after Sysmon saw the first packet.
+            let first_packet = after(start, 0, 2, rng);
+            out.push(instant(Kind::SysmonConnect, first_packet, 20, 60, rng));
         }
         let fw_sees = match s.zone {
             Zone::Internet => 0.98,
@@ -162,30 +181,19 @@ impl Planner {
             Zone::DataCenter => 0.6,
         };
         if self.on(Sensor::Panos) && rng.random_bool(fw_sees) {
-            out.push(Planned {
-                kind: Kind::PanosTraffic {
-                    reversed: rng.random_bool(self.reversed),
-                },
-                emitted: at(end, 0, ms(1000), rng),
-            });
+            let reversed = rng.random_bool(self.reversed);
+            out.push(summary(Kind::PanosTraffic { reversed }, rng));
         }
         if self.on(Sensor::Zeek) && rng.random_bool(0.6) {
-            if s.http.is_some() {
-                out.push(Planned {
-                    kind: Kind::ZeekHttp,
-                    emitted: at(start, ms(20), ms(300), rng),
-                });
-            }
             if s.service.app == Some("ssl") {
-                out.push(Planned {
-                    kind: Kind::ZeekSsl,
-                    emitted: at(start, ms(30), ms(300), rng),
-                });
+                let hello = after(start, 1, 40, rng);
+                out.push(instant(Kind::ZeekSsl, hello, 10, 300, rng));
             }
-            out.push(Planned {
-                kind: Kind::ZeekConn,
-                emitted: at(end, 0, ms(1000), rng),
-            });
+            if s.http.is_some() {
+                let request = Timestamp(start.as_nanos() + (s.duration_ns / 10).min(200 * MS));
+                out.push(instant(Kind::ZeekHttp, request, 20, 300, rng));
+            }
+            out.push(summary(Kind::ZeekConn, rng));
         }
         let ids_sees = match s.zone {
             Zone::Internet => 0.55,
@@ -194,37 +202,28 @@ impl Planner {
         };
         if self.on(Sensor::Suricata) && rng.random_bool(ids_sees) {
             if s.service.app == Some("ssl") {
-                out.push(Planned {
-                    kind: Kind::SuricataTls,
-                    emitted: at(start, ms(30), ms(200), rng),
-                });
+                let hello = after(start, 20, 150, rng);
+                out.push(instant(Kind::SuricataTls, hello, 0, 50, rng));
             }
             if rng.random_bool(0.01) {
-                out.push(Planned {
-                    kind: Kind::SuricataAlert,
-                    emitted: at(start, ms(50), ms(500), rng),
-                });
+                let hit = after(start, 50, 400, rng);
+                out.push(instant(Kind::SuricataAlert, hit, 0, 100, rng));
             }
-            out.push(Planned {
-                kind: Kind::SuricataFlow,
-                emitted: at(end, 0, ms(1000), rng),
-            });
+            out.push(summary(Kind::SuricataFlow, rng));
         }
         if self.on(Sensor::AwsVpc) && s.nat.is_some() && rng.random_bool(0.95) {
-            let emitted = at(end, 0, ms(1000), rng);
+            let p = summary(Kind::VpcFlow { reversed: false }, rng);
             if rng.random_bool(self.vpc_pair) {
-                for reversed in [false, true] {
-                    out.push(Planned {
-                        kind: Kind::VpcFlow { reversed },
-                        emitted,
-                    });
-                }
-            } else {
+                out.push(p);
                 out.push(Planned {
-                    kind: Kind::VpcFlow {
-                        reversed: rng.random_bool(self.vpc_single_reversed),
-                    },
-                    emitted,
+                    kind: Kind::VpcFlow { reversed: true },
+                    ..p
+                });
+            } else {
+                let reversed = rng.random_bool(self.vpc_single_reversed);
+                out.push(Planned {
+                    kind: Kind::VpcFlow { reversed },
+                    ..p
                 });
             }
         }
@@ -232,17 +231,10 @@ impl Planner {
         // plausibly see it report it (the inside tap sees everything when enabled).
         if out.is_empty() {
             if self.on(Sensor::Zeek) {
-                out.push(Planned {
-                    kind: Kind::ZeekConn,
-                    emitted: at(end, 0, ms(1000), rng),
-                });
+                out.push(summary(Kind::ZeekConn, rng));
             } else if self.on(Sensor::Panos) {
-                out.push(Planned {
-                    kind: Kind::PanosTraffic {
-                        reversed: rng.random_bool(self.reversed),
-                    },
-                    emitted: at(end, 0, ms(1000), rng),
-                });
+                let reversed = rng.random_bool(self.reversed);
+                out.push(summary(Kind::PanosTraffic { reversed }, rng));
             }
         }
         out

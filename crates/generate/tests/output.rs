@@ -366,3 +366,46 @@ fn memory_stays_bounded_while_streaming() {
     assert_eq!(n, 100_000);
     assert!(max_queued < 10_000, "queue grew to {max_queued}");
 }
+
+#[test]
+fn each_sensor_writes_with_its_own_fixed_clock_offset() {
+    let exact = GenConfig {
+        skew: Duration::ZERO,
+        ..cfg(3000)
+    };
+    let g = Generator::new(&exact);
+    assert_eq!(g.skews(), [0; 5]);
+    for e in g.filter(|e| !e.late) {
+        let lag = e.arrival.nanos_since(e.event_time);
+        assert!((0..35_000_000_000).contains(&lag), "lag {lag}");
+    }
+
+    let c = GenConfig {
+        skew: Duration::from_secs(30),
+        ..cfg(6000)
+    };
+    let skews = Generator::new(&c).skews();
+    assert!(skews.iter().all(|s| s.abs() <= 30_000_000_000));
+    assert!(skews.windows(2).any(|w| w[0] != w[1]));
+    // Sysmon (index 0) stamps the connection 1–17 ms after Zeek's `ts` (index 2) on a true clock, so
+    // in the output the two differ by that plus the difference of their offsets, for every session.
+    let expected = (skews[0] - skews[2]) as f64 / 1e9;
+    let out = run(&c);
+    let mut sysmon = HashMap::new();
+    for g in out.iter().filter(|g| g.format == "sysmon") {
+        sysmon.insert(g.story.clone(), g.event_time);
+    }
+    let mut compared = 0;
+    for g in out.iter().filter(|g| g.format == "zeek") {
+        let r = record(g);
+        if r["_path"] != "conn" || r["id.resp_p"] == 53 {
+            continue;
+        }
+        if let Some(t) = sysmon.get(&g.story) {
+            let d = t.nanos_since(g.event_time) as f64 / 1e9 - expected;
+            assert!((0.0..0.02).contains(&d), "offset off by {d}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 100, "{compared}");
+}

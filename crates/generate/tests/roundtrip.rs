@@ -28,18 +28,31 @@ fn every_line_parses_to_the_truth_id_and_time() {
         assert_eq!(p.sensor.as_str(), g.sensor);
         // Zeek's float seconds may round to the neighbouring microsecond.
         let dt = e.timestamp.nanos_since(g.event_time).abs();
-        assert!(dt <= 1_000, "time {} vs {} in {}", e.timestamp, g.event_time, g.envelope);
+        assert!(
+            dt <= 1_000,
+            "time {} vs {} in {}",
+            e.timestamp,
+            g.event_time,
+            g.envelope
+        );
         assert!(e.source.ip.is_some() && e.destination.ip.is_some());
         assert!(e.source.port.is_some() && e.destination.port.is_some());
-        let cid = e.network.community_id.clone().expect("tuple gives a community id");
+        let cid = e
+            .network
+            .community_id
+            .clone()
+            .expect("tuple gives a community id");
         formats.insert(g.format);
 
-        let nat_pool = |ip: Option<IpAddr>| ip.is_some_and(|ip| ip.to_string().starts_with("203.0.113."));
+        let nat_pool =
+            |ip: Option<IpAddr>| ip.is_some_and(|ip| ip.to_string().starts_with("203.0.113."));
         if nat_pool(e.source.nat.ip) || nat_pool(e.destination.ip) || nat_pool(e.source.ip) {
             nated.insert(g.story.clone());
         }
         if e.destination.port != Some(53) {
-            cids.entry(g.story.clone()).or_default().insert(cid.to_string());
+            cids.entry(g.story.clone())
+                .or_default()
+                .insert(cid.to_string());
         }
     }
     assert_eq!(formats.len(), 5);

@@ -54,6 +54,9 @@ pub struct Ctx<'a> {
     pub s: &'a Session,
     pub client: &'a Client,
     pub kind: Kind,
+    /// True time of what the record states (for records describing an instant: a handshake, a
+    /// request, an alert). Flow summaries state the session's start and end instead.
+    pub occurred: Timestamp,
     /// This sensor's clock offset.
     pub skew_ns: i64,
     /// Run seed, mixed into sensor-local identifiers (uids, flow ids) so they differ between runs.

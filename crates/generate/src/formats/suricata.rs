@@ -144,9 +144,7 @@ pub fn flow(ctx: &Ctx) -> Written {
 
 pub fn tls(ctx: &Ctx, rng: &mut SmallRng) -> Written {
     let s = ctx.s;
-    let ts = ctx.clock(Timestamp(
-        s.start.as_nanos() + rng.random_range(20_000_000..150_000_000),
-    ));
+    let ts = ctx.clock(ctx.occurred);
     let mut o = head(ctx, ts, "tls");
     let v13 = rng.random_bool(0.8);
     o.open("tls");
@@ -172,10 +170,7 @@ pub fn tls(ctx: &Ctx, rng: &mut SmallRng) -> Written {
 }
 
 pub fn alert(ctx: &Ctx, rng: &mut SmallRng) -> Written {
-    let s = ctx.s;
-    let ts = ctx.clock(Timestamp(
-        s.start.as_nanos() + rng.random_range(50_000_000..400_000_000),
-    ));
+    let ts = ctx.clock(ctx.occurred);
     let a = &ALERTS[rng.random_range(0..ALERTS.len())];
     let mut o = head(ctx, ts, "alert");
     o.num("tx_id", 0)

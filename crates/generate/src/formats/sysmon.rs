@@ -15,10 +15,8 @@ pub fn connect(ctx: &Ctx, st: &mut SensorState, rng: &mut SmallRng) -> Written {
     let c = ctx.client;
     let record_id = st.sysmon_record[s.client];
     st.sysmon_record[s.client] += 1;
-    // Sysmon stamps the first packet; the event log entry is created a moment later.
-    let utc = ctx.clock(Timestamp(
-        s.start.as_nanos() + rng.random_range(0..2_000_000),
-    ));
+    // Sysmon stamps the first packet (`occurred`); the event log entry is created a moment later.
+    let utc = ctx.clock(ctx.occurred);
     let created = Timestamp(utc.as_nanos() + rng.random_range(1_000_000..15_000_000));
     let prog = s.program;
     let image = PROGRAMS[prog].image;

@@ -195,8 +195,7 @@ pub fn dns(ctx: &Ctx) -> Written {
 pub fn http(ctx: &Ctx) -> Written {
     let s = ctx.s;
     let h = s.http.as_ref().expect("planned only for HTTP sessions");
-    // The request goes out right after the handshake.
-    let ts = ctx.clock(Timestamp(s.start.as_nanos() + s.duration_ns / 10));
+    let ts = ctx.clock(ctx.occurred);
     let fuid = uid('F', ctx.mix(FUID_SALT), ctx.mix(FUID_SALT + 1));
     let mut o = Obj::new(768);
     o.str("_path", "http")
@@ -231,9 +230,7 @@ pub fn http(ctx: &Ctx) -> Written {
 
 pub fn ssl(ctx: &Ctx, rng: &mut SmallRng) -> Written {
     let s = ctx.s;
-    let ts = ctx.clock(Timestamp(
-        s.start.as_nanos() + rng.random_range(1_000_000..40_000_000),
-    ));
+    let ts = ctx.clock(ctx.occurred);
     let v13 = rng.random_bool(0.8);
     let mut o = Obj::new(640);
     o.str("_path", "ssl")
