@@ -14,6 +14,9 @@ use storyline_io::StorySink;
 use storyline_model::{routing::Shard, Event, Story, Timestamp};
 use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, StoredEvent};
 
+/// How often a worker runs the retention pass on a shard it owns.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct ShardWorker {
     pub lease: Lease,
     correlator: Correlator,
@@ -24,6 +27,7 @@ pub struct ShardWorker {
     wall_at_max: Timestamp,
     seen_max: Timestamp,
     last_commit: Instant,
+    last_retention: Option<Instant>,
     uncommitted: bool,
     out: Vec<Story>,
 }
@@ -43,15 +47,21 @@ impl ShardWorker {
     /// Restores the shard's last checkpoint, or starts fresh.
     pub fn open(store: &dyn Store, cfg: &PipelineConfig, lease: Lease) -> anyhow::Result<Self> {
         let cp = store.load_checkpoint(&lease.tenant, &lease.group, lease.shard)?;
+        let fresh = || Correlator::new(&lease.tenant, cfg.correlate.clone());
         let (correlator, offset, marks) = match cp {
+            // An offset committed without state (an operator moving a group's offset) starts empty there.
+            Some(cp) if cp.state.is_empty() => (fresh(), cp.offset, cp.marks.into_iter().collect()),
             Some(cp) => (
                 Correlator::restore(&cp.state).map_err(|e| {
-                    anyhow::anyhow!("shard {}: checkpoint state is unreadable ({e}); it was written by an incompatible version", lease.shard)
+                    anyhow::anyhow!(
+                        "shard {}: checkpoint state is unreadable ({e}); it was written by an incompatible version",
+                        lease.shard
+                    )
                 })?,
                 cp.offset,
                 cp.marks.into_iter().collect(),
             ),
-            None => (Correlator::new(&lease.tenant, cfg.correlate.clone()), Bucket::MIN, HashMap::new()),
+            None => (fresh(), Bucket::MIN, HashMap::new()),
         };
         Ok(Self {
             lease,
@@ -61,6 +71,7 @@ impl ShardWorker {
             wall_at_max: Timestamp::now(),
             seen_max: Timestamp::MIN,
             last_commit: Instant::now(),
+            last_retention: None,
             uncommitted: false,
             out: Vec::new(),
         })
@@ -155,13 +166,50 @@ impl ShardWorker {
                 .increment(report.published);
         }
         self.uncommitted |= report.events > 0 || report.published > 0;
-        if self.uncommitted
-            && (drain || report.published > 0 || self.last_commit.elapsed() >= cfg.commit_interval)
-        {
+        // Committing serializes the whole correlation state, so it runs on an interval, not per publish:
+        // stories published since the last commit are published again after a crash (same ids and
+        // versions), which at-least-once delivery allows.
+        if self.uncommitted && (drain || self.last_commit.elapsed() >= cfg.commit_interval) {
             self.commit(store)?;
         }
         self.export_gauges(now);
+        if self
+            .last_retention
+            .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
+        {
+            self.last_retention = Some(Instant::now());
+            self.apply_retention(store, cfg, now)?;
+        }
         Ok(report)
+    }
+
+    /// Deletes buckets that are older than the retention *and* read by every consumer group (minus the
+    /// re-check window, which may still be re-scanned). Returns how many events went.
+    pub fn apply_retention(
+        &self,
+        store: &dyn Store,
+        cfg: &PipelineConfig,
+        now: Timestamp,
+    ) -> anyhow::Result<u64> {
+        let (tenant, shard) = (&self.lease.tenant, self.lease.shard);
+        let Some(slowest) = store
+            .offsets(tenant, shard)?
+            .into_iter()
+            .map(|(_, o)| o)
+            .min()
+        else {
+            return Ok(0);
+        };
+        let cut = slowest
+            .saturating_sub(cfg.lookback_ms())
+            .min(now.saturating_sub(cfg.retention).as_millis());
+        let deleted = store.delete_before(tenant, shard, cut)?;
+        if deleted > 0 {
+            counter!("storyline_retention_deleted_events_total", "tenant" => tenant.clone())
+                .increment(deleted);
+            tracing::debug!(shard, deleted, cut, "retention");
+        }
+        Ok(deleted)
     }
 
     fn scan_range(

@@ -351,3 +351,79 @@ fn pool_drains_every_event_into_exactly_one_story_and_dead_letters_bad_lines() {
         .iter()
         .all(|l| l.expires_ms < Timestamp::now().as_millis()));
 }
+
+#[test]
+fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 1,
+        retention: Duration::from_secs(60),
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", 1).unwrap();
+    let now = Timestamp::now();
+    let res = cfg.bucket_ms();
+    let old = bucket_of(now, res) - 600 * res; // ten minutes ago: past the retention
+    let recent = bucket_of(now, res) - 10 * res; // within the retention
+    append_at(&*store, old, &[flow("old", "fw", now, 1)], 1);
+    append_at(&*store, recent, &[flow("recent", "fw", now, 2)], 1);
+    let count = |s: &dyn Store| {
+        s.scan("t", 0, storyline_store::BucketRange::all(), None, 100)
+            .unwrap()
+            .len()
+    };
+
+    let sink = MemorySink::default();
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w", 10_000, now.as_millis())
+        .unwrap()
+        .unwrap();
+    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    // A second consumer group that has read nothing yet holds everything back.
+    let other = PipelineConfig {
+        group: "archive".into(),
+        ..cfg.clone()
+    };
+    let lease2 = store
+        .acquire_lease("t", "archive", 0, "w", 10_000, now.as_millis())
+        .unwrap()
+        .unwrap();
+    store
+        .commit(
+            "t",
+            "archive",
+            &lease2,
+            &storyline_store::Checkpoint {
+                shard: 0,
+                offset: old - res,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    w.cycle(&*store, &sink, &cfg, now, false).unwrap();
+    w.commit(&*store).unwrap();
+    assert_eq!(
+        w.apply_retention(&*store, &cfg, now).unwrap(),
+        0,
+        "the archive group has not read the old bucket"
+    );
+    assert_eq!(count(&*store), 2);
+
+    let mut w2 = ShardWorker::open(&*store, &other, lease2).unwrap();
+    w2.cycle(&*store, &sink, &other, now, false).unwrap();
+    w2.commit(&*store).unwrap();
+    assert_eq!(
+        w.apply_retention(&*store, &cfg, now).unwrap(),
+        1,
+        "read by both groups and past the retention"
+    );
+    let left = store
+        .scan("t", 0, storyline_store::BucketRange::all(), None, 100)
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        left[0].bucket, recent,
+        "recent data stays although every group read it"
+    );
+}
