@@ -1,0 +1,198 @@
+//! The HTTP API against a real server on loopback.
+
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use storyline_io::MemorySink;
+use storyline_server::{Config, Service};
+
+struct Running {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    sink: Arc<MemorySink>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+fn start(max_record: usize) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = Config {
+        tenant: "t".into(),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    cfg.limits.max_record_bytes = max_record;
+    cfg.limits.max_body_bytes = 1 << 20;
+    cfg.pipeline.bucket = Duration::from_millis(100);
+    cfg.pipeline.safety_delay = Duration::from_millis(100);
+    cfg.pipeline.poll_interval = Duration::from_millis(20);
+    cfg.pipeline.correlate.gap = Duration::from_millis(500);
+    let sink = Arc::new(MemorySink::default());
+    let service = Service::start(cfg, Some(sink.clone())).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(service.serve(async {
+            let _ = rx.await;
+        }))
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::blocking::get(format!("{base}/healthz")).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Running {
+        base,
+        stop: Some(tx),
+        thread: Some(thread),
+        sink,
+        _dir: dir,
+    }
+}
+
+fn envelope(id: &str, port: u16) -> String {
+    serde_json::json!({
+        "format": "ecs", "sensor": "fw",
+        "record": {"@timestamp": storyline_model::Timestamp::now().to_rfc3339(), "event": {"id": id},
+                   "source": {"ip": "10.0.0.1", "port": port}, "destination": {"ip": "10.0.0.2", "port": 22},
+                   "network": {"transport": "tcp"}}
+    })
+    .to_string()
+}
+
+fn post(r: &Running, path: &str, body: Vec<u8>, gzip: bool) -> reqwest::blocking::Response {
+    let c = reqwest::blocking::Client::new();
+    let mut req = c.post(format!("{}{path}", r.base)).body(body);
+    if gzip {
+        req = req.header("Content-Encoding", "gzip");
+    }
+    req.send().unwrap()
+}
+
+#[test]
+fn envelopes_are_acknowledged_with_per_line_errors_and_become_stories() {
+    let r = start(1 << 16);
+    let body = format!(
+        "{}\n{{broken\n{}\n",
+        envelope("a", 1000),
+        envelope("b", 1000)
+    );
+    let resp = post(&r, "/v1/events", body.into_bytes(), false);
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().unwrap();
+    assert_eq!(v["accepted"], 2);
+    assert_eq!(v["rejected"], 1);
+    assert_eq!(v["errors"][0]["line"], 2);
+    assert_eq!(v["errors"][0]["code"], "malformed_json");
+    assert!(v["errors"][0]["reason"].as_str().unwrap().contains("JSON"));
+    // The two events share a flow: one story, published once the session is quiet.
+    let mut stories = Vec::new();
+    for _ in 0..200 {
+        stories.extend(r.sink.take());
+        if !stories.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(stories.len(), 1);
+    assert_eq!(stories[0].event_count, 2);
+}
+
+#[test]
+fn gzip_bodies_and_plain_records_are_accepted() {
+    let r = start(1 << 16);
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(format!("{}\n", envelope("g", 2000)).as_bytes())
+        .unwrap();
+    let resp = post(&r, "/v1/events", gz.finish().unwrap(), true);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<serde_json::Value>().unwrap()["accepted"], 1);
+
+    let vpc = "2 123456789010 eni-1235b8ca123456789 10.0.1.5 203.0.113.5 49152 443 6 20 4249 1620140661 1620140721 ACCEPT OK\n";
+    let resp = post(
+        &r,
+        "/v1/events?format=aws_vpc&sensor=vpc",
+        vpc.as_bytes().to_vec(),
+        false,
+    );
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<serde_json::Value>().unwrap()["accepted"], 1);
+
+    let resp = post(
+        &r,
+        "/v1/events?format=aws_vpc",
+        vpc.as_bytes().to_vec(),
+        false,
+    );
+    assert_eq!(resp.status(), 400, "format without sensor is refused");
+}
+
+#[test]
+fn bad_bodies_get_clear_status_codes() {
+    let r = start(400);
+    let resp = post(&r, "/v1/events", b"not gzip".to_vec(), true);
+    assert_eq!(resp.status(), 400);
+    let c = reqwest::blocking::Client::new();
+    let resp = c
+        .post(format!("{}/v1/events", r.base))
+        .header("Content-Encoding", "br")
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let resp = post(&r, "/v1/events", vec![b'x'; 2 << 20], false);
+    assert_eq!(resp.status(), 413);
+    // A record over max_record_bytes is rejected on its own line, the rest goes in.
+    let big = envelope(&"x".repeat(500), 1);
+    let resp = post(
+        &r,
+        "/v1/events",
+        format!("{big}\n{}\n", envelope("ok", 2)).into_bytes(),
+        false,
+    );
+    let v: serde_json::Value = resp.json().unwrap();
+    assert_eq!(
+        (v["accepted"].as_u64(), v["errors"][0]["code"].as_str()),
+        (Some(1), Some("oversized"))
+    );
+}
+
+#[test]
+fn health_and_metrics_answer() {
+    let r = start(1 << 16);
+    post(
+        &r,
+        "/v1/events",
+        format!("{}\n", envelope("m", 3000)).into_bytes(),
+        false,
+    );
+    let health = reqwest::blocking::get(format!("{}/healthz", r.base)).unwrap();
+    assert_eq!(health.status(), 200);
+    let text = reqwest::blocking::get(format!("{}/metrics", r.base))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(text.contains("storyline_events_accepted_total"), "{text}");
+}
