@@ -86,13 +86,15 @@ pub fn render(s: &Story) -> String {
     if !who.is_empty() {
         let _ = writeln!(out, "  {}", who.join("  "));
     }
-    if !f.event.actions.is_empty() || !f.rule.names.is_empty() {
-        let _ = writeln!(
-            out,
-            "  verdict: {}  rules: {}",
-            join(&f.event.actions),
-            join(&f.rule.names)
-        );
+    let mut verdict = Vec::new();
+    if !f.event.actions.is_empty() {
+        verdict.push(format!("verdict: {}", join(&f.event.actions)));
+    }
+    if !f.rule.names.is_empty() {
+        verdict.push(format!("rules: {}", join(&f.rule.names)));
+    }
+    if !verdict.is_empty() {
+        let _ = writeln!(out, "  {}", verdict.join("  "));
     }
     out
 }
@@ -105,5 +107,33 @@ impl StorySink for PrettySink {
         }
         out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storyline_model::StoryId;
+
+    #[test]
+    fn renders_the_session_and_skips_what_is_absent() {
+        let mut s = Story {
+            story_id: StoryId(1),
+            version: 2,
+            event_count: 2,
+            ..Default::default()
+        };
+        s.sensors = vec!["fw".into(), "edr".into()];
+        s.fused.source.ip = Some("10.0.0.1".parse().unwrap());
+        s.fused.source.port = Some(5000);
+        s.fused.destination.ip = Some("192.0.2.1".parse().unwrap());
+        s.fused.destination.port = Some(443);
+        s.fused.event.actions = vec!["allow".into()];
+        let text = render(&s);
+        assert!(text.contains("10.0.0.1:5000 → 192.0.2.1:443"), "{text}");
+        assert!(text.contains("2 event(s) from fw, edr"), "{text}");
+        assert!(text.contains("verdict: allow"), "{text}");
+        assert!(!text.contains("rules"), "no empty rule list: {text}");
+        assert!(!text.contains("names:"), "{text}");
     }
 }
