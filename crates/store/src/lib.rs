@@ -8,6 +8,8 @@
 pub mod conformance;
 pub mod embedded;
 mod error;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod types;
 
 pub use error::{Result, StoreError};
