@@ -15,7 +15,10 @@
 //! | `panos` | PAN-OS TRAFFIC/THREAT CSV line, syslog header allowed | `<serial>:<sequence number>` |
 
 mod csv;
+#[cfg(test)]
+mod differential;
 mod error;
+mod fast;
 mod formats;
 mod json;
 mod timefmt;

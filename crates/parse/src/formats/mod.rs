@@ -10,10 +10,39 @@ pub(crate) mod sysmon;
 pub(crate) mod zeek;
 
 use crate::error::Rejection;
+use crate::fast::Fast;
 use storyline_model::{Event, Str};
 
 /// Fills the event; returns the record's own id, if its format defines one and the record has it.
 pub(crate) type ParseFn = fn(&[u8], &mut Event) -> Result<Option<Str>, Rejection>;
+
+/// A JSON format's fast path (see [`crate::fast`]): like a [`ParseFn`], or gives up.
+pub(crate) type FastFn = fn(&[u8], &mut Event) -> Fast<Option<Str>>;
+
+/// The fast path, and where it gives up, the DOM path on a fresh event.
+fn fast_or_dom(
+    raw: &[u8],
+    ev: &mut Event,
+    fast: FastFn,
+    dom: ParseFn,
+) -> Result<Option<Str>, Rejection> {
+    match fast(raw, ev) {
+        Ok(own) => Ok(own),
+        Err(_) => {
+            *ev = Event::default();
+            dom(raw, ev)
+        }
+    }
+}
+
+/// The JSON formats' two paths, for the differential tests.
+#[cfg(test)]
+pub(crate) fn paths(name: &str) -> Option<(FastFn, ParseFn)> {
+    Some(match name {
+        "zeek" => (zeek::fast::parse, zeek::parse_dom),
+        _ => return None,
+    })
+}
 
 pub(crate) fn lookup(name: &str) -> Option<(&'static str, ParseFn)> {
     let f: ParseFn = match name {

@@ -1,0 +1,452 @@
+//! The fast path agrees with the DOM path: whenever it parses a record, the DOM path parses that
+//! record to the same event and own id (and where the fast path gives up, the DOM path's answer is the
+//! result, so rejections and their messages are the DOM path's by construction).
+//!
+//! Inputs: the fixtures, every JSON record of a generated data set (all of which the fast path must
+//! handle, or it would not be fast), and records derived from those by random edits: values of every
+//! type at the paths the formats read, in flat and nested spellings, duplicate keys and escapes.
+
+use crate::formats;
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use storyline_model::Event;
+
+/// Whether the fast path handled the record; an error describes a disagreement.
+fn compare(format: &str, raw: &[u8]) -> Result<bool, String> {
+    let (fast, dom) = formats::paths(format).expect("a JSON format");
+    let mut fast_event = Event::default();
+    let fast_result = fast(raw, &mut fast_event);
+    let mut dom_event = Event::default();
+    let dom_result = dom(raw, &mut dom_event);
+    let Ok(own) = fast_result else {
+        return Ok(false);
+    };
+    match dom_result {
+        Ok(dom_own) if dom_own == own && dom_event == fast_event => Ok(true),
+        Ok(dom_own) => Err(format!(
+            "{format}: the paths disagree on {}\nfast: {own:?} {fast_event:?}\ndom:  {dom_own:?} {dom_event:?}",
+            String::from_utf8_lossy(raw)
+        )),
+        Err(e) => Err(format!(
+            "{format}: fast path accepted what the DOM path rejects ({e}): {}",
+            String::from_utf8_lossy(raw)
+        )),
+    }
+}
+
+const FIXTURES: &[(&str, &str)] = &[
+    ("zeek", include_str!("../tests/fixtures/zeek_conn.json")),
+    ("zeek", include_str!("../tests/fixtures/zeek_dns.json")),
+    ("zeek", include_str!("../tests/fixtures/zeek_http.json")),
+    ("zeek", include_str!("../tests/fixtures/zeek_ssl.json")),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_alert.json"),
+    ),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_anomaly.json"),
+    ),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_dns_v1.json"),
+    ),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_dns_v2.json"),
+    ),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_flow.json"),
+    ),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_http.json"),
+    ),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_netflow_icmp.json"),
+    ),
+    (
+        "suricata",
+        include_str!("../tests/fixtures/suricata_tls.json"),
+    ),
+    ("sysmon", include_str!("../tests/fixtures/sysmon_3.json")),
+    (
+        "aws_vpc",
+        include_str!("../tests/fixtures/aws_vpc_reject.json"),
+    ),
+    ("ecs", include_str!("../tests/fixtures/ecs.json")),
+];
+
+/// Hand-written records in shapes the fixtures lack.
+const EXTRA: &[(&str, &str)] = &[
+    (
+        "zeek",
+        r#"{"ts":1795255200123,"id":{"orig_h":"fe80::1%eth0","orig_p":128,"resp_h":"fe80::2","resp_p":129},"proto":"icmp"}"#,
+    ),
+    (
+        "zeek",
+        r#"{"ts":"2026-11-21T10:00:00Z","id.orig_h":null,"id":{"orig_h":"10.0.0.1"},"query":"x","answers":["a",null,"10.0.0.9"],"TTLs":[1,2.5]}"#,
+    ),
+    (
+        "suricata",
+        r#"{"timestamp":"2026-11-21T10:00:00Z","event_type":"dns","src_ip":"10.10.1.15","src_port":53211,"dest_ip":"10.10.0.2","dest_port":53,"proto":"UDP","dns":{"type":"query","id":1,"rrname":"example.org","rrtype":"AAAA","tx_id":0}}"#,
+    ),
+    (
+        "suricata",
+        r#"{"timestamp":"2026-11-21T10:00:00Z","event_type":"dns","dns":{"version":2,"type":"answer","rrname":"example.org","rrtype":"A","rcode":"NOERROR","grouped":{"A":["192.0.2.1","192.0.2.2"]}}}"#,
+    ),
+    (
+        "suricata",
+        r#"{"timestamp":"2026-11-21T10:00:00Z","event_type":"dns","dns":{"version":3,"type":"response","rcode":"NXDOMAIN","queries":[{"rrname":"nope.example","rrtype":"A"}]}}"#,
+    ),
+    (
+        "sysmon",
+        r#"{"@timestamp":"2026-11-21T10:00:00Z","winlog.event_id":3,"winlog.record_id":17,"winlog.computer_name":"srv1","winlog.event_data.SourceIp":"10.0.0.5","winlog.event_data.SourcePort":"445","winlog.event_data.Initiated":"false","winlog.event_data.Image":"System"}"#,
+    ),
+    (
+        "aws_vpc",
+        r#"{"version":"2","account-id":"1","interface-id":"eni-1","srcaddr":"10.0.0.1","dstaddr":"10.0.0.2","srcport":"1","dstport":"2","protocol":"17","packets":"1","bytes":"40","start":"1795255200","end":"1795255201","action":"ACCEPT","log-status":"OK"}"#,
+    ),
+];
+
+/// Generated records per JSON format (the record's exact text from each envelope).
+fn generated() -> &'static BTreeMap<String, Vec<String>> {
+    static CELL: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let cfg = storyline_generate::GenConfig {
+            events: 6_000,
+            seed: 11,
+            large: 0.0,
+            ..storyline_generate::GenConfig::default()
+        };
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for g in storyline_generate::Generator::new(&cfg) {
+            let env: BTreeMap<String, Box<serde_json::value::RawValue>> =
+                serde_json::from_str(&g.envelope).expect("generated envelope");
+            let record = env["record"].get();
+            let ecs = crate::parse_envelope(g.envelope.as_bytes(), &Default::default())
+                .expect("generated record parses")
+                .event
+                .to_ecs_json()
+                .to_string();
+            out.entry("ecs".into()).or_default().push(ecs);
+            if record.starts_with('{') {
+                out.entry(g.format.into())
+                    .or_default()
+                    .push(record.to_owned());
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn fixtures_and_extras_take_the_fast_path() {
+    for (format, raw) in FIXTURES.iter().chain(EXTRA) {
+        if formats::paths(format).is_none() {
+            continue;
+        }
+        let handled = compare(format, raw.trim().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        // The ECS fixture mixes dotted keys and objects, which only the DOM path merges.
+        if *format != "ecs" {
+            assert!(handled, "{format}: the fast path gave up on {raw}");
+        }
+    }
+}
+
+#[test]
+fn every_generated_record_takes_the_fast_path() {
+    for (format, records) in generated() {
+        if formats::paths(format).is_none() {
+            continue;
+        }
+        for raw in records {
+            let handled = compare(format, raw.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(handled, "{format}: the fast path gave up on {raw}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Random edits of real records.
+
+/// Paths each format reads, in every spelling the DOM path accepts (flat dotted keys, nested objects,
+/// mixes), plus a few neighbours it must ignore.
+fn paths_of(format: &str) -> &'static [&'static [&'static str]] {
+    match format {
+        "zeek" => &[
+            &["ts"],
+            &["_path"],
+            &["id.orig_h"],
+            &["id.orig_p"],
+            &["id.resp_h"],
+            &["id.resp_p"],
+            &["id", "orig_h"],
+            &["id", "orig_p"],
+            &["id", "resp_h"],
+            &["id", "resp_p"],
+            &["id"],
+            &["proto"],
+            &["uid"],
+            &["community_id"],
+            &["service"],
+            &["orig_bytes"],
+            &["resp_bytes"],
+            &["orig_pkts"],
+            &["resp_pkts"],
+            &["duration"],
+            &["query"],
+            &["qtype_name"],
+            &["rcode_name"],
+            &["answers"],
+            &["TTLs"],
+            &["method"],
+            &["host"],
+            &["uri"],
+            &["status_code"],
+            &["server_name"],
+            &["version"],
+            &["cipher"],
+            &["id.orig"],
+            &["other"],
+        ],
+        _ => &[&["other"]],
+    }
+}
+
+/// Values that reach the interesting branches: realistic ones of each field's kind, placeholders,
+/// wrong types, edge numbers.
+fn value() -> impl Strategy<Value = Value> {
+    let scalar = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        prop::sample::select(vec![
+            json!(0),
+            json!(3),
+            json!(6),
+            json!(17),
+            json!(53),
+            json!(443),
+            json!(65535),
+            json!(65536),
+            json!(-1),
+            json!(1.0),
+            json!(2.5),
+            json!(300.0),
+            json!(-0.5),
+            json!(1e20),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1795255200),
+            json!(1795255200.123456),
+            json!(1795255200123_i64),
+            json!(""),
+            json!("-"),
+            json!(" "),
+            json!("3"),
+            json!(" 42 "),
+            json!("1.5"),
+            json!("1e3"),
+            json!("x"),
+            json!("tcp"),
+            json!("UDP"),
+            json!("icmp"),
+            json!("6"),
+            json!("conn"),
+            json!("dns"),
+            json!("http"),
+            json!("ssl"),
+            json!("weird"),
+            json!("ssl,http"),
+            json!("10.0.0.1"),
+            json!("fe80::1%eth0"),
+            json!("::1"),
+            json!("10.0.0.256"),
+            json!("2026-11-21T10:00:00Z"),
+            json!("2026-11-21T10:00:00.5+0000"),
+            json!("2026-11-21 10:00:00"),
+            json!("1795255200.5"),
+            json!("true"),
+            json!("FALSE"),
+            json!("NOERROR"),
+            json!("A"),
+            json!("/a/b?c"),
+            json!("http://h/p"),
+            json!("C:\\a\\b.exe"),
+            json!("a\"b"),
+            json!("é"),
+        ]),
+        ".{0,6}".prop_map(Value::from),
+    ];
+    scalar.prop_recursive(2, 12, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec![
+                        "orig_h", "resp_p", "rdata", "rrtype", "ttl", "A", "x", "sni",
+                    ]),
+                    inner
+                ),
+                0..3
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Edit {
+    Set(usize, Value),
+    Remove(usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        3 => (any::<usize>(), value()).prop_map(|(i, v)| Edit::Set(i, v)),
+        1 => any::<usize>().prop_map(Edit::Remove),
+    ]
+}
+
+fn apply(record: &mut Map<String, Value>, paths: &[&[&str]], e: &Edit) {
+    let (i, set) = match e {
+        Edit::Set(i, v) => (*i, Some(v.clone())),
+        Edit::Remove(i) => (*i, None),
+    };
+    let Some(path) = paths.get(i % paths.len().max(1)) else {
+        return;
+    };
+    let mut obj = record;
+    for (n, key) in path.iter().enumerate() {
+        if n + 1 == path.len() {
+            match set {
+                Some(v) => {
+                    obj.insert((*key).to_owned(), v);
+                }
+                None => {
+                    obj.remove(*key);
+                }
+            }
+            return;
+        }
+        let slot = obj
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            if set.is_none() {
+                return;
+            }
+            *slot = Value::Object(Map::new());
+        }
+        let Value::Object(inner) = slot else { return };
+        obj = inner;
+    }
+}
+
+/// Text-level changes `Value` cannot express: a duplicate of a key (whose later value wins), escapes.
+#[derive(Clone, Debug)]
+enum Text {
+    None,
+    DuplicateFirst(usize, Value),
+    EscapeSlashes,
+}
+
+fn text_change() -> impl Strategy<Value = Text> {
+    prop_oneof![
+        2 => Just(Text::None),
+        1 => (any::<usize>(), value()).prop_map(|(i, v)| Text::DuplicateFirst(i, v)),
+        1 => Just(Text::EscapeSlashes),
+    ]
+}
+
+fn render(record: &Map<String, Value>, paths: &[&[&str]], t: &Text) -> String {
+    let text = Value::Object(record.clone()).to_string();
+    match t {
+        Text::None => text,
+        Text::DuplicateFirst(i, v) => {
+            let key = paths.get(i % paths.len().max(1)).map_or("x", |p| p[0]);
+            format!("{{{}:{v},{}", json!(key), &text[1..])
+        }
+        // `/` only occurs inside strings in JSON text; `\/` forces the owned-string path.
+        Text::EscapeSlashes => text.replace('/', "\\/"),
+    }
+}
+
+fn bases(format: &str) -> &'static [Map<String, Value>] {
+    static CELL: OnceLock<BTreeMap<String, Vec<Map<String, Value>>>> = OnceLock::new();
+    let all = CELL.get_or_init(|| {
+        crate::FORMATS
+            .iter()
+            .map(|f| (f.to_string(), load_bases(f)))
+            .collect()
+    });
+    all.get(format).map_or(&[], Vec::as_slice)
+}
+
+fn load_bases(format: &str) -> Vec<Map<String, Value>> {
+    let mut out: Vec<Map<String, Value>> = FIXTURES
+        .iter()
+        .chain(EXTRA)
+        .filter(|(f, _)| *f == format)
+        .filter_map(|(_, raw)| serde_json::from_str(raw).ok())
+        .collect();
+    if let Some(records) = generated().get(format) {
+        // A spread of the generated shapes, not all of them.
+        let step = (records.len() / 40).max(1);
+        out.extend(
+            records
+                .iter()
+                .step_by(step)
+                .filter_map(|r| serde_json::from_str(r).ok()),
+        );
+    }
+    out
+}
+
+/// Random edits of the format's records; fails on any disagreement. Also requires both outcomes to be
+/// common, so that the comparison keeps meaning something as the generators change.
+fn differential(format: &str) {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::cell::Cell;
+    let cases = 2000;
+    let strategy = (
+        prop::collection::vec(edit(), 0..5),
+        text_change(),
+        any::<usize>(),
+    );
+    let bases = bases(format);
+    let paths = paths_of(format);
+    let handled = Cell::new(0u32);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(edits, t, which)| {
+            let mut record = bases[which % bases.len()].clone();
+            for e in &edits {
+                apply(&mut record, paths, e);
+            }
+            let raw = render(&record, paths, &t);
+            if compare(format, raw.as_bytes()).map_err(TestCaseError::fail)? {
+                handled.set(handled.get() + 1);
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let handled = handled.get();
+    eprintln!("{format}: handled {handled}");
+    assert!(
+        handled > cases / 5 && handled < cases * 19 / 20,
+        "{format}: the fast path handled {handled} of {cases} edited records"
+    );
+}
+
+#[test]
+fn zeek_edits() {
+    differential("zeek");
+}
