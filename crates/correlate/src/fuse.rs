@@ -1,9 +1,27 @@
-//! How one event's fields enter its story's fused record.
+//! How events become a story's fused record: who talked to whom (the initiator resolved across sensors),
+//! how much, the names, the people and processes, the verdicts — and, per sensor, what it said.
+//!
+//! Every choice is order-independent: a field is taken from the most authoritative event, ties broken by
+//! the smaller event key, never by arrival order; counts take the maximum; lists are sets.
 
-use storyline_model::{push_unique, Event, Fused, Str};
+use crate::keys::reversed;
+use serde::{Deserialize, Serialize};
+use storyline_model::{
+    push_unique, Event, EventKey, Fused, FusedEndpoint, SensorView, Str, Timestamp,
+};
 
 /// At most this many distinct values per name list: a story is a summary, not a dump.
 const MAX_NAMES: usize = 16;
+/// At most this many sensors described in provenance.
+const MAX_VIEWS: usize = 32;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FusedAcc {
+    pub fused: Fused,
+    /// Rank of the event the endpoints were taken from.
+    endpoint_rank: Option<(u8, std::cmp::Reverse<EventKey>)>,
+    pub views: Vec<SensorView>,
+}
 
 fn add(list: &mut Vec<Str>, v: Option<&Str>) {
     if let Some(v) = v {
@@ -13,47 +31,6 @@ fn add(list: &mut Vec<Str>, v: Option<&Str>) {
     }
 }
 
-/// Whether the event reports the session from the responder's side. Flow exporters and firewalls often
-/// report B→A; the initiator is usually the side with the ephemeral (higher) port.
-fn reversed(e: &Event) -> bool {
-    matches!((e.source.port, e.destination.port), (Some(s), Some(d)) if s < d && s < 1024 && d >= 1024)
-}
-
-pub fn fuse(f: &mut Fused, e: &Event) {
-    let (src, dst) = if reversed(e) {
-        (&e.destination, &e.source)
-    } else {
-        (&e.source, &e.destination)
-    };
-    for (into, from) in [(&mut f.source, src), (&mut f.destination, dst)] {
-        into.ip = into.ip.or(from.ip);
-        into.port = into.port.or(from.port);
-        // Sensors disagree on counts (sampling, partial views); the largest is the most complete view.
-        into.bytes = max_opt(into.bytes, from.bytes);
-        into.packets = max_opt(into.packets, from.packets);
-        into.nat.ip = into.nat.ip.or(from.nat.ip);
-        into.nat.port = into.nat.port.or(from.nat.port);
-    }
-    let n = &mut f.network;
-    n.transport = n.transport.take().or_else(|| e.network.transport.clone());
-    n.protocol = n.protocol.take().or_else(|| e.network.protocol.clone());
-    n.community_id = n
-        .community_id
-        .take()
-        .or_else(|| e.network.community_id.clone());
-    n.bytes = max_opt(n.bytes, e.network.bytes);
-    n.packets = max_opt(n.packets, e.network.packets);
-    add(&mut f.dns.question.names, e.dns.question.name.as_ref());
-    add(&mut f.url.domains, e.url.domain.as_ref());
-    add(&mut f.tls.server_names, e.tls.server_name.as_ref());
-    add(&mut f.user.names, e.user.name.as_ref());
-    add(&mut f.host.names, e.host.name.as_ref());
-    add(&mut f.process.names, e.process.name.as_ref());
-    add(&mut f.rule.names, e.rule.name.as_ref());
-    add(&mut f.event.actions, e.event.action.as_ref());
-    add(&mut f.event.categories, e.event.category.as_ref());
-}
-
 fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -61,45 +38,183 @@ fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// Folds one story's fused record into another's (when a late event bridges two stories).
-pub fn merge(into: &mut Fused, from: &Fused) {
-    for (a, b) in [
-        (&mut into.source, &from.source),
-        (&mut into.destination, &from.destination),
-    ] {
-        a.ip = a.ip.or(b.ip);
-        a.port = a.port.or(b.port);
-        a.bytes = max_opt(a.bytes, b.bytes);
-        a.packets = max_opt(a.packets, b.packets);
-        a.nat.ip = a.nat.ip.or(b.nat.ip);
-        a.nat.port = a.nat.port.or(b.nat.port);
+/// Who knows best who initiated a session and from which inside address: the endpoint itself, then a
+/// firewall that saw the translation, then inside sensors, then outside flow logs.
+fn authority(e: &Event) -> u8 {
+    match e.observer.kind.as_deref() {
+        Some("host") => 4,
+        Some("firewall") if e.source.nat.ip.is_some() || e.destination.nat.ip.is_some() => 3,
+        Some("firewall") => 2,
+        Some("sensor") if e.observer.product.as_deref() == Some("Zeek") => 2,
+        _ => 1,
     }
-    let n = &mut into.network;
-    n.transport = n
-        .transport
-        .take()
-        .or_else(|| from.network.transport.clone());
-    n.protocol = n.protocol.take().or_else(|| from.network.protocol.clone());
-    n.community_id = n
-        .community_id
-        .take()
-        .or_else(|| from.network.community_id.clone());
-    n.bytes = max_opt(n.bytes, from.network.bytes);
-    n.packets = max_opt(n.packets, from.network.packets);
-    let lists = [
-        (&mut into.dns.question.names, &from.dns.question.names),
-        (&mut into.url.domains, &from.url.domains),
-        (&mut into.tls.server_names, &from.tls.server_names),
-        (&mut into.user.names, &from.user.names),
-        (&mut into.host.names, &from.host.names),
-        (&mut into.process.names, &from.process.names),
-        (&mut into.rule.names, &from.rule.names),
-        (&mut into.event.actions, &from.event.actions),
-        (&mut into.event.categories, &from.event.categories),
-    ];
-    for (a, b) in lists {
-        for v in b {
-            add(a, Some(v));
+}
+
+impl FusedAcc {
+    pub fn add_event(&mut self, e: &Event, key: EventKey, t: Timestamp) {
+        let rev = reversed(e);
+        let (src, dst) = if rev {
+            (&e.destination, &e.source)
+        } else {
+            (&e.source, &e.destination)
+        };
+        let f = &mut self.fused;
+        let rank = (authority(e), std::cmp::Reverse(key));
+        if e.source.ip.is_some() && self.endpoint_rank.is_none_or(|r| rank > r) {
+            self.endpoint_rank = Some(rank);
+            f.source.ip = src.ip;
+            f.source.port = src.port;
+            f.destination.ip = dst.ip;
+            f.destination.port = dst.port;
         }
+        // A reply logged by a NAT device names the inside client as the translated destination.
+        let (snat, dnat) = if rev {
+            (&e.destination.nat, &e.source.nat)
+        } else {
+            (&e.source.nat, &e.destination.nat)
+        };
+        if snat.ip.is_some() && f.source.nat.ip.is_none() {
+            f.source.nat.ip = snat.ip;
+            f.source.nat.port = snat.port;
+        }
+        if dnat.ip.is_some() && f.destination.nat.ip.is_none() {
+            f.destination.nat.ip = dnat.ip;
+            f.destination.nat.port = dnat.port;
+        }
+        f.source.bytes = max_opt(f.source.bytes, src.bytes);
+        f.source.packets = max_opt(f.source.packets, src.packets);
+        f.destination.bytes = max_opt(f.destination.bytes, dst.bytes);
+        f.destination.packets = max_opt(f.destination.packets, dst.packets);
+        let n = &mut f.network;
+        n.transport = n.transport.take().or_else(|| e.network.transport.clone());
+        if e.dns.question.name.is_none() {
+            // The session's protocol, not the lookup's.
+            n.protocol = n.protocol.take().or_else(|| e.network.protocol.clone());
+            n.community_id = n
+                .community_id
+                .take()
+                .or_else(|| e.network.community_id.clone());
+        }
+        n.bytes = max_opt(n.bytes, e.network.bytes);
+        n.packets = max_opt(n.packets, e.network.packets);
+        add(&mut f.dns.question.names, e.dns.question.name.as_ref());
+        add(&mut f.url.domains, e.url.domain.as_ref());
+        add(&mut f.tls.server_names, e.tls.server_name.as_ref());
+        add(&mut f.user.names, e.user.name.as_ref());
+        add(&mut f.host.names, e.host.name.as_ref());
+        add(&mut f.process.names, e.process.name.as_ref());
+        add(&mut f.rule.names, e.rule.name.as_ref());
+        add(&mut f.event.actions, e.event.action.as_ref());
+        add(&mut f.event.categories, e.event.category.as_ref());
+        self.add_view(e, src, dst, t);
+    }
+
+    fn add_view(
+        &mut self,
+        e: &Event,
+        src: &storyline_model::Endpoint,
+        dst: &storyline_model::Endpoint,
+        t: Timestamp,
+    ) {
+        let idx = match self.views.iter().position(|v| v.sensor == e.observer.name) {
+            Some(i) => i,
+            None if self.views.len() < MAX_VIEWS => {
+                self.views.push(SensorView {
+                    sensor: e.observer.name.clone(),
+                    first_seen: t,
+                    last_seen: t,
+                    ..Default::default()
+                });
+                self.views.len() - 1
+            }
+            None => return,
+        };
+        let v = &mut self.views[idx];
+        v.events += 1;
+        v.first_seen = v.first_seen.min(t);
+        v.last_seen = v.last_seen.max(t);
+        v.source_bytes = max_opt(v.source_bytes, src.bytes);
+        v.destination_bytes = max_opt(v.destination_bytes, dst.bytes);
+        add(&mut v.actions, e.event.action.as_ref());
+    }
+
+    pub fn merge(&mut self, other: &FusedAcc) {
+        if other.endpoint_rank > self.endpoint_rank {
+            self.endpoint_rank = other.endpoint_rank;
+            let (s, d) = (&other.fused.source, &other.fused.destination);
+            self.fused.source.ip = s.ip;
+            self.fused.source.port = s.port;
+            self.fused.destination.ip = d.ip;
+            self.fused.destination.port = d.port;
+        }
+        let into = &mut self.fused;
+        let from = &other.fused;
+        for (a, b) in [
+            (&mut into.source, &from.source),
+            (&mut into.destination, &from.destination),
+        ] {
+            merge_counts(a, b);
+        }
+        let n = &mut into.network;
+        n.transport = n
+            .transport
+            .take()
+            .or_else(|| from.network.transport.clone());
+        n.protocol = n.protocol.take().or_else(|| from.network.protocol.clone());
+        n.community_id = n
+            .community_id
+            .take()
+            .or_else(|| from.network.community_id.clone());
+        n.bytes = max_opt(n.bytes, from.network.bytes);
+        n.packets = max_opt(n.packets, from.network.packets);
+        let lists = [
+            (&mut into.dns.question.names, &from.dns.question.names),
+            (&mut into.url.domains, &from.url.domains),
+            (&mut into.tls.server_names, &from.tls.server_names),
+            (&mut into.user.names, &from.user.names),
+            (&mut into.host.names, &from.host.names),
+            (&mut into.process.names, &from.process.names),
+            (&mut into.rule.names, &from.rule.names),
+            (&mut into.event.actions, &from.event.actions),
+            (&mut into.event.categories, &from.event.categories),
+        ];
+        for (a, b) in lists {
+            for v in b {
+                add(a, Some(v));
+            }
+        }
+        for ov in &other.views {
+            match self.views.iter().position(|v| v.sensor == ov.sensor) {
+                Some(i) => {
+                    let v = &mut self.views[i];
+                    v.events += ov.events;
+                    v.first_seen = v.first_seen.min(ov.first_seen);
+                    v.last_seen = v.last_seen.max(ov.last_seen);
+                    v.source_bytes = max_opt(v.source_bytes, ov.source_bytes);
+                    v.destination_bytes = max_opt(v.destination_bytes, ov.destination_bytes);
+                    for a in &ov.actions {
+                        add(&mut v.actions, Some(a));
+                    }
+                }
+                None if self.views.len() < MAX_VIEWS => self.views.push(ov.clone()),
+                None => {}
+            }
+        }
+    }
+
+    /// Provenance sorted by sensor name, so equal stories print equally.
+    pub fn sorted_views(&self) -> Vec<SensorView> {
+        let mut v = self.views.clone();
+        v.sort_by(|a, b| a.sensor.cmp(&b.sensor));
+        v
+    }
+}
+
+fn merge_counts(a: &mut FusedEndpoint, b: &FusedEndpoint) {
+    a.bytes = max_opt(a.bytes, b.bytes);
+    a.packets = max_opt(a.packets, b.packets);
+    if a.nat.ip.is_none() {
+        a.nat.ip = b.nat.ip;
+        a.nat.port = b.nat.port;
     }
 }

@@ -2,10 +2,13 @@
 //! event-time watermark; it returns story versions to publish. The same events, in any arrival order within
 //! the allowed lateness, give the same final stories, which is what makes replays and restarts safe.
 //!
-//! This is the first correlator: events that share a Community ID and lie within `gap` of each other form
-//! one story. Cross-sensor links (NAT, DNS, session ids, names, processes) come with the full engine.
+//! Events link through keys ([`keys`]): the flow tuple in every view a sensor reports (so reversed and
+//! NATed reports meet), sensor session ids, and DNS answers offered to the connections that follow them.
+//! Linked events are merged transitively (union-find) into stories, within guards that stop a resolver, a
+//! NAT gateway or a scanner from gluing thousands of sessions together. docs/correlation.md has the rules.
 
 mod fuse;
+pub mod keys;
 mod state;
 
 pub use state::{Correlator, CorrelatorStats, MERGED_VERSION};
@@ -29,6 +32,21 @@ pub struct Config {
     pub max_clock_skew: Duration,
     /// A story that reaches this many events is published and closed; the next event starts a new story.
     pub max_story_events: usize,
+    /// Stories are not merged past this span of event time.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_story_span: Duration,
+    /// How long after a DNS answer a connection from the asking client to an answered address (or name)
+    /// joins the lookup's story; also bounded by the answer's TTL.
+    #[serde(with = "humantime_serde_compat")]
+    pub dns_link_window: Duration,
+    /// Allowance for clock differences when a DNS answer and a connection come from different sensors.
+    /// Flow links tolerate the full skew (they match within `gap`); DNS links match within a few seconds,
+    /// where the full ±skew would glue a client's back-to-back sessions to the same server together.
+    #[serde(with = "humantime_serde_compat")]
+    pub dns_cross_sensor_tolerance: Duration,
+    /// A link key shared by more live stories than this is "hot" (a resolver, a NAT gateway, a scanner):
+    /// it stops linking and the stories record the cut.
+    pub max_key_fanout: usize,
 }
 
 impl Default for Config {
@@ -38,6 +56,10 @@ impl Default for Config {
             allowed_lateness: Duration::from_secs(600),
             max_clock_skew: Duration::from_secs(5),
             max_story_events: 10_000,
+            max_story_span: Duration::from_secs(3600),
+            dns_link_window: Duration::from_secs(3),
+            dns_cross_sensor_tolerance: Duration::from_secs(1),
+            max_key_fanout: 32,
         }
     }
 }

@@ -1,15 +1,17 @@
 //! Correlation state: which events belong to which story, and when stories close.
 //!
-//! Holds keys and ids only, never payloads. Stories stay in memory after they close for as long as a late
-//! event may still join them (`gap + allowed_lateness` of event time), which is also what makes
-//! duplicates harmless: an event key already held is ignored.
+//! Events are linked through keys ([`crate::keys`]) and merged transitively with union-find: each story is
+//! a root slot; a story folded into another keeps its slot as a pointer to the survivor, so index entries
+//! never need rewriting. The state holds keys, ids and a fused summary — never payloads. Stories stay
+//! after they close for as long as a late event may still join them (`gap + allowed_lateness` of event
+//! time), which is also what makes duplicates harmless: an event key already held is ignored.
 
-use crate::{fuse, Config};
+use crate::fuse::FusedAcc;
+use crate::keys::{links, Key, Links};
+use crate::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use storyline_model::{
-    push_unique, Event, EventId, EventKey, Fused, Story, StoryId, Str, Timestamp,
-};
+use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
 
@@ -27,8 +29,10 @@ pub struct CorrelatorStats {
     /// Events whose time was capped because it ran too far ahead of the receiving clock.
     pub future_capped: u64,
     pub versions_published: u64,
-    /// Stories folded into another because a late event bridged them.
+    /// Stories folded into another because an event linked them.
     pub merged: u64,
+    /// Links not followed because a guard stopped them.
+    pub cut_links: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,16 +44,42 @@ struct StoryState {
     version: u32,
     first: Timestamp,
     last: Timestamp,
-    flow: Option<Str>,
     events: Vec<(EventKey, EventId)>,
     sensors: Vec<Str>,
-    fused: Fused,
+    acc: FusedAcc,
     open: bool,
     /// Changed since the last published version.
     dirty: bool,
     /// Newest insert-time bucket of any member: duplicates re-read from recent buckets must still be
     /// recognised, so a story is not forgotten while its buckets may be re-scanned.
     max_bucket: i64,
+    /// Index keys registered for this story (and for the stories folded into it), for cleanup.
+    keys: Vec<(Index, Key)>,
+    /// Slots folded into this one.
+    absorbed: Vec<Slot>,
+    cuts: Vec<Str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Index {
+    Exact,
+    Offer,
+    Demand,
+}
+
+/// Where a key was seen: in which story (slot, possibly folded since), over which event-time range.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Entry {
+    slot: Slot,
+    lo: Timestamp,
+    hi: Timestamp,
+    /// Hash of the sensor that reported it: two reports from one sensor share a clock, so time windows
+    /// between them need no allowance for skew.
+    sensor: u32,
+}
+
+fn sensor_tag(e: &Event) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(e.observer.name.as_bytes()) as u32
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -58,7 +88,11 @@ pub struct Correlator {
     cfg: Config,
     next_slot: Slot,
     stories: HashMap<Slot, StoryState>,
-    by_flow: HashMap<Str, Vec<Slot>>,
+    /// Folded slot → the slot it was folded into.
+    parent: HashMap<Slot, Slot>,
+    exact: HashMap<Key, Vec<Entry>>,
+    offers: HashMap<Key, Vec<Entry>>,
+    demands: HashMap<Key, Vec<Entry>>,
     by_event: HashMap<EventKey, Slot>,
     /// Open stories by the event time at which they close.
     closing: BTreeSet<(Timestamp, Slot)>,
@@ -79,7 +113,10 @@ impl Correlator {
             cfg,
             next_slot: 0,
             stories: HashMap::new(),
-            by_flow: HashMap::new(),
+            parent: HashMap::new(),
+            exact: HashMap::new(),
+            offers: HashMap::new(),
+            demands: HashMap::new(),
             by_event: HashMap::new(),
             closing: BTreeSet::new(),
             evicting: BTreeSet::new(),
@@ -110,6 +147,13 @@ impl Correlator {
         self.by_event.len()
     }
 
+    fn find(&self, mut slot: Slot) -> Slot {
+        while let Some(&p) = self.parent.get(&slot) {
+            slot = p;
+        }
+        slot
+    }
+
     /// Event time as the engine uses it: capped at the receiving clock plus the skew bound.
     fn effective_time(&mut self, e: &Event) -> Timestamp {
         match e.event.ingested {
@@ -133,74 +177,147 @@ impl Correlator {
             return;
         }
         self.stats.events += 1;
-        let ts = self.effective_time(e);
-        self.max_event_time = self.max_event_time.max(ts);
-        let gap = self.cfg.gap;
-        let max_events = self.cfg.max_story_events;
-        let mut candidates: Vec<Slot> = match e
-            .network
-            .community_id
-            .as_ref()
-            .and_then(|f| self.by_flow.get(f))
-        {
-            Some(slots) => slots
-                .iter()
-                .copied()
-                .filter(|slot| {
-                    let s = &self.stories[slot];
-                    s.events.len() < max_events
-                        && ts >= s.first.saturating_sub(gap)
-                        && ts <= s.last.saturating_add(gap)
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let slot = if candidates.is_empty() {
-            if ts.saturating_add(gap + self.cfg.allowed_lateness) < self.watermark {
-                self.stats.too_late += 1;
-            }
-            self.new_story(e, key, ts)
-        } else {
-            // The event bridges every story it is within `gap` of: fold them into the oldest, so the
-            // grouping does not depend on the order events arrived in.
-            candidates.sort_unstable();
-            let keep = candidates[0];
-            for other in candidates.drain(1..) {
-                let fits = self.stories[&keep].events.len() + self.stories[&other].events.len()
-                    < max_events;
-                if fits {
-                    self.merge(keep, other);
-                }
-            }
-            keep
-        };
-        self.add_to(slot, e, key, ts, bucket);
+        let t = self.effective_time(e);
+        self.max_event_time = self.max_event_time.max(t);
+        let links = links(e, &self.cfg);
+        let sensor = sensor_tag(e);
+        let (candidates, hot) = self.candidates(&links, t, sensor);
+        let slot = self.join(candidates, t);
+        if hot {
+            self.note_cut(slot, "hot_key");
+        }
+        self.add_to(slot, e, key, t, bucket);
+        self.register(slot, &links, t, sensor);
     }
 
-    fn new_story(&mut self, e: &Event, key: EventKey, ts: Timestamp) -> Slot {
+    /// Roots of the stories this event links to, oldest first, and whether a hot key was skipped.
+    fn candidates(&mut self, links: &Links, t: Timestamp, sensor: u32) -> (Vec<Slot>, bool) {
+        let gap = self.cfg.gap;
+        let skew = self.cfg.max_clock_skew;
+        let fanout = self.cfg.max_key_fanout;
+        let mut found = Vec::new();
+        let mut hot = false;
+        let mut scan =
+            |list: Option<&Vec<Entry>>, matches: &dyn Fn(&Entry) -> bool, found: &mut Vec<Slot>| {
+                let Some(list) = list else { return };
+                if list.len() > fanout {
+                    hot = true;
+                    return;
+                }
+                found.extend(list.iter().filter(|en| matches(en)).map(|en| en.slot));
+            };
+        for k in &links.exact {
+            let within_gap =
+                |en: &Entry| t >= en.lo.saturating_sub(gap) && t <= en.hi.saturating_add(gap);
+            scan(self.exact.get(k), &within_gap, &mut found);
+        }
+        let cross = self.cfg.dns_cross_sensor_tolerance;
+        let tolerance = |en: &Entry| {
+            if en.sensor == sensor {
+                std::time::Duration::ZERO
+            } else {
+                cross
+            }
+        };
+        for k in &links.demands {
+            let in_window = |en: &Entry| {
+                t >= en.lo.saturating_sub(tolerance(en)) && t <= en.hi.saturating_add(tolerance(en))
+            };
+            scan(self.offers.get(k), &in_window, &mut found);
+        }
+        for (k, window) in &links.offers {
+            let overlaps = |en: &Entry| {
+                let tol = tolerance(en);
+                en.hi >= t.saturating_sub(tol) && en.lo <= t.saturating_add(*window + tol)
+            };
+            scan(self.demands.get(k), &overlaps, &mut found);
+        }
+        let mut roots: Vec<Slot> = found.into_iter().map(|s| self.find(s)).collect();
+        roots.sort_unstable();
+        roots.dedup();
+        if hot {
+            self.stats.cut_links += 1;
+        }
+        (roots, hot)
+    }
+
+    /// Folds the candidate stories into the oldest that the guards allow and returns it, or opens a new
+    /// story. Guards: a story never grows past `max_story_events` or `max_story_span`.
+    fn join(&mut self, candidates: Vec<Slot>, t: Timestamp) -> Slot {
+        let max_events = self.cfg.max_story_events;
+        let max_span = self.cfg.max_story_span;
+        let fits = |s: &StoryState, extra_events: usize, first: Timestamp, last: Timestamp| {
+            s.events.len() + extra_events < max_events
+                && last.max(s.last).nanos_since(first.min(s.first)) <= max_span.as_nanos() as i64
+        };
+        let mut keep: Option<Slot> = None;
+        for c in candidates {
+            let s = &self.stories[&c];
+            match keep {
+                None => {
+                    if fits(s, 0, t, t) {
+                        keep = Some(c);
+                    } else {
+                        self.stats.cut_links += 1;
+                        let why = if s.events.len() + 1 >= max_events {
+                            "max_events"
+                        } else {
+                            "max_span"
+                        };
+                        self.note_cut(c, why);
+                    }
+                }
+                Some(k) => {
+                    let (n, first, last) = (s.events.len(), s.first, s.last);
+                    if fits(&self.stories[&k], n, first.min(t), last.max(t)) {
+                        self.merge(k, c);
+                    } else {
+                        self.stats.cut_links += 1;
+                        self.note_cut(k, "max_events_or_span");
+                        self.note_cut(c, "max_events_or_span");
+                    }
+                }
+            }
+        }
+        if let Some(k) = keep {
+            return k;
+        }
+        if t.saturating_add(self.cfg.gap + self.cfg.allowed_lateness) < self.watermark {
+            self.stats.too_late += 1;
+        }
+        self.new_story(t)
+    }
+
+    fn note_cut(&mut self, slot: Slot, why: &str) {
+        if let Some(s) = self.stories.get_mut(&slot) {
+            if s.cuts.len() < 8 {
+                push_unique(&mut s.cuts, Str::from(why));
+            }
+        }
+    }
+
+    fn new_story(&mut self, t: Timestamp) -> Slot {
         let slot = self.next_slot;
         self.next_slot += 1;
-        let flow = e.network.community_id.clone();
-        if let Some(f) = &flow {
-            self.by_flow.entry(f.clone()).or_default().push(slot);
-        }
         self.stories.insert(
             slot,
             StoryState {
-                id: StoryId::derive(&self.tenant, key),
+                id: StoryId(0), // set from the first event in add_to
                 version: 0,
-                first: ts,
-                last: ts,
-                flow,
+                first: t,
+                last: t,
                 events: Vec::new(),
                 sensors: Vec::new(),
-                fused: Fused::default(),
+                acc: FusedAcc::default(),
                 open: true,
                 dirty: true,
                 max_bucket: i64::MIN,
+                keys: Vec::new(),
+                absorbed: Vec::new(),
+                cuts: Vec::new(),
             },
         );
-        self.closing.insert((self.close_at(ts), slot));
+        self.closing.insert((self.close_at(t), slot));
         slot
     }
 
@@ -212,54 +329,112 @@ impl Correlator {
         last.saturating_add(self.cfg.gap + self.cfg.allowed_lateness)
     }
 
-    fn add_to(&mut self, slot: Slot, e: &Event, key: EventKey, ts: Timestamp, bucket: i64) {
-        let (old_last, was_open) = {
-            let s = &self.stories[&slot];
-            (s.last, s.open)
-        };
-        if was_open {
-            self.closing.remove(&(self.close_at(old_last), slot));
+    /// Takes a story out of the closing/evicting schedule before its times change.
+    fn unschedule(&mut self, slot: Slot) {
+        let s = &self.stories[&slot];
+        let (open, last) = (s.open, s.last);
+        if open {
+            self.closing.remove(&(self.close_at(last), slot));
         } else {
-            self.evicting.remove(&(self.evict_at(old_last), slot));
-            self.stats.reopened += 1;
+            self.evicting.remove(&(self.evict_at(last), slot));
         }
-        let max_events = self.cfg.max_story_events;
+    }
+
+    fn schedule_open(&mut self, slot: Slot) {
         let s = self.stories.get_mut(&slot).expect("slot exists");
-        s.first = s.first.min(ts);
-        s.last = s.last.max(ts);
-        s.events.push((key, e.event.id.clone()));
-        push_unique(&mut s.sensors, e.observer.name.clone());
-        fuse::fuse(&mut s.fused, e);
         s.open = true;
-        s.dirty = true;
-        s.max_bucket = s.max_bucket.max(bucket);
-        let full = s.events.len() >= max_events;
+        let full = s.events.len() >= self.cfg.max_story_events;
         let last = s.last;
-        let close = if full {
+        let at = if full {
             Timestamp::MIN
         } else {
             self.close_at(last)
         };
-        self.closing.insert((close, slot));
+        self.closing.insert((at, slot));
+    }
+
+    fn add_to(&mut self, slot: Slot, e: &Event, key: EventKey, t: Timestamp, bucket: i64) {
+        self.unschedule(slot);
+        let s = self.stories.get_mut(&slot).expect("slot exists");
+        if !s.open {
+            self.stats.reopened += 1;
+        }
+        if s.events.is_empty() {
+            s.id = StoryId::derive(&self.tenant, key);
+        }
+        s.first = s.first.min(t);
+        s.last = s.last.max(t);
+        s.events.push((key, e.event.id.clone()));
+        push_unique(&mut s.sensors, e.observer.name.clone());
+        s.acc.add_event(e, key, t);
+        s.dirty = true;
+        s.max_bucket = s.max_bucket.max(bucket);
         self.by_event.insert(key, slot);
+        self.schedule_open(slot);
+    }
+
+    /// Records the event's keys under its story, widening the story's existing entry for a key when it
+    /// has one.
+    fn register(&mut self, slot: Slot, links: &Links, t: Timestamp, sensor: u32) {
+        let mut added: Vec<(Index, Key)> = Vec::new();
+        let items = links
+            .exact
+            .iter()
+            .map(|k| (Index::Exact, *k, t, t))
+            .chain(links.demands.iter().map(|k| (Index::Demand, *k, t, t)))
+            .chain(
+                links
+                    .offers
+                    .iter()
+                    .map(|(k, w)| (Index::Offer, *k, t, t.saturating_add(*w))),
+            );
+        let items: Vec<_> = items.collect();
+        for (index, k, lo, hi) in items {
+            let parent = &self.parent;
+            let find = |mut s: Slot| {
+                while let Some(&p) = parent.get(&s) {
+                    s = p;
+                }
+                s
+            };
+            let map = match index {
+                Index::Exact => &mut self.exact,
+                Index::Offer => &mut self.offers,
+                Index::Demand => &mut self.demands,
+            };
+            let list = map.entry(k).or_default();
+            match list
+                .iter_mut()
+                .find(|en| en.sensor == sensor && find(en.slot) == slot)
+            {
+                Some(en) => {
+                    en.lo = en.lo.min(lo);
+                    en.hi = en.hi.max(hi);
+                }
+                None => {
+                    list.push(Entry {
+                        slot,
+                        lo,
+                        hi,
+                        sensor,
+                    });
+                    added.push((index, k));
+                }
+            }
+        }
+        if let Some(s) = self.stories.get_mut(&slot) {
+            s.keys.extend(added);
+        }
     }
 
     /// Moves `from`'s events into `into`. If `from` was published, its last version says where they went.
     fn merge(&mut self, into: Slot, from: Slot) {
+        self.unschedule(from);
         let Some(f) = self.stories.remove(&from) else {
             return;
         };
         self.stats.merged += 1;
-        if f.open {
-            self.closing.remove(&(self.close_at(f.last), from));
-        } else {
-            self.evicting.remove(&(self.evict_at(f.last), from));
-        }
-        if let Some(flow) = &f.flow {
-            if let Some(list) = self.by_flow.get_mut(flow) {
-                list.retain(|x| *x != from);
-            }
-        }
+        self.parent.insert(from, into);
         let into_id = self.stories[&into].id;
         if f.version > 0 {
             self.stats.versions_published += 1;
@@ -273,28 +448,30 @@ impl Correlator {
                 ..Story::default()
             });
         }
-        let (was_open, old_last) = (self.stories[&into].open, self.stories[&into].last);
-        if was_open {
-            self.closing.remove(&(self.close_at(old_last), into));
-        } else {
-            self.evicting.remove(&(self.evict_at(old_last), into));
-        }
+        self.unschedule(into);
         let s = self.stories.get_mut(&into).expect("merge target exists");
+        if !s.open {
+            self.stats.reopened += 1;
+        }
         s.first = s.first.min(f.first);
         s.last = s.last.max(f.last);
         s.max_bucket = s.max_bucket.max(f.max_bucket);
         for sensor in f.sensors {
             push_unique(&mut s.sensors, sensor);
         }
-        fuse::merge(&mut s.fused, &f.fused);
+        s.acc.merge(&f.acc);
         s.dirty = true;
-        s.open = true;
         for (k, _) in &f.events {
             self.by_event.insert(*k, into);
         }
         s.events.extend(f.events);
-        let last = s.last;
-        self.closing.insert((self.close_at(last), into));
+        s.keys.extend(f.keys);
+        s.absorbed.push(from);
+        s.absorbed.extend(f.absorbed);
+        for c in f.cuts {
+            push_unique(&mut s.cuts, c);
+        }
+        self.schedule_open(into);
     }
 
     /// Moves event time forward to `watermark` and returns the story versions that became final: stories
@@ -348,7 +525,9 @@ impl Correlator {
                 event_ids: s.events.iter().map(|(_, id)| id.clone()).collect(),
                 sensors: s.sensors.clone(),
                 merged_into: None,
-                fused: s.fused.clone(),
+                provenance: s.acc.sorted_views(),
+                cuts: s.cuts.clone(),
+                fused: s.acc.fused.clone(),
             });
         }
         let last = s.last;
@@ -363,13 +542,23 @@ impl Correlator {
         for (k, _) in &s.events {
             self.by_event.remove(k);
         }
-        if let Some(f) = &s.flow {
-            if let Some(list) = self.by_flow.get_mut(f) {
-                list.retain(|x| *x != slot);
+        let mut members = s.absorbed.clone();
+        members.push(slot);
+        for (index, k) in &s.keys {
+            let map = match index {
+                Index::Exact => &mut self.exact,
+                Index::Offer => &mut self.offers,
+                Index::Demand => &mut self.demands,
+            };
+            if let Some(list) = map.get_mut(k) {
+                list.retain(|en| !members.contains(&en.slot));
                 if list.is_empty() {
-                    self.by_flow.remove(f);
+                    map.remove(k);
                 }
             }
+        }
+        for m in &s.absorbed {
+            self.parent.remove(m);
         }
     }
 
@@ -386,7 +575,12 @@ impl Correlator {
         let per_event = std::mem::size_of::<(EventKey, EventId)>()
             + std::mem::size_of::<(EventKey, Slot)>()
             + 16;
-        let per_story = std::mem::size_of::<StoryState>() + 64;
-        self.by_event.len() * per_event + self.stories.len() * per_story
+        let per_story = std::mem::size_of::<StoryState>() + 256;
+        let per_entry = std::mem::size_of::<Entry>() + 24;
+        let entries: usize = [&self.exact, &self.offers, &self.demands]
+            .iter()
+            .map(|m| m.values().map(Vec::len).sum::<usize>())
+            .sum();
+        self.by_event.len() * per_event + self.stories.len() * per_story + entries * per_entry
     }
 }

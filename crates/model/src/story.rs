@@ -22,8 +22,27 @@ pub struct Story {
     /// bridged the two). That version carries no events: they are all in the surviving story.
     #[serde(with = "opt_story_id_hex", skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<StoryId>,
+    /// Which sensor said what: one entry per sensor, its own counts and verdicts, so conflicts between
+    /// sensors stay visible instead of being overwritten by the fused values.
+    pub provenance: Vec<SensorView>,
+    /// Links that were not followed because a guard stopped them (`max_events`, `max_span`, `hot_key`).
+    pub cuts: Vec<Str>,
     #[serde(flatten)]
     pub fused: Fused,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SensorView {
+    pub sensor: Str,
+    pub events: u32,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Bytes from the initiator, as this sensor counted them.
+    pub source_bytes: Option<u64>,
+    /// Bytes from the responder, as this sensor counted them.
+    pub destination_bytes: Option<u64>,
+    pub actions: Vec<Str>,
 }
 
 /// The fused fields: what the story's events say together, in ECS names.

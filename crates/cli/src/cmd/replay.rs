@@ -54,6 +54,9 @@ pub struct Args {
     /// Session gap: a story closes once event time moved this far past its last event.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     gap: std::time::Duration,
+    /// How long after a DNS answer a connection to an answered address joins the lookup's story.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    dns_link_window: std::time::Duration,
     /// Largest accepted record.
     #[arg(long, default_value_t = 16 << 20)]
     max_record_bytes: usize,
@@ -99,6 +102,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..PipelineConfig::default()
     };
     cfg.correlate.gap = a.gap;
+    cfg.correlate.dns_link_window = a.dns_link_window;
     let limits = Limits {
         max_record_bytes: a.max_record_bytes,
     };
