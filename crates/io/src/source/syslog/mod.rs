@@ -1,0 +1,635 @@
+//! The syslog source: one listener per `[[sources.syslog]]`, UDP or TCP.
+//!
+//! Each message's MSG part (see [`header`]) is one record of the listener's `format`, from the sensor
+//! named by the listener's `hostname_sensors` (by syslog HOSTNAME), `app_name_sensors` (by APP-NAME or
+//! RFC 3164 TAG), or else its fixed `sensor`; a message matching none is dead-lettered with code
+//! `unknown_sensor` (the whole frame kept). Newlines inside a message (possible with octet counting) become
+//! spaces, because a record is one line.
+//!
+//! TCP is the zero-loss choice: when the store falls behind, connections are not read, and the sender's
+//! TCP window closes. UDP cannot push back: a datagram that finds the queue full is dropped and counted in
+//! `storyline_source_dropped_total{source="syslog_udp"}` (datagrams the kernel drops because its socket
+//! buffer is full are not seen at all: see `RcvbufErrors` in `/proc/net/snmp`).
+
+pub mod framing;
+pub mod header;
+
+use super::batch::{self, Queue, Target};
+use super::{check_format, check_sensor_name, duration, stopped, RecordIngest};
+use framing::{Decoder, TcpFraming};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    fn metric(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "syslog_tcp",
+            Protocol::Udp => "syslog_udp",
+        }
+    }
+}
+
+/// `[[sources.syslog]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    pub listen: SocketAddr,
+    pub protocol: Protocol,
+    /// Format of every record (MSG) received here, e.g. `panos`.
+    pub format: String,
+    /// Sensor of messages no map below names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
+    /// Syslog HOSTNAME → sensor (exact match). Checked first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hostname_sensors: BTreeMap<String, String>,
+    /// APP-NAME (RFC 5424) or TAG (RFC 3164) → sensor (exact match). Checked after `hostname_sensors`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub app_name_sensors: BTreeMap<String, String>,
+    /// TCP only: `auto` (per frame: a leading digit means octet counting), `octet_counting`,
+    /// `non_transparent` (LF-terminated).
+    #[serde(default)]
+    pub framing: TcpFraming,
+    /// A batch is ingested when it holds this many records...
+    #[serde(default = "default_batch_records")]
+    pub batch_records: usize,
+    /// ...or this long after its first record arrived.
+    #[serde(default = "default_batch_wait", with = "duration")]
+    pub batch_wait: Duration,
+    /// Bytes read but not yet acknowledged by the store, at most. Beyond it TCP stops reading, UDP drops.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes: usize,
+    /// TCP connections served at once; more wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_batch_records() -> usize {
+    1000
+}
+
+fn default_batch_wait() -> Duration {
+    Duration::from_millis(200)
+}
+
+fn default_queue_bytes() -> usize {
+    64 << 20
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+
+/// A batch is also cut at this size.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Room for a syslog header on top of the record limit before a frame counts as oversized.
+pub const HEADER_ALLOWANCE: usize = 8192;
+
+/// Largest UDP payload.
+const DATAGRAM: usize = 65_535;
+
+impl SyslogConfig {
+    /// A minimal listener config, with defaults for the rest.
+    pub fn new(listen: SocketAddr, protocol: Protocol, format: &str) -> Self {
+        Self {
+            listen,
+            protocol,
+            format: format.into(),
+            sensor: None,
+            hostname_sensors: BTreeMap::new(),
+            app_name_sensors: BTreeMap::new(),
+            framing: TcpFraming::Auto,
+            batch_records: default_batch_records(),
+            batch_wait: default_batch_wait(),
+            queue_bytes: default_queue_bytes(),
+            max_connections: default_max_connections(),
+        }
+    }
+
+    /// Errors start with the key's name (the caller prefixes `sources.syslog[i].`).
+    pub(crate) fn validate(&self, formats: &[&str]) -> Result<(), String> {
+        check_format(&self.format, formats).map_err(|e| format!("format`: {e}"))?;
+        if self.sensor.is_none()
+            && self.hostname_sensors.is_empty()
+            && self.app_name_sensors.is_empty()
+        {
+            return Err("sensor`: give `sensor`, or map names to sensors with `hostname_sensors` or `app_name_sensors`".into());
+        }
+        if let Some(s) = &self.sensor {
+            check_sensor_name(s).map_err(|e| format!("sensor`: {e}"))?;
+        }
+        for (key, map) in [
+            ("hostname_sensors", &self.hostname_sensors),
+            ("app_name_sensors", &self.app_name_sensors),
+        ] {
+            for s in map.values() {
+                check_sensor_name(s).map_err(|e| format!("{key}`: {e}"))?;
+            }
+        }
+        if self.protocol == Protocol::Udp && self.framing != TcpFraming::Auto {
+            return Err("framing`: applies to protocol \"tcp\" only".into());
+        }
+        if self.batch_records == 0 {
+            return Err("batch_records`: must be at least 1".into());
+        }
+        if self.batch_wait.is_zero() {
+            return Err("batch_wait`: must be a positive duration such as \"200ms\"".into());
+        }
+        if self.queue_bytes < 65_536 {
+            return Err("queue_bytes`: must be at least 65536".into());
+        }
+        if self.max_connections == 0 {
+            return Err("max_connections`: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn source_name(&self) -> String {
+        format!("{}:{}", self.protocol.metric(), self.listen)
+    }
+}
+
+/// Decides the sensor of a message.
+#[derive(Debug)]
+struct Resolver {
+    sensor: Option<Arc<str>>,
+    by_host: BTreeMap<String, Arc<str>>,
+    by_app: BTreeMap<String, Arc<str>>,
+}
+
+impl Resolver {
+    fn new(c: &SyslogConfig) -> Self {
+        // One Arc per distinct sensor name, so the batcher groups them cheaply.
+        let mut names: BTreeMap<String, Arc<str>> = BTreeMap::new();
+        let mut intern = |s: &String| -> Arc<str> {
+            names
+                .entry(s.clone())
+                .or_insert_with(|| Arc::from(s.as_str()))
+                .clone()
+        };
+        Resolver {
+            sensor: c.sensor.as_ref().map(&mut intern),
+            by_host: c
+                .hostname_sensors
+                .iter()
+                .map(|(k, v)| (k.clone(), intern(v)))
+                .collect(),
+            by_app: c
+                .app_name_sensors
+                .iter()
+                .map(|(k, v)| (k.clone(), intern(v)))
+                .collect(),
+        }
+    }
+
+    fn resolve(&self, h: &header::Header<'_>) -> Target {
+        if let Some(s) = h.hostname_str().and_then(|n| self.by_host.get(n)) {
+            return Target::Sensor(s.clone());
+        }
+        if let Some(s) = h.app_name_str().and_then(|n| self.by_app.get(n)) {
+            return Target::Sensor(s.clone());
+        }
+        if let Some(s) = &self.sensor {
+            return Target::Sensor(s.clone());
+        }
+        Target::Reject {
+            code: "unknown_sensor",
+            reason: format!(
+                "no sensor for syslog HOSTNAME {:?} and APP-NAME {:?}: add one to hostname_sensors or \
+                 app_name_sensors, or set sensor, in this [[sources.syslog]]",
+                h.hostname_str().unwrap_or("-"),
+                h.app_name_str().unwrap_or("-"),
+            ),
+        }
+    }
+
+    /// The record and its target for one frame. A cut (oversized) frame goes on whole, so the record is
+    /// over the limit and dead-lettered as oversized by the ingestor.
+    fn record(&self, frame: &[u8], truncated: bool) -> (Target, Vec<u8>) {
+        let h = header::parse(frame);
+        let target = self.resolve(&h);
+        let keep_whole = truncated || matches!(target, Target::Reject { .. });
+        let mut body = if keep_whole {
+            frame.to_vec()
+        } else {
+            h.msg.to_vec()
+        };
+        for b in &mut body {
+            if *b == b'\n' {
+                *b = b' ';
+            }
+        }
+        (target, body)
+    }
+}
+
+pub enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Bound::Tcp(l) => l.local_addr(),
+            Bound::Udp(s) => s.local_addr(),
+        }
+    }
+}
+
+pub async fn bind(c: &SyslogConfig) -> std::io::Result<Bound> {
+    Ok(match c.protocol {
+        Protocol::Tcp => Bound::Tcp(tokio::net::TcpListener::bind(c.listen).await?),
+        Protocol::Udp => Bound::Udp(tokio::net::UdpSocket::bind(c.listen).await?),
+    })
+}
+
+/// Starts the listener and its batcher; returns their tasks.
+pub fn spawn(
+    c: SyslogConfig,
+    bound: Bound,
+    max_record_bytes: usize,
+    ingest: Arc<dyn RecordIngest>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let metric = c.protocol.metric();
+    let source: Arc<str> = c.source_name().into();
+    let settings = batch::Settings {
+        format: c.format.as_str().into(),
+        source: source.clone(),
+        metric,
+        max_records: c.batch_records,
+        max_bytes: BATCH_BYTES,
+        max_wait: c.batch_wait,
+        queue_records: c.batch_records.saturating_mul(4),
+        queue_bytes: c.queue_bytes,
+    };
+    // Metrics exist from the start, so a dashboard sees 0 rather than nothing.
+    metrics::counter!("storyline_source_received_total", "source" => metric).increment(0);
+    metrics::counter!("storyline_source_dropped_total", "source" => metric).increment(0);
+    let (queue, batcher) = batch::spawn(ingest, settings, stop.clone());
+    let resolver = Arc::new(Resolver::new(&c));
+    let cap = max_record_bytes.saturating_add(HEADER_ALLOWANCE);
+    tracing::info!(source = %source, format = %c.format, "syslog source listening");
+    let listener = match bound {
+        Bound::Udp(sock) => tokio::spawn(run_udp(sock, resolver, queue, cap, stop)),
+        Bound::Tcp(l) => tokio::spawn(run_tcp(l, c, resolver, queue, cap, stop)),
+    };
+    vec![listener, batcher]
+}
+
+async fn run_udp(
+    sock: tokio::net::UdpSocket,
+    resolver: Arc<Resolver>,
+    queue: Queue,
+    cap: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; DATAGRAM + 1];
+    loop {
+        let got = tokio::select! {
+            r = sock.recv_from(&mut buf) => r,
+            _ = stopped(&mut stop) => break,
+        };
+        let n = match got {
+            Ok((n, _peer)) => n,
+            Err(e) => {
+                // ICMP errors surface here on some systems; nothing to do but go on.
+                tracing::debug!(error = %e, "syslog udp receive error");
+                continue;
+            }
+        };
+        metrics::counter!("storyline_source_received_total", "source" => "syslog_udp").increment(1);
+        let truncated = n > cap;
+        let (target, body) = resolver.record(&buf[..n.min(cap)], truncated);
+        if truncated {
+            metrics::counter!("storyline_source_truncated_total", "source" => "syslog_udp")
+                .increment(1);
+        }
+        if !queue.try_send(target, body) {
+            metrics::counter!("storyline_source_dropped_total", "source" => "syslog_udp")
+                .increment(1);
+        }
+    }
+}
+
+async fn run_tcp(
+    listener: tokio::net::TcpListener,
+    c: SyslogConfig,
+    resolver: Arc<Resolver>,
+    queue: Queue,
+    cap: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(c.max_connections));
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s,
+            _ = stopped(&mut stop) => break,
+        };
+        let Ok(slot) = slot else { break };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped(&mut stop) => break,
+        };
+        let (sock, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(error = %e, "syslog tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let conn = Connection {
+            resolver: resolver.clone(),
+            queue: queue.clone(),
+            framing: c.framing,
+            cap,
+        };
+        let stop = stop.clone();
+        conns.spawn(async move {
+            conn.serve(sock, peer, stop).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
+
+struct Connection {
+    resolver: Arc<Resolver>,
+    queue: Queue,
+    framing: TcpFraming,
+    cap: usize,
+}
+
+impl Connection {
+    async fn serve(
+        self,
+        mut sock: tokio::net::TcpStream,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        tracing::debug!(%peer, "syslog tcp connection");
+        let mut decoder = Decoder::new(self.framing, self.cap);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut frames = Vec::new();
+        loop {
+            let read = tokio::select! {
+                r = sock.read(&mut buf) => r,
+                _ = stopped(&mut stop) => return,
+            };
+            let eof = match read {
+                Ok(0) => {
+                    decoder.finish(&mut frames);
+                    true
+                }
+                Ok(n) => {
+                    decoder.feed(&buf[..n], &mut frames);
+                    false
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "syslog tcp connection failed");
+                    decoder.finish(&mut frames);
+                    true
+                }
+            };
+            for f in frames.drain(..) {
+                metrics::counter!("storyline_source_received_total", "source" => "syslog_tcp")
+                    .increment(1);
+                if f.truncated {
+                    metrics::counter!("storyline_source_truncated_total", "source" => "syslog_tcp")
+                        .increment(1);
+                }
+                let (target, body) = self.resolver.record(&f.data, f.truncated);
+                // Waiting here is the backpressure: the socket is not read until there is room.
+                let sent = tokio::select! {
+                    ok = self.queue.send(target, body) => ok,
+                    _ = stopped(&mut stop) => return,
+                };
+                if !sent {
+                    return;
+                }
+            }
+            if eof {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::batch::tests::Recorder;
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncWriteExt;
+
+    fn config(protocol: Protocol) -> SyslogConfig {
+        let mut c = SyslogConfig::new("127.0.0.1:0".parse().unwrap(), protocol, "panos");
+        c.sensor = Some("fixed".into());
+        c.hostname_sensors.insert("fw-a".into(), "sensor-a".into());
+        c.app_name_sensors
+            .insert("suricata".into(), "sensor-s".into());
+        c.batch_wait = Duration::from_millis(20);
+        c
+    }
+
+    async fn wait_for(rec: &Recorder, n: usize) -> Vec<(String, String)> {
+        for _ in 0..500 {
+            let r = rec.records();
+            if r.len() >= n {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rec.records()
+    }
+
+    #[test]
+    fn sensors_come_from_hostname_then_app_name_then_the_fixed_sensor() {
+        let r = Resolver::new(&config(Protocol::Tcp));
+        let t = |s: &str| r.record(s.as_bytes(), false);
+        assert_eq!(
+            t("<14>Nov 21 10:00:03 fw-a suricata: x"),
+            (Target::Sensor("sensor-a".into()), b"x".to_vec())
+        );
+        assert_eq!(
+            t("<14>1 - fw-b suricata - - - y"),
+            (Target::Sensor("sensor-s".into()), b"y".to_vec())
+        );
+        assert_eq!(
+            t("<14>Nov 21 10:00:03 other 1,2,3"),
+            (Target::Sensor("fixed".into()), b"1,2,3".to_vec())
+        );
+        let mut c = config(Protocol::Tcp);
+        c.sensor = None;
+        let r = Resolver::new(&c);
+        let (target, body) = r.record(b"<14>Nov 21 10:00:03 other app: 1,2\n3", false);
+        assert!(
+            matches!(target, Target::Reject { code: "unknown_sensor", ref reason } if reason.contains("\"other\""))
+        );
+        assert_eq!(body, b"<14>Nov 21 10:00:03 other app: 1,2 3");
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let f = &["panos", "ecs"];
+        let mut c = config(Protocol::Udp);
+        assert!(c.validate(f).is_ok());
+        c.format = "cef".into();
+        assert!(c.validate(f).unwrap_err().starts_with("format`"));
+        let mut c = config(Protocol::Udp);
+        c.sensor = None;
+        c.hostname_sensors.clear();
+        c.app_name_sensors.clear();
+        assert!(c.validate(f).unwrap_err().starts_with("sensor`"));
+        let mut c = config(Protocol::Udp);
+        c.framing = TcpFraming::OctetCounting;
+        assert!(c.validate(f).unwrap_err().starts_with("framing`"));
+        let mut c = config(Protocol::Tcp);
+        c.hostname_sensors.insert("h".into(), "".into());
+        assert!(c.validate(f).unwrap_err().starts_with("hostname_sensors`"));
+    }
+
+    #[tokio::test]
+    async fn tcp_both_framings_and_udp_reach_the_ingestor() {
+        let rec = Arc::new(Recorder::default());
+        let (stop_tx, stop) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut addrs = Vec::new();
+        for p in [Protocol::Tcp, Protocol::Udp] {
+            let c = config(p);
+            let b = bind(&c).await.unwrap();
+            addrs.push(b.local_addr().unwrap());
+            tasks.extend(spawn(c, b, 1024, rec.clone(), stop.clone()));
+        }
+        let mut s = tokio::net::TcpStream::connect(addrs[0]).await.unwrap();
+        s.write_all(b"<14>Nov 21 10:00:03 fw-a one\n25 <14>1 - fw-a - - - - t\nwo")
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        u.send_to(b"<14>Nov 21 10:00:03 x suricata[1]: three", addrs[1])
+            .await
+            .unwrap();
+        let mut got = wait_for(&rec, 3).await;
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("sensor-a".into(), "one".into()),
+                ("sensor-a".into(), "t wo".into()),
+                ("sensor-s".into(), "three".into()),
+            ]
+        );
+        stop_tx.send(true).unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_tcp_line_is_cut_and_passed_on_whole() {
+        let rec = Arc::new(Recorder::default());
+        let (_stop_tx, stop) = watch::channel(false);
+        let c = config(Protocol::Tcp);
+        let b = bind(&c).await.unwrap();
+        let addr = b.local_addr().unwrap();
+        let _tasks = spawn(c, b, 100, rec.clone(), stop);
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"<14>Nov 21 10:00:03 fw-a ").await.unwrap();
+        // Far more than the cap without a newline: memory stays bounded by the cap.
+        for _ in 0..64 {
+            s.write_all(&[b'x'; 4096]).await.unwrap();
+        }
+        s.write_all(b"\n<14>Nov 21 10:00:03 fw-a after\n")
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        let got = wait_for(&rec, 2).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        let big = got.iter().find(|(_, r)| r.starts_with("<14>")).unwrap();
+        assert_eq!(big.1.len(), 100 + HEADER_ALLOWANCE);
+        assert!(got.contains(&("sensor-a".into(), "after".into())));
+    }
+
+    // The std lock stands for a store that does not answer; holding it across awaits is the point.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test]
+    async fn a_stalled_store_stops_tcp_reading_and_drops_counted_udp() {
+        const LINES: usize = 100_000;
+        let rec = Arc::new(Recorder::default());
+        let (_stop_tx, stop) = watch::channel(false);
+        let mut addrs = Vec::new();
+        for p in [Protocol::Tcp, Protocol::Udp] {
+            let mut c = config(p);
+            c.batch_records = 100;
+            c.queue_bytes = 65_536;
+            let b = bind(&c).await.unwrap();
+            addrs.push(b.local_addr().unwrap());
+            spawn(c, b, 1 << 16, rec.clone(), stop.clone());
+        }
+        let gate = rec.gate.lock().unwrap();
+        // TCP: 50 MB, more than the kernel buffers on both sides hold, so a writer that keeps writing
+        // blocks once nothing is read any more.
+        let tcp = addrs[0];
+        let writer = tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+            let line = format!("<14>Nov 21 10:00:03 fw-a {}\n", "p".repeat(500));
+            for _ in 0..LINES {
+                s.write_all(line.as_bytes()).await.unwrap();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !writer.is_finished(),
+            "the sender was never pushed back: 50 MB accepted while the store was stalled"
+        );
+        // UDP: the queue is full, so datagrams are dropped rather than queued without bound.
+        let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for _ in 0..1000 {
+            u.send_to(&[b'u'; 200], addrs[1]).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(gate);
+        writer.await.unwrap();
+        for _ in 0..3000 {
+            if rec.count.load(Ordering::SeqCst) >= LINES {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = rec.records();
+        let tcp_records = got.iter().filter(|(_, r)| r.starts_with('p')).count();
+        assert_eq!(tcp_records, LINES, "TCP lost records under backpressure");
+        let udp_records = got.iter().filter(|(_, r)| r.starts_with('u')).count();
+        assert!(
+            udp_records > 0 && udp_records < 1000,
+            "UDP kept {udp_records} of 1000"
+        );
+    }
+}
