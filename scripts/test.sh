@@ -13,6 +13,103 @@ fi
 
 # Formatting is part of the suite so a red diff is caught before review.
 cargo fmt --all -- --check
+
+# PostgreSQL for the store's PostgreSQL backend tests (crates/store/tests/postgres.rs). With STORYLINE_TEST_PG
+# already set (a libpq connection string) that server is used; otherwise a throwaway server is installed if
+# needed, started on 127.0.0.1 and a free port, and stopped on exit. STORYLINE_REQUIRE_PG=1 makes the tests
+# fail instead of skipping when no server is reachable.
+PG_AS=()
+start_test_postgres() {
+  local bindir="" d
+  if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+    bindir="$(dirname "$(readlink -f "$(command -v initdb)")")"
+  fi
+  if [ -z "$bindir" ]; then
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+      if [ -x "$d/initdb" ]; then bindir="$d"; break; fi
+    done
+  fi
+  if [ -z "$bindir" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "PostgreSQL server binaries (initdb) not found: install the postgresql package, or set" >&2
+      echo "STORYLINE_TEST_PG to a libpq connection string of a server the tests may create schemas on." >&2
+      exit 1
+    fi
+    echo "installing PostgreSQL (apt-get) for the store's PostgreSQL tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+      if [ -x "$d/initdb" ]; then bindir="$d"; break; fi
+    done
+    if [ -z "$bindir" ]; then
+      echo "apt-get installed postgresql but no initdb was found under /usr/lib/postgresql/*/bin" >&2
+      exit 1
+    fi
+  fi
+
+  # PostgreSQL refuses to run as root: as root, run the server as the `postgres` system user.
+  if [ "$(id -u)" = 0 ]; then
+    if ! id postgres >/dev/null 2>&1; then
+      useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    fi
+    if command -v runuser >/dev/null; then PG_AS=(runuser -u postgres --); else PG_AS=(su postgres -s /bin/bash -c); fi
+  fi
+
+  PG_BINDIR="$bindir"
+  PG_TMP="$(mktemp -d /tmp/storyline-pg.XXXXXX)"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_TMP"; fi
+  trap stop_test_postgres EXIT
+  (cd "$PG_TMP" && run_pg "$bindir/initdb" -D "$PG_TMP/data" -U postgres --auth=trust -E UTF8 --no-locale \
+    >"$PG_TMP/initdb.log" 2>&1) || { cat "$PG_TMP/initdb.log" >&2; exit 1; }
+
+  local port started=""
+  for port in $(seq 5433 5532); do
+    # Skip ports something already listens on; a start that still fails (a race) tries the next one.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
+    if (cd "$PG_TMP" && run_pg "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
+      -o "-h 127.0.0.1 -p $port -k $PG_TMP" start >/dev/null); then
+      started="$port"
+      break
+    fi
+  done
+  if [ -z "$started" ]; then
+    echo "could not start the test PostgreSQL server:" >&2
+    cat "$PG_TMP/server.log" >&2 || true
+    exit 1
+  fi
+  export STORYLINE_TEST_PG="host=127.0.0.1 port=$started user=postgres dbname=postgres"
+  export STORYLINE_REQUIRE_PG=1
+  local i
+  for i in $(seq 1 60); do
+    if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$started"; then break; fi
+    sleep 0.5
+  done
+  echo "test PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$started (data in $PG_TMP)"
+}
+
+# Runs a PostgreSQL program as the user that may run it (see PG_AS).
+run_pg() {
+  if [ "${PG_AS[0]:-}" = su ]; then
+    "${PG_AS[@]}" "$(printf '%q ' "$@")"
+  elif [ "${#PG_AS[@]}" -gt 0 ]; then
+    "${PG_AS[@]}" "$@"
+  else
+    "$@"
+  fi
+}
+
+stop_test_postgres() {
+  if [ -n "${PG_TMP:-}" ] && [ -d "$PG_TMP/data" ]; then
+    (cd "$PG_TMP" && run_pg "$PG_BINDIR/pg_ctl" -D "$PG_TMP/data" -m fast -w stop >/dev/null 2>&1) || true
+  fi
+  if [ -n "${PG_TMP:-}" ]; then rm -rf "$PG_TMP"; fi
+}
+
+if [ -z "${STORYLINE_TEST_PG:-}" ]; then
+  start_test_postgres
+fi
+
 cargo nextest run --workspace --no-fail-fast "$@"
 # nextest does not run doctests.
 cargo test --workspace --doc --quiet
