@@ -193,7 +193,7 @@ impl Correlator {
     /// Roots of the stories this event links to, oldest first, and whether a hot key was skipped.
     fn candidates(&mut self, links: &Links, t: Timestamp, sensor: u32) -> (Vec<Slot>, bool) {
         let gap = self.cfg.gap;
-        let skew = self.cfg.max_clock_skew;
+
         let fanout = self.cfg.max_key_fanout;
         let mut found = Vec::new();
         let mut hot = false;

@@ -6,8 +6,13 @@ use storyline_correlate::humantime_serde_compat as hd;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Shards per tenant: the unit of parallelism and of lease ownership. Fixed once a tenant has data.
+    /// Shards per tenant: how stored events are partitioned (by flow). Fixed once a tenant has data.
     pub shards: u16,
+    /// Correlation partitions: each is one correlator reading `shards / partitions` shards, owned by one
+    /// worker through a lease. 1 (default): every link is found whatever shard its events landed on. More
+    /// partitions correlate in parallel but miss links between events of different partitions (NAT views,
+    /// DNS → connection); see docs/correlation.md. Fixed per consumer group once it has state.
+    pub partitions: u16,
     /// Insert-time bucket resolution.
     #[serde(with = "hd")]
     pub bucket: Duration,
@@ -43,6 +48,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             shards: 16,
+            partitions: 1,
             bucket: Duration::from_secs(1),
             safety_delay: Duration::from_millis(1500),
             max_clock_skew: Duration::from_secs(5),
@@ -59,6 +65,11 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// Partitions, clamped to 1..=shards.
+    pub fn partitions(&self) -> u16 {
+        self.partitions.clamp(1, self.shards.max(1))
+    }
+
     pub fn bucket_ms(&self) -> i64 {
         (self.bucket.as_millis() as i64).max(1)
     }

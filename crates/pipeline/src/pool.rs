@@ -1,12 +1,12 @@
-//! Worker threads that share a tenant's shards through leases.
+//! Worker threads that share a tenant's correlation partitions through leases.
 //!
-//! Each worker renews its leases every third of the TTL, takes free or expired shards up to its fair share
-//! (shards / live workers, counting workers in other processes through the lease table), and gives back
-//! shards above its share so a joining worker gets some. A worker that dies stops renewing; its shards
-//! expire and move. Commits are fenced by the lease epoch, so a worker that lost a shard cannot overwrite
-//! the new owner's offset.
+//! Each worker renews its leases every third of the TTL, takes free or expired partitions up to its fair
+//! share (partitions / live workers, counting workers in other processes through the lease table), and
+//! gives back partitions above its share so a joining worker gets some. A worker that dies stops
+//! renewing; its partitions expire and move. Commits are fenced by the lease epoch, so a worker that lost
+//! a partition cannot overwrite the new owner's offsets. (A lease's `shard` field holds the partition.)
 
-use crate::worker::ShardWorker;
+use crate::worker::PartitionWorker;
 use crate::PipelineConfig;
 use metrics::counter;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -22,7 +22,7 @@ use storyline_store::Store;
 struct Shared {
     stop: AtomicBool,
     drain: AtomicBool,
-    /// Shards fully processed and flushed after `drain` was requested.
+    /// Partitions fully processed and flushed after `drain` was requested.
     drained: Mutex<BTreeSet<Shard>>,
     errors: Mutex<Vec<String>>,
 }
@@ -30,7 +30,7 @@ struct Shared {
 pub struct WorkerPool {
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
-    shards: u16,
+    partitions: u16,
 }
 
 impl WorkerPool {
@@ -66,7 +66,7 @@ impl WorkerPool {
         Ok(Self {
             shared,
             handles,
-            shards: cfg.shards,
+            partitions: cfg.partitions(),
         })
     }
 
@@ -80,7 +80,7 @@ impl WorkerPool {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .len()
-                >= self.shards as usize;
+                >= self.partitions as usize;
             let failed = !self
                 .shared
                 .errors
@@ -126,7 +126,7 @@ fn now_ms() -> i64 {
 
 impl WorkerCtx {
     fn run(self) {
-        let mut owned: BTreeMap<Shard, ShardWorker> = BTreeMap::new();
+        let mut owned: BTreeMap<Shard, PartitionWorker> = BTreeMap::new();
         let mut next_lease_round = Instant::now();
         let mut failures = 0u32;
         while !self.shared.stop.load(Ordering::SeqCst) {
@@ -208,13 +208,13 @@ impl WorkerCtx {
         }
         for (_, mut w) in owned {
             if let Err(e) = w.commit(&*self.store) {
-                tracing::warn!(shard = w.shard(), error = %e, "final commit failed");
+                tracing::warn!(shard = w.partition(), error = %e, "final commit failed");
             }
             let _ = self.store.release_lease(&w.lease);
         }
     }
 
-    fn lease_round(&self, owned: &mut BTreeMap<Shard, ShardWorker>) -> anyhow::Result<()> {
+    fn lease_round(&self, owned: &mut BTreeMap<Shard, PartitionWorker>) -> anyhow::Result<()> {
         let ttl = self.cfg.lease_ttl.as_millis() as i64;
         let mut lost = Vec::new();
         for (shard, w) in owned.iter_mut() {
@@ -236,20 +236,21 @@ impl WorkerCtx {
             .collect();
         live.insert(&self.owner);
         let workers = live.len().max(self.local_workers);
-        let share = (self.cfg.shards as usize).div_ceil(workers);
+        let partitions = self.cfg.partitions() as usize;
+        let share = partitions.div_ceil(workers);
         let held_by_others: HashSet<Shard> = leases
             .iter()
             .filter(|l| l.expires_ms > now && l.owner != self.owner)
             .map(|l| l.shard)
             .collect();
-        // Start the search at an owner-specific shard so workers starting together do not all race for 0.
-        let start =
-            xxhash_rust::xxh3::xxh3_64(self.owner.as_bytes()) as usize % self.cfg.shards as usize;
-        for i in 0..self.cfg.shards as usize {
+        // Start the search at an owner-specific partition so workers starting together do not all race
+        // for 0.
+        let start = xxhash_rust::xxh3::xxh3_64(self.owner.as_bytes()) as usize % partitions;
+        for i in 0..partitions {
             if owned.len() >= share {
                 break;
             }
-            let shard = ((start + i) % self.cfg.shards as usize) as Shard;
+            let shard = ((start + i) % partitions) as Shard;
             if owned.contains_key(&shard) || held_by_others.contains(&shard) {
                 continue;
             }
@@ -261,10 +262,10 @@ impl WorkerCtx {
                 ttl,
                 now_ms(),
             )? {
-                match ShardWorker::open(&*self.store, &self.cfg, lease.clone()) {
+                match PartitionWorker::open(&*self.store, &self.cfg, lease.clone()) {
                     Ok(w) => {
                         counter!("storyline_lease_changes_total", "tenant" => self.tenant.clone(), "change" => "acquired").increment(1);
-                        tracing::debug!(shard, owner = %self.owner, epoch = lease.epoch, "acquired shard");
+                        tracing::debug!(partition = shard, owner = %self.owner, epoch = lease.epoch, "acquired partition");
                         owned.insert(shard, w);
                     }
                     Err(e) => {
@@ -274,7 +275,7 @@ impl WorkerCtx {
                 }
             }
         }
-        // Give back shards above the fair share so a worker that joined gets its part.
+        // Give back partitions above the fair share so a worker that joined gets its part.
         while owned.len() > share {
             let Some((&shard, _)) = owned.iter().next_back() else {
                 break;

@@ -1,12 +1,19 @@
-//! One shard's worker: read offset → scan due buckets → correlate → publish closed stories → commit.
+//! One correlation partition's worker: read offsets → scan due buckets of the partition's shards →
+//! correlate → publish closed stories → commit.
 //!
-//! Open stories survive restarts because the correlator's state is committed with the offset, in one
+//! A partition is a set of shards (`shard % partitions == partition`) read by one correlator, so links
+//! between any of their events are found whichever shard each event was routed to. With the default of one
+//! partition per tenant, stories do not depend on the shard count at all; more partitions trade links
+//! across partitions for parallel correlation (docs/correlation.md).
+//!
+//! Open stories survive restarts because the correlator's state is committed with the read offsets, in one
 //! atomic write (the checkpoint). After a crash the worker restores the last checkpoint and re-reads the
 //! buckets after it: stories published since then are published again with the same ids and versions
 //! (at least once), nothing is skipped.
 
 use crate::PipelineConfig;
 use metrics::{counter, gauge};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
 use storyline_correlate::Correlator;
@@ -14,16 +21,38 @@ use storyline_io::StorySink;
 use storyline_model::{routing::Shard, Event, Story, Timestamp};
 use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, StoredEvent};
 
-/// How often a worker runs the retention pass on a shard it owns.
+/// How often a worker runs the retention pass on the shards it owns.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub struct ShardWorker {
-    pub lease: Lease,
-    correlator: Correlator,
+/// Read position in one shard.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Cursor {
+    shard: Shard,
     offset: Bucket,
     /// Write marks of read buckets within the lookback, as they were when read.
     marks: HashMap<Bucket, u64>,
-    /// Wall time at which the largest event time last grew; drives the watermark while a shard is idle.
+}
+
+/// What a partition commits, inside `Checkpoint::state`.
+#[derive(Serialize, Deserialize)]
+struct PartitionState {
+    cursors: Vec<Cursor>,
+    correlator: Vec<u8>,
+}
+
+/// The shards of `partition`.
+pub fn partition_shards(cfg: &PipelineConfig, partition: u16) -> Vec<Shard> {
+    (0..cfg.shards)
+        .filter(|s| s % cfg.partitions() == partition)
+        .collect()
+}
+
+pub struct PartitionWorker {
+    /// The lease's `shard` field is the partition number (its lowest shard).
+    pub lease: Lease,
+    correlator: Correlator,
+    cursors: Vec<Cursor>,
+    /// Wall time at which the largest event time last grew; drives the watermark while idle.
     wall_at_max: Timestamp,
     seen_max: Timestamp,
     last_commit: Instant,
@@ -39,35 +68,66 @@ pub struct CycleReport {
     /// Events found in buckets that had already been read (late writes from skewed producers).
     pub stragglers: u64,
     pub published: u64,
-    /// Whether the cycle read everything written so far (in drain mode: the shard is finished).
+    /// Whether the cycle read everything written so far (in drain mode: the partition is finished).
     pub caught_up: bool,
 }
 
-impl ShardWorker {
-    /// Restores the shard's last checkpoint, or starts fresh.
+impl PartitionWorker {
+    /// Restores the partition's last checkpoint, or starts fresh.
     pub fn open(store: &dyn Store, cfg: &PipelineConfig, lease: Lease) -> anyhow::Result<Self> {
-        let cp = store.load_checkpoint(&lease.tenant, &lease.group, lease.shard)?;
+        let partition = lease.shard;
+        let fresh_cursors = || {
+            partition_shards(cfg, partition)
+                .into_iter()
+                .map(|shard| Cursor {
+                    shard,
+                    offset: Bucket::MIN,
+                    marks: HashMap::new(),
+                })
+                .collect::<Vec<_>>()
+        };
         let fresh = || Correlator::new(&lease.tenant, cfg.correlate.clone());
-        let (correlator, offset, marks) = match cp {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!(
+                "partition {partition}: checkpoint state is unreadable ({e}); it was written by an incompatible version"
+            )
+        };
+        let (correlator, cursors) = match store.load_checkpoint(
+            &lease.tenant,
+            &lease.group,
+            partition,
+        )? {
+            None => (fresh(), fresh_cursors()),
             // An offset committed without state (an operator moving a group's offset) starts empty there.
-            Some(cp) if cp.state.is_empty() => (fresh(), cp.offset, cp.marks.into_iter().collect()),
-            Some(cp) => (
-                Correlator::restore(&cp.state).map_err(|e| {
-                    anyhow::anyhow!(
-                        "shard {}: checkpoint state is unreadable ({e}); it was written by an incompatible version",
-                        lease.shard
-                    )
-                })?,
-                cp.offset,
-                cp.marks.into_iter().collect(),
-            ),
-            None => (fresh(), Bucket::MIN, HashMap::new()),
+            Some(cp) if cp.state.is_empty() => {
+                let mut c = fresh_cursors();
+                for cur in &mut c {
+                    cur.offset = cp.offset;
+                }
+                (fresh(), c)
+            }
+            Some(cp) => {
+                let st: PartitionState =
+                    postcard::from_bytes(&cp.state).map_err(|e| unreadable(&e))?;
+                let expected = partition_shards(cfg, partition);
+                if st.cursors.iter().map(|c| c.shard).collect::<Vec<_>>() != expected {
+                    anyhow::bail!(
+                        "partition {partition}: the checkpoint covers shards {:?} but the config puts {:?} in it; \
+                         `pipeline.partitions` cannot change while a consumer group has state (use a new `group`)",
+                        st.cursors.iter().map(|c| c.shard).collect::<Vec<_>>(),
+                        expected
+                    );
+                }
+                (
+                    Correlator::restore(&st.correlator).map_err(|e| unreadable(&e))?,
+                    st.cursors,
+                )
+            }
         };
         Ok(Self {
             lease,
             correlator,
-            offset,
-            marks,
+            cursors,
             wall_at_max: Timestamp::now(),
             seen_max: Timestamp::MIN,
             last_commit: Instant::now(),
@@ -77,12 +137,17 @@ impl ShardWorker {
         })
     }
 
-    pub fn shard(&self) -> Shard {
+    pub fn partition(&self) -> u16 {
         self.lease.shard
     }
 
+    /// The oldest read offset of the partition's shards.
     pub fn offset(&self) -> Bucket {
-        self.offset
+        self.cursors
+            .iter()
+            .map(|c| c.offset)
+            .min()
+            .unwrap_or(Bucket::MIN)
     }
 
     /// One pass. In `drain` mode every written bucket is due (no more writers) and, once caught up, every
@@ -101,42 +166,12 @@ impl ShardWorker {
         } else {
             bucket_of(now.saturating_sub(cfg.safety_delay + cfg.bucket), res)
         };
-        let (tenant, shard) = (self.lease.tenant.clone(), self.lease.shard);
         let mut report = CycleReport::default();
-        let lookback_from = self.offset.saturating_sub(cfg.lookback_ms());
-        // Marks first, scans second: a write that lands during the scan changes its mark after we read it,
-        // so the next cycle re-checks that bucket.
-        let marks_now = store.bucket_marks(
-            &tenant,
-            shard,
-            BucketRange::new(lookback_from, upto.max(self.offset)),
-        )?;
-        for &(bucket, mark) in &marks_now {
-            if bucket <= self.offset
-                && self.offset != Bucket::MIN
-                && self.marks.get(&bucket) != Some(&mark)
-            {
-                let before = self.correlator.stats().events;
-                self.scan_range(
-                    store,
-                    cfg,
-                    BucketRange::new(bucket - 1, bucket),
-                    &mut report,
-                )?;
-                report.stragglers += self.correlator.stats().events - before;
-            }
+        for i in 0..self.cursors.len() {
+            self.read_shard(i, store, cfg, upto, &mut report)?;
         }
-        if upto > self.offset {
-            self.scan_range(store, cfg, BucketRange::new(self.offset, upto), &mut report)?;
-            self.offset = upto;
-        }
-        let floor = self.offset.saturating_sub(cfg.lookback_ms());
-        self.marks = marks_now
-            .into_iter()
-            .filter(|(b, _)| *b > floor && *b <= self.offset)
-            .collect();
         if report.stragglers > 0 {
-            counter!("storyline_straggler_events_total", "tenant" => tenant.clone())
+            counter!("storyline_straggler_events_total", "tenant" => self.lease.tenant.clone())
                 .increment(report.stragglers);
         }
 
@@ -145,7 +180,8 @@ impl ShardWorker {
             self.seen_max = max;
             self.wall_at_max = now;
         }
-        // While a shard is idle its event time moves with the wall clock, so quiet shards still close stories.
+        // While a partition is idle its event time moves with the wall clock, so quiet partitions still
+        // close stories.
         let watermark = if max == Timestamp::MIN {
             Timestamp::MIN
         } else {
@@ -153,6 +189,7 @@ impl ShardWorker {
                 now.nanos_since(self.wall_at_max).max(0) as u64,
             ))
         };
+        let floor = self.offset().saturating_sub(cfg.lookback_ms());
         self.out.clear();
         self.correlator.advance(watermark, floor, &mut self.out);
         report.caught_up = drain;
@@ -162,7 +199,7 @@ impl ShardWorker {
         if !self.out.is_empty() {
             sink.publish(&self.out)?;
             report.published = self.out.len() as u64;
-            counter!("storyline_story_versions_published_total", "tenant" => tenant.clone())
+            counter!("storyline_story_versions_published_total", "tenant" => self.lease.tenant.clone())
                 .increment(report.published);
         }
         self.uncommitted |= report.events > 0 || report.published > 0;
@@ -183,51 +220,68 @@ impl ShardWorker {
         Ok(report)
     }
 
-    /// Deletes buckets that are older than the retention *and* read by every consumer group (minus the
-    /// re-check window, which may still be re-scanned). Returns how many events went.
-    pub fn apply_retention(
-        &self,
+    /// Re-checks recently read buckets of one shard for late writes, then reads its due buckets.
+    fn read_shard(
+        &mut self,
+        i: usize,
         store: &dyn Store,
         cfg: &PipelineConfig,
-        now: Timestamp,
-    ) -> anyhow::Result<u64> {
-        let (tenant, shard) = (&self.lease.tenant, self.lease.shard);
-        let Some(slowest) = store
-            .offsets(tenant, shard)?
-            .into_iter()
-            .map(|(_, o)| o)
-            .min()
-        else {
-            return Ok(0);
-        };
-        let cut = slowest
-            .saturating_sub(cfg.lookback_ms())
-            .min(now.saturating_sub(cfg.retention).as_millis());
-        let deleted = store.delete_before(tenant, shard, cut)?;
-        if deleted > 0 {
-            counter!("storyline_retention_deleted_events_total", "tenant" => tenant.clone())
-                .increment(deleted);
-            tracing::debug!(shard, deleted, cut, "retention");
+        upto: Bucket,
+        report: &mut CycleReport,
+    ) -> anyhow::Result<()> {
+        let (shard, offset) = (self.cursors[i].shard, self.cursors[i].offset);
+        let tenant = self.lease.tenant.clone();
+        let lookback_from = offset.saturating_sub(cfg.lookback_ms());
+        // Marks first, scans second: a write that lands during the scan changes its mark after we read it,
+        // so the next cycle re-checks that bucket.
+        let marks_now = store.bucket_marks(
+            &tenant,
+            shard,
+            BucketRange::new(lookback_from, upto.max(offset)),
+        )?;
+        for &(bucket, mark) in &marks_now {
+            if bucket <= offset
+                && offset != Bucket::MIN
+                && self.cursors[i].marks.get(&bucket) != Some(&mark)
+            {
+                let before = self.correlator.stats().events;
+                self.scan_range(
+                    store,
+                    cfg,
+                    shard,
+                    BucketRange::new(bucket - 1, bucket),
+                    report,
+                )?;
+                report.stragglers += self.correlator.stats().events - before;
+            }
         }
-        Ok(deleted)
+        let mut new_offset = offset;
+        if upto > offset {
+            self.scan_range(store, cfg, shard, BucketRange::new(offset, upto), report)?;
+            new_offset = upto;
+        }
+        let floor = new_offset.saturating_sub(cfg.lookback_ms());
+        let cur = &mut self.cursors[i];
+        cur.offset = new_offset;
+        cur.marks = marks_now
+            .into_iter()
+            .filter(|(b, _)| *b > floor && *b <= new_offset)
+            .collect();
+        Ok(())
     }
 
     fn scan_range(
         &mut self,
         store: &dyn Store,
         cfg: &PipelineConfig,
+        shard: Shard,
         range: BucketRange,
         report: &mut CycleReport,
     ) -> anyhow::Result<()> {
         let mut resume = None;
         loop {
-            let page: Vec<StoredEvent> = store.scan(
-                &self.lease.tenant,
-                self.lease.shard,
-                range,
-                resume,
-                cfg.scan_batch,
-            )?;
+            let page: Vec<StoredEvent> =
+                store.scan(&self.lease.tenant, shard, range, resume, cfg.scan_batch)?;
             let Some(last) = page.last() else { break };
             resume = Some((last.bucket, last.key));
             for stored in &page {
@@ -237,8 +291,7 @@ impl ShardWorker {
                         // Written by this binary's ingest, so this means corruption or a format change:
                         // surface it loudly instead of skipping silently.
                         anyhow::bail!(
-                            "shard {} bucket {}: stored event {:032x} cannot be decoded ({e}); the data dir was written by an incompatible version",
-                            self.lease.shard,
+                            "shard {shard} bucket {}: stored event {:032x} cannot be decoded ({e}); the data dir was written by an incompatible version",
                             stored.bucket,
                             stored.key.0
                         );
@@ -254,32 +307,71 @@ impl ShardWorker {
     }
 
     pub fn commit(&mut self, store: &dyn Store) -> anyhow::Result<()> {
-        let mut marks: Vec<_> = self.marks.iter().map(|(b, m)| (*b, *m)).collect();
-        marks.sort_unstable();
+        let state = PartitionState {
+            cursors: self.cursors.clone(),
+            correlator: self.correlator.snapshot(),
+        };
+        let state = postcard::to_stdvec(&state).expect("partition state serializes");
         let cp = Checkpoint {
             shard: self.lease.shard,
-            offset: self.offset,
-            marks,
-            state: self.correlator.snapshot(),
+            offset: self.offset(),
+            marks: Vec::new(),
+            state,
         };
         store.commit(&self.lease.tenant, &self.lease.group, &self.lease, &cp)?;
         self.last_commit = Instant::now();
         self.uncommitted = false;
-        gauge!("storyline_checkpoint_bytes", "tenant" => self.lease.tenant.clone(), "shard" => self.lease.shard.to_string())
+        gauge!("storyline_checkpoint_bytes", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
             .set(cp.state.len() as f64);
         Ok(())
+    }
+
+    /// Deletes, in this partition's shards, buckets that are older than the retention *and* read by every
+    /// consumer group (minus the re-check window, which may still be re-scanned). Every group's progress
+    /// is taken as the oldest offset it committed for any partition — conservative, whatever partitioning
+    /// each group uses. Returns how many events went.
+    pub fn apply_retention(
+        &self,
+        store: &dyn Store,
+        cfg: &PipelineConfig,
+        now: Timestamp,
+    ) -> anyhow::Result<u64> {
+        let tenant = &self.lease.tenant;
+        let mut slowest = Bucket::MAX;
+        for shard in 0..cfg.shards {
+            for (_, offset) in store.offsets(tenant, shard)? {
+                slowest = slowest.min(offset);
+            }
+        }
+        if slowest == Bucket::MAX || slowest == Bucket::MIN {
+            return Ok(0);
+        }
+        let cut = slowest
+            .saturating_sub(cfg.lookback_ms())
+            .min(now.saturating_sub(cfg.retention).as_millis());
+        let mut deleted = 0;
+        for c in &self.cursors {
+            deleted += store.delete_before(tenant, c.shard, cut)?;
+        }
+        if deleted > 0 {
+            counter!("storyline_retention_deleted_events_total", "tenant" => tenant.clone())
+                .increment(deleted);
+            tracing::debug!(partition = self.lease.shard, deleted, cut, "retention");
+        }
+        Ok(deleted)
     }
 
     fn export_gauges(&self, now: Timestamp) {
         let labels = [
             ("tenant", self.lease.tenant.clone()),
-            ("shard", self.lease.shard.to_string()),
+            ("partition", self.lease.shard.to_string()),
         ];
         gauge!("storyline_open_stories", &labels).set(self.correlator.open_stories() as f64);
         gauge!("storyline_correlation_state_bytes", &labels)
             .set(self.correlator.state_bytes() as f64);
-        if self.offset != Bucket::MIN {
-            let behind = (now.as_millis() - self.offset) as f64 / 1000.0;
+        let offset = self.offset();
+        if offset != Bucket::MIN {
+            let behind = (now.as_millis() - offset) as f64 / 1000.0;
             gauge!("storyline_read_offset_lag_seconds", &labels).set(behind);
         }
         let wm = self.correlator.watermark();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use storyline_io::MemorySink;
 use storyline_model::{Event, EventKey, Story, Timestamp};
 use storyline_pipeline::ingest::Framing;
-use storyline_pipeline::worker::ShardWorker;
+use storyline_pipeline::worker::PartitionWorker;
 use storyline_pipeline::{Ingestor, PipelineConfig, WorkerPool};
 use storyline_store::embedded::{Durability, EmbeddedStore};
 use storyline_store::{bucket_of, NewEvent, Store};
@@ -98,7 +98,7 @@ fn a_write_into_an_already_read_bucket_is_processed_exactly_once() {
         .acquire_lease("t", &cfg.group, 0, "w", 10_000, now.as_millis())
         .unwrap()
         .unwrap();
-    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
     let r = w.cycle(&*store, &sink, &cfg, now, false).unwrap();
     assert_eq!(r.events, 1);
     assert!(w.offset() >= old_bucket, "the bucket was read");
@@ -174,7 +174,7 @@ fn stragglers_survive_a_restart_between_read_and_late_write() {
             .acquire_lease("t", &cfg.group, 0, "w1", 10_000, now.as_millis())
             .unwrap()
             .unwrap();
-        let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+        let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
         w.cycle(&*store, &sink, &cfg, now, false).unwrap();
         w.commit(&*store).unwrap();
     }
@@ -184,7 +184,7 @@ fn stragglers_survive_a_restart_between_read_and_late_write() {
         .acquire_lease("t", &cfg.group, 0, "w2", 10_000, now.as_millis() + 20_000)
         .unwrap()
         .unwrap();
-    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
     let r = w
         .cycle(
             &*store,
@@ -225,7 +225,7 @@ fn open_stories_survive_a_restart_with_the_same_story_id() {
             .acquire_lease("t", &cfg.group, 0, "w1", 10_000, now.as_millis())
             .unwrap()
             .unwrap();
-        let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+        let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
         let r = w.cycle(&*store, &sink, &cfg, now, false).unwrap();
         assert_eq!((r.events, r.published), (1, 0), "the story is still open");
         w.commit(&*store).unwrap();
@@ -241,7 +241,7 @@ fn open_stories_survive_a_restart_with_the_same_story_id() {
         .acquire_lease("t", &cfg.group, 0, "w2", 10_000, now.as_millis() + 20_000)
         .unwrap()
         .unwrap();
-    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
     w.cycle(&*store, &sink, &cfg, now, true).unwrap();
     let stories = sink.take();
     assert_eq!(stories.len(), 1);
@@ -265,7 +265,7 @@ fn a_fenced_worker_cannot_commit_after_its_shard_moved() {
         .acquire_lease("t", &cfg.group, 0, "old", 1_000, now)
         .unwrap()
         .unwrap();
-    let mut old = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    let mut old = PartitionWorker::open(&*store, &cfg, lease).unwrap();
     assert!(store
         .acquire_lease("t", &cfg.group, 0, "new", 1_000, now + 5_000)
         .unwrap()
@@ -291,6 +291,7 @@ fn pool_drains_every_event_into_exactly_one_story_and_dead_letters_bad_lines() {
     let store = open(dir.path());
     let cfg = PipelineConfig {
         shards: 8,
+        partitions: 4,
         workers: 3,
         ..PipelineConfig::default()
     };
@@ -338,10 +339,10 @@ fn pool_drains_every_event_into_exactly_one_story_and_dead_letters_bad_lines() {
     let m = members(&stories);
     assert_eq!(m.len(), 300);
     assert_eq!(stories.len(), 50, "one story per flow");
-    // The offsets were committed and the leases released.
-    for shard in 0..8 {
+    // Every partition committed its offsets, and the leases were released.
+    for partition in 0..4 {
         assert!(store
-            .load_checkpoint("t", &cfg.group, shard)
+            .load_checkpoint("t", &cfg.group, partition)
             .unwrap()
             .is_some());
     }
@@ -379,7 +380,7 @@ fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
         .acquire_lease("t", &cfg.group, 0, "w", 10_000, now.as_millis())
         .unwrap()
         .unwrap();
-    let mut w = ShardWorker::open(&*store, &cfg, lease).unwrap();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
     // A second consumer group that has read nothing yet holds everything back.
     let other = PipelineConfig {
         group: "archive".into(),
@@ -410,7 +411,7 @@ fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
     );
     assert_eq!(count(&*store), 2);
 
-    let mut w2 = ShardWorker::open(&*store, &other, lease2).unwrap();
+    let mut w2 = PartitionWorker::open(&*store, &other, lease2).unwrap();
     w2.cycle(&*store, &sink, &other, now, false).unwrap();
     w2.commit(&*store).unwrap();
     assert_eq!(
@@ -426,4 +427,61 @@ fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
         left[0].bucket, recent,
         "recent data stays although every group read it"
     );
+}
+
+/// Runs generated multi-sensor traffic through ingest, the worker pool and a sink; returns the grouping.
+fn stories_with(shards: u16, partitions: u16, events: &[String]) -> BTreeSet<BTreeSet<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards,
+        partitions,
+        workers: 2,
+        ..PipelineConfig::default()
+    };
+    let ingestor = Ingestor::new(store.clone(), "t", &cfg, Default::default()).unwrap();
+    for chunk in events.chunks(500) {
+        let body: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+        let r = ingestor
+            .ingest(body.as_bytes(), Framing::Envelopes, "test")
+            .unwrap();
+        assert_eq!(r.rejected, 0);
+    }
+    let sink = Arc::new(MemorySink::default());
+    WorkerPool::start(store, sink.clone(), cfg, "t", "p")
+        .unwrap()
+        .drain()
+        .unwrap();
+    let latest = latest(&sink.take());
+    members(&latest); // every event once
+    latest
+        .values()
+        .filter(|s| !s.event_ids.is_empty())
+        .map(|s| s.event_ids.iter().map(|e| e.to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn stories_do_not_depend_on_the_shard_count() {
+    let gen = storyline_generate::GenConfig {
+        events: 3000,
+        seed: 5,
+        large: 0.0,
+        ..Default::default()
+    };
+    let events: Vec<String> = storyline_generate::Generator::new(&gen)
+        .map(|g| g.envelope)
+        .collect();
+    let one = stories_with(1, 1, &events);
+    assert_eq!(one.iter().map(|s| s.len()).sum::<usize>(), 3000);
+    for shards in [7, 64] {
+        assert_eq!(
+            stories_with(shards, 1, &events),
+            one,
+            "{shards} shards, one partition"
+        );
+    }
+    // Several partitions correlate in parallel but cannot link across partitions: the grouping is finer.
+    let split = stories_with(64, 8, &events);
+    assert!(split.len() > one.len());
 }
