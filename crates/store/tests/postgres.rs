@@ -278,8 +278,8 @@ fn retention_drops_whole_partitions_once_every_shard_is_past() {
     assert_eq!(count(&f, "a", 0), 1);
     assert!(f.bucket_marks("a", 0, BucketRange::all()).unwrap().len() == 1);
 
-    // Tenant b keeps [2000, 3000) alive; a's rows in it are hidden at once and deleted row by row once
-    // the partition is a whole width behind a's horizon.
+    // Tenant b keeps [2000, 3000) alive: a's rows in it are hidden at once, and deleted row by row only
+    // once the partition has been held back for `stale_after`.
     f.append("b", &[one(0, 2600, 7)]).unwrap();
     for shard in 0..2 {
         f.delete_before("a", shard, 3000).unwrap();
@@ -303,14 +303,31 @@ fn retention_drops_whole_partitions_once_every_shard_is_past() {
     for shard in 0..2 {
         f.delete_before("a", shard, 4500).unwrap();
     }
-    assert_eq!(rows_of_a(&f), 0);
-    assert_eq!(count(&f, "b", 0), 1);
-    assert!(f
-        .partitions()
-        .unwrap()
-        .contains(&"events_19700101_0000_2000".to_string()));
-    // [3000, 4000) held only a's bucket 3500, now below both horizons: dropped; b's partition is left.
+    assert_eq!(rows_of_a(&f), 1, "not held back for long yet");
     assert_eq!(count(&f, "a", 0), 0);
+    assert_eq!(
+        f.partitions().unwrap(),
+        vec!["events_19700101_0000_2000"],
+        "[3000, 4000) held only a's bucket 3500, now below both horizons: dropped"
+    );
+    let impatient = PostgresStore::connect_with(
+        &f.url,
+        &f.schema,
+        PostgresOptions {
+            stale_after: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for shard in 0..2 {
+        impatient.delete_before("a", shard, 4500).unwrap();
+    }
+    assert_eq!(
+        rows_of_a(&f),
+        0,
+        "stuck partition: a's rows deleted row by row"
+    );
+    assert_eq!(count(&f, "b", 0), 1);
     assert_eq!(f.partitions().unwrap(), vec!["events_19700101_0000_2000"]);
 }
 
@@ -374,4 +391,74 @@ fn dead_letters_keep_any_text() {
     assert_eq!(got[0].line, None);
     assert_eq!(got[0].received, letter.received);
     assert_eq!(got[0].reason, "bad byte \u{fffd} here, ünïcode");
+}
+
+/// Rough numbers for docs/design.md, not a pass/fail check:
+/// `cargo test -p storyline-store --release --test postgres -- --ignored --nocapture throughput`.
+#[test]
+#[ignore]
+fn throughput() {
+    let Some(f) = fresh() else { return };
+    f.ensure_tenant("t", 16).unwrap();
+    let event = vec![b'e'; 500];
+    let raw = vec![b'r'; 800];
+    let (batches, per_batch) = (200usize, 1000usize);
+    for writers in [1usize, 2] {
+        let store = Arc::new(f.reconnect());
+        let start = std::time::Instant::now();
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (store, event, raw) = (store.clone(), event.clone(), raw.clone());
+                std::thread::spawn(move || {
+                    for b in (w..batches).step_by(writers) {
+                        let batch: Vec<_> = (0..per_batch)
+                            .map(|i| NewEvent {
+                                shard: (i % 16) as u16,
+                                bucket: (writers * 1_000_000 + b * 1000) as i64,
+                                key: EventKey((b * per_batch + i) as u128 * 7919),
+                                event: &event,
+                                raw: &raw,
+                            })
+                            .collect();
+                        store.append("t", &batch).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "append, {writers} writer(s): {:.0} events/s",
+            (batches * per_batch) as f64 / secs
+        );
+    }
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    for shard in 0..16 {
+        let mut resume = None;
+        loop {
+            let page = f
+                .scan("t", shard, BucketRange::all(), resume, 1000)
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            resume = Some((last.bucket, last.key));
+            n += page.len();
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(n, 2 * batches * per_batch);
+    println!("scan: {:.0} events/s", n as f64 / secs);
+    let start = std::time::Instant::now();
+    let mut gone = 0;
+    for shard in 0..16 {
+        gone += f.delete_before("t", shard, i64::MAX - 1).unwrap();
+    }
+    assert_eq!(gone as usize, n);
+    println!(
+        "retention of everything: {:.2} s, partitions left: {}",
+        start.elapsed().as_secs_f64(),
+        f.partitions().unwrap().len()
+    );
 }

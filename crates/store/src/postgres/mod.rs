@@ -14,8 +14,8 @@
 //!   only if owner and epoch still match.
 //! - Retention moves a per-(tenant, shard) horizon (`retention.before`), which hides older rows from every
 //!   read at once, and drops a whole `events` partition once no (tenant, shard) has data in it above its
-//!   horizon. No row-by-row DELETE of events, except for a partition held back for longer than one partition
-//!   width by another (tenant, shard) with a longer horizon.
+//!   horizon. No row-by-row DELETE of events, except for a partition held back for longer than
+//!   [`PostgresOptions::stale_after`] by another (tenant, shard) that keeps data longer or has stopped.
 
 mod pool;
 pub mod schema;
@@ -44,6 +44,11 @@ pub struct PostgresOptions {
     /// How long retention waits for the brief exclusive lock that dropping a partition takes before it
     /// gives up until its next pass (default 2 s).
     pub drop_lock_timeout: Duration,
+    /// A partition that is entirely below some (tenant, shard)'s horizon but still held back by another
+    /// (tenant, shard) for longer than this (one that keeps data longer, or has stopped) is treated as
+    /// stuck: each (tenant, shard) past it then deletes its own rows from it row by row (default 10 min,
+    /// ten retention passes, so that normally every shard catches up and the partition is dropped).
+    pub stale_after: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -52,6 +57,7 @@ impl Default for PostgresOptions {
             pool_size: 8,
             partition_ms: 3_600_000,
             drop_lock_timeout: Duration::from_secs(2),
+            stale_after: Duration::from_secs(600),
         }
     }
 }
@@ -61,6 +67,7 @@ pub struct PostgresStore {
     schema: String,
     partition_ms: i64,
     drop_lock_timeout: Duration,
+    stale_after: Duration,
     /// Lower bounds of the partitions this process knows exist.
     known_parts: Mutex<HashSet<i64>>,
     sql: Sql,
@@ -146,7 +153,9 @@ struct Sql {
     put_dead: String,
     list_dead: String,
     cut: String,
-    delete_stale: String,
+    mark_blocked: String,
+    stale: String,
+    delete_range: String,
     drop_candidates: String,
     drop_recheck: String,
 }
@@ -285,9 +294,19 @@ impl Sql {
                  )
                  SELECT (SELECT before FROM cut), coalesce((SELECT sum(events) FROM gone), 0)::int8"
             ),
-            // Rows of partitions that ended long ago but are still held back by someone else.
-            delete_stale: format!(
-                "DELETE FROM {s}.events WHERE tenant = $1 AND shard = $2 AND bucket < $3"
+            // Partitions below the horizon that someone else still has data in: note since when.
+            mark_blocked: format!(
+                "UPDATE {s}.partitions p SET blocked_since = now()
+                 WHERE p.hi <= $1 AND p.blocked_since IS NULL
+                   AND EXISTS (SELECT 1 FROM {s}.marks m WHERE m.bucket >= p.lo AND m.bucket < p.hi)"
+            ),
+            stale: format!(
+                "SELECT lo, hi FROM {s}.partitions
+                 WHERE hi <= $1 AND blocked_since <= now() - $2::float8 * interval '1 millisecond'
+                 ORDER BY lo"
+            ),
+            delete_range: format!(
+                "DELETE FROM {s}.events WHERE tenant = $1 AND shard = $2 AND bucket >= $3 AND bucket < $4"
             ),
             drop_candidates: format!(
                 "SELECT p.name FROM {s}.partitions p
@@ -404,6 +423,7 @@ impl PostgresStore {
             schema: schema.to_string(),
             partition_ms: info.partition_ms,
             drop_lock_timeout: opts.drop_lock_timeout,
+            stale_after: opts.stale_after,
             known_parts: Mutex::new(HashSet::new()),
             sql: Sql::new(schema),
         })
@@ -796,7 +816,7 @@ impl Store for PostgresStore {
             owner: lease.owner.clone(),
             epoch: lease.epoch,
         };
-        if lease.shard != checkpoint.shard || lease.tenant != tenant || lease.group != group {
+        if lease.shard != checkpoint.shard {
             return Err(lost());
         }
         let shard = shard_i32(lease.shard);
@@ -1007,16 +1027,20 @@ impl Store for PostgresStore {
             Ok((r.get(0), r.get(1)))
         })?;
         self.drop_partitions(horizon)?;
-        // Partitions that ended a whole partition width before the horizon and are still there are held
-        // back by another (tenant, shard); free this one's rows in them the slow way.
-        let stale = Part::of(horizon.saturating_sub(self.partition_ms), self.partition_ms);
-        if let Some(stale_lo) = stale.lo {
-            self.run(|c| {
-                let st = c.stmt(&self.sql.delete_stale)?;
-                c.client.execute(&st, &[&tenant, &shard_db, &stale_lo])?;
-                Ok(())
-            })?;
-        }
+        // Partitions held back by someone else for longer than `stale_after`: free this (tenant, shard)'s
+        // rows in them the slow way (an index range scan that finds nothing once done).
+        let grace_ms = self.stale_after.as_secs_f64() * 1000.0;
+        self.run(|c| {
+            let mark = c.stmt(&self.sql.mark_blocked)?;
+            c.client.execute(&mark, &[&horizon])?;
+            let stale = c.stmt(&self.sql.stale)?;
+            let del = c.stmt(&self.sql.delete_range)?;
+            for r in c.client.query(&stale, &[&horizon, &grace_ms])? {
+                let (lo, hi): (i64, i64) = (r.get(0), r.get(1));
+                c.client.execute(&del, &[&tenant, &shard_db, &lo, &hi])?;
+            }
+            Ok(())
+        })?;
         Ok(deleted.max(0) as u64)
     }
 }

@@ -8,7 +8,7 @@
 //! events       (tenant, shard, bucket, event_key uuid) → event bytea, raw bytea
 //!              PARTITION BY RANGE (bucket): one partition per `partition_ms` of buckets (default 1 h),
 //!              created on demand (CREATE TABLE + ATTACH, which does not block readers or writers)
-//! partitions   (name) → lo, hi                    the partitions that exist, written with their DDL
+//! partitions   (name) → lo, hi, blocked_since     the partitions that exist, written with their DDL
 //! marks        (tenant, shard, bucket) → mark (from mark_seq), events (rows inserted into the bucket)
 //! retention    (tenant, shard) → before           everything below `before` is deleted (hidden at once,
 //!                                                 physically gone when its partition is dropped)
@@ -138,9 +138,19 @@ fn ensure_inner(
         ))
         .into());
     }
+    // CREATE SCHEMA needs the CREATE privilege on the database even with IF NOT EXISTS, so a schema an
+    // administrator created for us (owned by our role) is used as it is.
+    let schema_exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )?
+        .get(0);
+    if !schema_exists {
+        tx.batch_execute(&format!("CREATE SCHEMA {s}"))?;
+    }
     tx.batch_execute(&format!(
         r#"
-        CREATE SCHEMA IF NOT EXISTS {s};
         CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL);
         CREATE TABLE {s}.tenants (
             tenant text COLLATE "C" PRIMARY KEY,
@@ -161,7 +171,9 @@ fn ensure_inner(
         CREATE TABLE {s}.partitions (
             name text PRIMARY KEY,
             lo int8 NOT NULL,
-            hi int8 NOT NULL
+            hi int8 NOT NULL,
+            -- First seen entirely below some horizon but still holding someone else's data.
+            blocked_since timestamptz
         );
         CREATE SEQUENCE {s}.mark_seq;
         CREATE TABLE {s}.marks (
