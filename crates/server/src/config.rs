@@ -20,6 +20,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub limits: LimitsConfig,
     pub output: OutputConfig,
+    /// Syslog listeners and followed files (docs/sources.md).
+    pub sources: storyline_io::source::SourcesConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +79,7 @@ impl Default for Config {
                 max_bytes: default_max_bytes(),
                 keep: default_keep(),
             },
+            sources: Default::default(),
         }
     }
 }
@@ -130,6 +133,7 @@ impl Config {
         {
             anyhow::bail!("key `limits`: need 0 < max_record_bytes <= max_body_bytes");
         }
+        self.sources.validate(storyline_parse::FORMATS)?;
         Ok(())
     }
 }
@@ -178,5 +182,77 @@ mod tests {
                 .output,
             OutputConfig::Stdout
         );
+    }
+
+    #[test]
+    fn sources_parse_validate_and_print() {
+        let text = r#"
+[[sources.syslog]]
+listen = "127.0.0.1:5514"
+protocol = "tcp"
+format = "panos"
+sensor = "fw-edge-1"
+
+[[sources.syslog]]
+listen = "0.0.0.0:5514"
+protocol = "udp"
+format = "panos"
+batch_wait = "100ms"
+hostname_sensors = { "PA-3220" = "fw-edge-1", "PA-440" = "fw-branch" }
+
+[[sources.file]]
+path = "/var/log/suricata/eve.json"
+format = "suricata"
+sensor = "suricata-dmz"
+"#;
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.sources.syslog.len(), 2);
+        assert_eq!(c.sources.syslog[0].sensor.as_deref(), Some("fw-edge-1"));
+        assert_eq!(c.sources.syslog[0].batch_records, 1000);
+        assert_eq!(
+            c.sources.syslog[1].batch_wait,
+            std::time::Duration::from_millis(100)
+        );
+        assert_eq!(c.sources.syslog[1].hostname_sensors["PA-440"], "fw-branch");
+        assert_eq!(c.sources.file[0].sensor, "suricata-dmz");
+        assert_eq!(
+            c.sources.state_dir_for(&c.data_dir),
+            PathBuf::from("storyline-sources").with_file_name("storyline-data.sources")
+        );
+        // `storyline check` prints the effective configuration; it reads back the same.
+        let printed = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::parse(&printed).unwrap(), c, "{printed}");
+    }
+
+    #[test]
+    fn source_mistakes_are_named() {
+        let base = "[[sources.syslog]]\nlisten = \"127.0.0.1:5514\"\nprotocol = \"tcp\"\n";
+        let e = Config::parse(&format!("{base}format = \"cef\"\nsensor = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sources.syslog[0].format") && e.contains("panos"),
+            "{e}"
+        );
+        let e = Config::parse(&format!("{base}format = \"panos\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sources.syslog[0].sensor"), "{e}");
+        let e = Config::parse(&format!(
+            "{base}format = \"panos\"\nsensor = \"x\"\nsensr = 1\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sensr"), "{e}");
+        let e = Config::parse(&format!(
+            "{base}format = \"panos\"\nsensor = \"x\"\n{base}format = \"panos\"\nsensor = \"y\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sources.syslog[1].listen"), "{e}");
+        let e = Config::parse("[[sources.file]]\npath = \"/x/eve.json\"\nformat = \"suricata\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sensor"), "{e}");
     }
 }

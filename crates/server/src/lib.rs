@@ -4,6 +4,7 @@
 pub mod config;
 pub mod http;
 pub mod service;
+pub mod sources;
 
 pub use config::Config;
 pub use service::Service;

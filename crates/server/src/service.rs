@@ -103,10 +103,14 @@ impl Service {
                 )
             })?;
         tracing::info!(addr = %listener.local_addr()?, tenant = %self.config.tenant, "storyline listening");
+        let sources = crate::sources::start(&self.config, self.ingestor.clone()).await?;
         let app = crate::http::router(self.ingestor.clone(), self.config.limits.max_body_bytes);
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        // Sources stop reading and flush what they read before the workers stop.
+        sources.stop().await;
+        served?;
         self.stop()
     }
 
