@@ -365,7 +365,8 @@ fn rsyslogd_forwards_octet_counted_to_storyline() {
 
     // rsyslogd as a child with its own config: no imuxsock/imklog (no system log is touched), input on a
     // loopback port, forwarding to Storyline over TCP with octet counting — in RFC 5424 (the recommended
-    // template) and, for messages that arrived as RFC 3164, in rsyslog's default traditional format.
+    // template, with the disk-assisted queue of docs/sources.md) and, for messages that arrived as
+    // RFC 3164, in rsyslog's default traditional format.
     let rs = dir.path().join("rsyslog");
     std::fs::create_dir_all(&rs).unwrap();
     let conf = rs.join("rsyslog.conf");
@@ -379,7 +380,9 @@ input(type="imtcp" address="127.0.0.1" port="{relay}" ruleset="to_storyline")
 input(type="imudp" address="127.0.0.1" port="{relay}" ruleset="to_storyline")
 ruleset(name="to_storyline") {{
   action(type="omfwd" target="127.0.0.1" port="{ietf}" protocol="tcp"
-         TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
+         TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+         queue.type="LinkedList" queue.filename="storyline_fwd" queue.maxDiskSpace="1g"
+         queue.saveOnShutdown="on" action.resumeRetryCount="-1")
   if $protocol-version == "0" then {{
     action(type="omfwd" target="127.0.0.1" port="{bsd}" protocol="tcp" TCP_Framing="octet-counted")
   }}
@@ -525,4 +528,22 @@ fn a_followed_file_survives_a_restart_and_a_rotation() {
     wait_count(&svc, "zeek-core", 12);
     assert_eq!(svc.count_from("zeek-core"), 12);
     svc.shutdown();
+}
+
+#[test]
+fn the_configurations_in_docs_sources_md_are_valid() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sources.md"),
+    )
+    .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 4, "{} toml blocks", blocks.len());
+    for b in blocks {
+        let c = Config::parse(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+        assert!(!c.sources.is_empty(), "{b}");
+    }
 }
