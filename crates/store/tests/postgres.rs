@@ -332,6 +332,31 @@ fn retention_drops_whole_partitions_once_every_shard_is_past() {
 }
 
 #[test]
+fn append_into_a_partition_another_process_dropped() {
+    let Some(f) = Fresh::new(PostgresOptions {
+        partition_ms: 1000,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    f.ensure_tenant("a", 1).unwrap();
+    f.append("a", &[one(0, 500, 1)]).unwrap();
+    let other = f.reconnect();
+    assert_eq!(other.delete_before("a", 0, 1000).unwrap(), 1);
+    assert!(f.partitions().unwrap().is_empty());
+    // `f` still believes [0, 1000) exists: the insert fails, the partition is made again, the retry lands.
+    f.append("a", &[one(0, 600, 2), one(0, 1600, 3)]).unwrap();
+    assert_eq!(f.partitions().unwrap().len(), 2);
+    let got: Vec<_> = f
+        .scan("a", 0, BucketRange::all(), None, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.key.0)
+        .collect();
+    assert_eq!(got, vec![3], "bucket 600 is below the horizon");
+}
+
+#[test]
 fn a_schema_of_a_newer_version_or_of_someone_else_is_refused() {
     let Some(f) = fresh() else { return };
     f.sql()

@@ -456,21 +456,25 @@ impl PostgresStore {
     /// Runs `f` on a pooled connection. When a connection taken from the pool turns out to be dead (the
     /// server restarted, an idle timeout closed it), `f` runs once more on a fresh one; every operation
     /// here is safe to repeat.
-    fn run<T>(&self, mut f: impl FnMut(&mut pool::Conn) -> Res<T>) -> Result<T> {
+    fn run<T>(&self, f: impl FnMut(&mut pool::Conn) -> Res<T>) -> Result<T> {
+        self.run_raw(f).map_err(Fail::into_store)
+    }
+
+    /// [`Self::run`], keeping the driver's error for the caller to look at.
+    fn run_raw<T>(&self, mut f: impl FnMut(&mut pool::Conn) -> Res<T>) -> Res<T> {
         let mut conn = self.pool.get()?;
         match f(&mut conn) {
-            Ok(v) => Ok(v),
             Err(Fail::Pg(e)) if e.is_closed() || conn.client.is_closed() => {
                 let fresh = conn.fresh;
                 conn.discard();
                 if fresh {
-                    return Err(Fail::Pg(e).into_store());
+                    return Err(Fail::Pg(e));
                 }
                 tracing::warn!(server = %self.pool.describe, "PostgreSQL connection was closed; retrying on a new one");
                 let mut conn = self.pool.get()?;
-                f(&mut conn).map_err(Fail::into_store)
+                f(&mut conn)
             }
-            Err(e) => Err(e.into_store()),
+            r => r,
         }
     }
 
@@ -544,7 +548,7 @@ impl PostgresStore {
         }
         chunks.push(&sorted[start..]);
 
-        self.run(|c| {
+        self.run_raw(|c| {
             let stmt = c.stmt(&self.sql.append)?;
             if chunks.len() == 1 {
                 append_chunk(&mut c.client, &stmt, tenant, chunks[0])
@@ -557,7 +561,6 @@ impl PostgresStore {
                 Ok(())
             }
         })
-        .map_err(Fail::Store)
     }
 
     /// Drops the partitions that no (tenant, shard) has data in above its horizon. Each drop takes a
@@ -648,10 +651,10 @@ enum Dropped {
 }
 
 fn is_no_partition(f: &Fail) -> bool {
-    // "no partition of relation "events" found for row": a partition this process thought existed was
-    // dropped by retention elsewhere.
+    // "no partition of relation "events" found for row" (the append statement has no CHECK constraint
+    // that could raise this code otherwise, and the message may be translated): a partition this process
+    // thought existed was dropped by retention elsewhere.
     f.state() == Some(&SqlState::CHECK_VIOLATION)
-        && matches!(f, Fail::Pg(e) if pg_message(e).contains("no partition"))
 }
 
 impl Store for PostgresStore {
