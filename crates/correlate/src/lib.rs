@@ -7,6 +7,7 @@
 //! Linked events are merged transitively (union-find) into stories, within guards that stop a resolver, a
 //! NAT gateway or a scanner from gluing thousands of sessions together. docs/correlation.md has the rules.
 
+pub mod baseline;
 mod fuse;
 pub mod keys;
 mod state;

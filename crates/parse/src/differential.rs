@@ -204,6 +204,10 @@ fn paths_of(format: &str) -> &'static [&'static [&'static str]] {
             &["rcode_name"],
             &["answers"],
             &["TTLs"],
+            &["answers", "[0]"],
+            &["answers", "[1]"],
+            &["TTLs", "[0]"],
+            &["TTLs", "[1]"],
             &["method"],
             &["host"],
             &["uri"],
@@ -212,6 +216,65 @@ fn paths_of(format: &str) -> &'static [&'static [&'static str]] {
             &["version"],
             &["cipher"],
             &["id.orig"],
+            &["other"],
+        ],
+        "suricata" => &[
+            &["timestamp"],
+            &["event_type"],
+            &["src_ip"],
+            &["src_port"],
+            &["dest_ip"],
+            &["dest_port"],
+            &["proto"],
+            &["icmp_type"],
+            &["icmp_code"],
+            &["flow_id"],
+            &["community_id"],
+            &["app_proto"],
+            &["flow"],
+            &["flow", "bytes_toserver"],
+            &["flow", "bytes_toclient"],
+            &["flow", "pkts_toserver"],
+            &["flow", "pkts_toclient"],
+            &["flow", "start"],
+            &["flow", "end"],
+            &["flow.bytes_toserver"],
+            &["netflow", "bytes"],
+            &["netflow", "pkts"],
+            &["netflow", "start"],
+            &["netflow", "end"],
+            &["dns"],
+            &["dns", "rrname"],
+            &["dns", "rrtype"],
+            &["dns", "rcode"],
+            &["dns", "rdata"],
+            &["dns", "ttl"],
+            &["dns", "answers"],
+            &["dns", "answers", "[0]"],
+            &["dns", "answers", "[0]", "rdata"],
+            &["dns", "answers", "[0]", "rrtype"],
+            &["dns", "answers", "[0]", "ttl"],
+            &["dns", "answers", "[1]", "ttl"],
+            &["dns", "grouped"],
+            &["dns", "grouped", "A"],
+            &["dns", "grouped", "A", "[0]"],
+            &["dns", "grouped", "CNAME"],
+            &["dns", "queries"],
+            &["dns", "queries", "[0]"],
+            &["dns", "queries", "[0]", "rrname"],
+            &["dns", "queries", "[0]", "rrtype"],
+            &["http"],
+            &["http", "hostname"],
+            &["http", "url"],
+            &["http", "http_method"],
+            &["http", "status"],
+            &["tls"],
+            &["tls", "sni"],
+            &["alert"],
+            &["alert", "signature"],
+            &["alert", "action"],
+            &["anomaly"],
+            &["anomaly", "event"],
             &["other"],
         ],
         _ => &[&["other"]],
@@ -301,50 +364,113 @@ fn value() -> impl Strategy<Value = Value> {
 
 #[derive(Clone, Debug)]
 enum Edit {
+    /// A value at one of the format's paths.
     Set(usize, Value),
     Remove(usize),
+    /// A new value for one of the record's own values (at any depth).
+    Replace(usize, Value),
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         3 => (any::<usize>(), value()).prop_map(|(i, v)| Edit::Set(i, v)),
         1 => any::<usize>().prop_map(Edit::Remove),
+        3 => (any::<usize>(), value()).prop_map(|(i, v)| Edit::Replace(i, v)),
     ]
 }
 
 fn apply(record: &mut Map<String, Value>, paths: &[&[&str]], e: &Edit) {
-    let (i, set) = match e {
-        Edit::Set(i, v) => (*i, Some(v.clone())),
-        Edit::Remove(i) => (*i, None),
+    let mut root = Value::Object(std::mem::take(record));
+    match e {
+        Edit::Set(i, v) => set_path(&mut root, paths[i % paths.len()], Some(v.clone())),
+        Edit::Remove(i) => set_path(&mut root, paths[i % paths.len()], None),
+        Edit::Replace(i, v) => {
+            let mut all = Vec::new();
+            values_of(&root, &mut Vec::new(), &mut all);
+            if let Some(path) = all.get(i % all.len().max(1)) {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                set_path(&mut root, &path, Some(v.clone()));
+            }
+        }
+    }
+    if let Value::Object(m) = root {
+        *record = m;
+    }
+}
+
+/// Paths of every value below the root, in `set_path` notation.
+fn values_of(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    let children: Vec<(String, &Value)> = match v {
+        Value::Object(m) => m.iter().map(|(k, c)| (k.clone(), c)).collect(),
+        Value::Array(a) => a.iter().enumerate().map(|(n, c)| (format!("[{n}]"), c)).collect(),
+        _ => return,
     };
-    let Some(path) = paths.get(i % paths.len().max(1)) else {
+    for (key, child) in children {
+        path.push(key);
+        out.push(path.clone());
+        values_of(child, path, out);
+        path.pop();
+    }
+}
+
+/// Sets (or with `None` removes) the value at `path`, creating objects and arrays on the way. A
+/// segment `[n]` is the n-th element of an array.
+fn set_path(v: &mut Value, path: &[&str], set: Option<Value>) {
+    let Some((key, rest)) = path.split_first() else {
         return;
     };
-    let mut obj = record;
-    for (n, key) in path.iter().enumerate() {
-        if n + 1 == path.len() {
-            match set {
-                Some(v) => {
-                    obj.insert((*key).to_owned(), v);
-                }
-                None => {
-                    obj.remove(*key);
-                }
-            }
-            return;
-        }
-        let slot = obj
-            .entry((*key).to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !slot.is_object() {
+    if let Some(n) = key.strip_prefix('[').and_then(|k| k.strip_suffix(']')) {
+        let n: usize = n.parse().unwrap_or(0);
+        if !v.is_array() {
             if set.is_none() {
                 return;
             }
-            *slot = Value::Object(Map::new());
+            *v = Value::Array(Vec::new());
         }
-        let Value::Object(inner) = slot else { return };
-        obj = inner;
+        let Value::Array(items) = v else { return };
+        if rest.is_empty() {
+            match set {
+                Some(x) => {
+                    while items.len() <= n {
+                        items.push(Value::Null);
+                    }
+                    items[n] = x;
+                }
+                None if n < items.len() => {
+                    items.remove(n);
+                }
+                None => {}
+            }
+            return;
+        }
+        while items.len() <= n {
+            items.push(Value::Object(Map::new()));
+        }
+        set_path(&mut items[n], rest, set);
+        return;
     }
+    if !v.is_object() {
+        if set.is_none() {
+            return;
+        }
+        *v = Value::Object(Map::new());
+    }
+    let Value::Object(obj) = v else { return };
+    if rest.is_empty() {
+        match set {
+            Some(x) => {
+                obj.insert((*key).to_owned(), x);
+            }
+            None => {
+                obj.remove(*key);
+            }
+        }
+        return;
+    }
+    let slot = obj
+        .entry((*key).to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    set_path(slot, rest, set);
 }
 
 /// Text-level changes `Value` cannot express: a duplicate of a key (whose later value wins), escapes.
@@ -388,12 +514,14 @@ fn bases(format: &str) -> &'static [Map<String, Value>] {
 }
 
 fn load_bases(format: &str) -> Vec<Map<String, Value>> {
-    let mut out: Vec<Map<String, Value>> = FIXTURES
+    let own: Vec<Map<String, Value>> = FIXTURES
         .iter()
         .chain(EXTRA)
         .filter(|(f, _)| *f == format)
         .filter_map(|(_, raw)| serde_json::from_str(raw).ok())
         .collect();
+    // The hand-written records show more shapes than the generated ones: weigh them up.
+    let mut out = [own.clone(), own.clone(), own].concat();
     if let Some(records) = generated().get(format) {
         // A spread of the generated shapes, not all of them.
         let step = (records.len() / 40).max(1);
@@ -412,7 +540,11 @@ fn load_bases(format: &str) -> Vec<Map<String, Value>> {
 fn differential(format: &str) {
     use proptest::test_runner::{Config, TestRunner};
     use std::cell::Cell;
-    let cases = 2000;
+    // DIFFERENTIAL_CASES=100000 for a longer search.
+    let cases = std::env::var("DIFFERENTIAL_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
     let strategy = (
         prop::collection::vec(edit(), 0..5),
         text_change(),
@@ -449,4 +581,164 @@ fn differential(format: &str) {
 #[test]
 fn zeek_edits() {
     differential("zeek");
+}
+
+#[test]
+fn suricata_edits() {
+    differential("suricata");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The envelope: the byte scan gives exactly the general path's answer, errors included.
+
+fn compare_envelope(line: &[u8]) -> Result<(), String> {
+    let limits = crate::Limits::default();
+    let fast = crate::parse_envelope_with(line, &limits, true);
+    let general = crate::parse_envelope_with(line, &limits, false);
+    if fast == general {
+        Ok(())
+    } else {
+        Err(format!(
+            "envelope paths disagree on {:?}\nfast:    {fast:?}\ngeneral: {general:?}",
+            String::from_utf8_lossy(line)
+        ))
+    }
+}
+
+#[test]
+fn generated_envelopes() {
+    let cfg = storyline_generate::GenConfig {
+        events: 3_000,
+        seed: 5,
+        large: 0.0,
+        ..storyline_generate::GenConfig::default()
+    };
+    for g in storyline_generate::Generator::new(&cfg) {
+        compare_envelope(g.envelope.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// Pieces of envelope text: the usual ones and every kind of deviation the scan must refuse.
+fn envelope_text() -> impl Strategy<Value = String> {
+    let record = prop_oneof![
+        4 => prop::sample::select(
+            FIXTURES.iter().chain(EXTRA).map(|(_, r)| r.trim().to_owned()).collect::<Vec<_>>()
+        ),
+        2 => prop::sample::select(
+            FIXTURES.iter().chain(EXTRA).map(|(_, r)| json!(r.trim()).to_string()).collect::<Vec<_>>()
+        ),
+        2 => prop::sample::select(vec![
+            json!(include_str!("../tests/fixtures/panos_traffic.log").trim()).to_string(),
+            json!(include_str!("../tests/fixtures/aws_vpc_accept.log").trim()).to_string(),
+            r#""2 1 eni-1 - - - - - - - 1 2 - NODATA""#.to_owned(),
+        ]),
+        1 => prop::sample::select(vec![
+            "null", "5", "[1]", "{}", r#""   ""#, r#""""#, r#""\u0041""#, r#""\ud800""#,
+            r#""\x""#, "\"a\u{1}b\"", r#"{"ts":1}}"#, r#"{"ts":1"#, r#"{"ts":1e999}"#,
+            r#"{"ts":1795255200.5,"id.orig_h":"\u0031\u0030.0.0.1"}"#, "\"\\\"", "\"é\"",
+            r#"{"@timestamp":"2026-11-21T10:00:00Z","$serde_json::private::RawValue":"1"}"#,
+        ]).prop_map(str::to_owned),
+    ];
+    let format = prop::sample::select(vec![
+        r#""zeek""#,
+        r#""suricata""#,
+        r#""sysmon""#,
+        r#""ecs""#,
+        r#""aws_vpc""#,
+        r#""panos""#,
+        r#""netflow9""#,
+        r#""ze\u0065k""#,
+        "5",
+        "null",
+        r#""""#,
+    ]);
+    let sensor = prop::sample::select(vec![
+        r#""s1""#,
+        r#""s1""#,
+        r#""""#,
+        r#"" ""#,
+        r#""a\nb""#,
+        "\"a\tb\"",
+        r#""s\u00e9""#,
+        "7",
+        "null",
+        r#""é""#,
+    ]);
+    let ws = prop::sample::select(vec!["", "", "", " ", "\t", "\r\n", "\u{c}"]);
+    let order = prop::sample::select(vec![
+        vec!["format", "sensor", "record"],
+        vec!["sensor", "format", "record"],
+        vec!["format", "record", "sensor"],
+        vec!["record", "format", "sensor"],
+        vec!["format", "sensor", "extra", "record"],
+        vec!["format", "sensor", "record", "extra"],
+        vec!["format", "format", "sensor", "record"],
+        vec!["format", "sensor", "record", "record"],
+        vec!["format", "record"],
+        vec!["sensor", "record"],
+        vec!["format", "sensor"],
+    ]);
+    (
+        order,
+        format,
+        sensor,
+        record,
+        prop::collection::vec(ws, 8),
+        any::<u8>(),
+    )
+        .prop_map(|(order, format, sensor, record, ws, tail)| {
+            let mut out = format!("{}{{", ws[0]);
+            for (n, key) in order.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                let value = match *key {
+                    "format" => format.to_owned(),
+                    "sensor" => sensor.to_owned(),
+                    "record" => record.clone(),
+                    _ => "[1,{\"x\":null}]".to_owned(),
+                };
+                out.push_str(&format!(
+                    "{}\"{key}\"{}:{}{value}{}",
+                    ws[1], ws[2], ws[3], ws[4]
+                ));
+            }
+            out.push_str(ws[5]);
+            out.push('}');
+            out.push_str(ws[6]);
+            match tail % 8 {
+                0 => out.push('}'),
+                1 => out.push_str(" x"),
+                _ => {}
+            }
+            out
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn envelopes_of_every_shape(line in envelope_text()) {
+        compare_envelope(line.as_bytes()).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn damaged_envelopes(
+        line in envelope_text(),
+        at in any::<usize>(),
+        byte in prop::sample::select(vec![b'"', b'\\', b'{', b'}', b',', b':', b' ', 0, 0xff, b'x']),
+        delete in any::<bool>(),
+    ) {
+        let mut bytes = line.into_bytes();
+        let at = at % bytes.len().max(1);
+        if delete {
+            if at < bytes.len() {
+                bytes.remove(at);
+            }
+        } else {
+            bytes.insert(at.min(bytes.len()), byte);
+        }
+        compare_envelope(&bytes).map_err(TestCaseError::fail)?;
+    }
 }

@@ -37,9 +37,20 @@ pub(crate) type Fast<T> = Result<T, Bail>;
 /// `raw_value` feature), not as an object. The fast path leaves such objects to the DOM path.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
+/// The keys of an object that the fast path leaves to the DOM path, typically spellings of a path
+/// that are valid but rare (such as a dotted key where the object is normally nested).
+pub(crate) trait Refuse {
+    fn refuse(_key: &str) -> bool {
+        false
+    }
+}
+
 /// Deserializes a whole record, which must be a JSON object, into `T`.
-pub(crate) fn object<'a, T: Deserialize<'a>>(raw: &'a [u8]) -> Fast<T> {
-    let mut de = serde_json::Deserializer::from_slice(raw);
+pub(crate) fn object<'a, T: Deserialize<'a> + Refuse>(raw: &'a [u8]) -> Fast<T> {
+    // Outside strings, JSON text is ASCII; so invalid UTF-8 anywhere makes the record invalid JSON,
+    // and checking the whole record once spares serde_json a check per string.
+    let text = std::str::from_utf8(raw).map_err(|_| Bail)?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let value = Strict(&mut de)
         .deserialize_any(ObjectOnly(PhantomData::<T>))
         .map_err(|_| Bail)?;
@@ -49,7 +60,7 @@ pub(crate) fn object<'a, T: Deserialize<'a>>(raw: &'a [u8]) -> Fast<T> {
 
 struct ObjectOnly<T>(PhantomData<T>);
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+impl<'de, T: Deserialize<'de> + Refuse> Visitor<'de> for ObjectOnly<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -57,7 +68,44 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::deserialize(de::value::MapAccessDeserializer::new(map))
+        fields_of(map)
+    }
+}
+
+/// `T` from an object's entries, refusing the keys `T` refuses.
+fn fields_of<'de, T: Deserialize<'de> + Refuse, A: MapAccess<'de>>(map: A) -> Result<T, A::Error> {
+    T::deserialize(de::value::MapAccessDeserializer::new(Refusing {
+        map,
+        refuse: T::refuse,
+    }))
+}
+
+struct Refusing<A> {
+    map: A,
+    refuse: fn(&str) -> bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Refusing<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.map.next_key_seed(KeyText)? {
+            None => Ok(None),
+            Some(key) if (self.refuse)(&key) => Err(de::Error::custom("refused key")),
+            Some(Cow::Borrowed(key)) => seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some),
+            Some(Cow::Owned(key)) => seed.deserialize(StringDeserializer::new(key)).map(Some),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
     }
 }
 
@@ -183,7 +231,7 @@ impl<T> Nested<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nested<T> {
+impl<'de, T: Deserialize<'de> + Refuse> Deserialize<'de> for Nested<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(NestedVisitor(PhantomData))
     }
@@ -191,14 +239,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nested<T> {
 
 struct NestedVisitor<T>(PhantomData<T>);
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for NestedVisitor<T> {
+impl<'de, T: Deserialize<'de> + Refuse> Visitor<'de> for NestedVisitor<T> {
     type Value = Nested<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Nested::Object)
+        fields_of(map).map(Nested::Object)
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(Nested::Null)
@@ -293,6 +341,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for SeqVisitor<T> {
 /// An object's entries in record order, for objects with free-form keys.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Entries<'a, T>(pub(crate) Vec<(Cow<'a, str>, T)>);
+
+impl<T> Refuse for Entries<'_, T> {}
 
 impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Entries<'a, T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -776,6 +826,24 @@ mod tests {
     struct Inner<'a> {
         #[serde(borrow)]
         b: Field<'a>,
+    }
+
+    impl Refuse for Probe<'_> {
+        fn refuse(key: &str) -> bool {
+            key == "refused"
+        }
+    }
+    impl Refuse for Inner<'_> {
+        fn refuse(key: &str) -> bool {
+            key.starts_with("b.")
+        }
+    }
+
+    #[test]
+    fn refused_keys() {
+        assert!(object::<Probe>(br#"{"a":1,"refused":2}"#).is_err());
+        assert!(object::<Probe>(br#"{"a":1,"n":{"b.c":2}}"#).is_err());
+        assert!(object::<Probe>(br#"{"a":1,"n":{"c.b":2},"x":{"refused":1}}"#).is_ok());
     }
 
     /// Exactly the records `Value` rejects are refused here, including ones `IgnoredAny` would skip.

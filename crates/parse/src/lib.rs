@@ -17,6 +17,7 @@
 mod csv;
 #[cfg(test)]
 mod differential;
+mod envelope;
 mod error;
 mod fast;
 mod formats;
@@ -77,6 +78,12 @@ const ENVELOPE_SHAPE: &str =
 /// JSON object, or the raw record text as a JSON string (for text formats, or JSON records forwarded
 /// verbatim). Other envelope keys are ignored.
 pub fn parse_envelope(line: &[u8], limits: &Limits) -> Result<Parsed, Rejection> {
+    parse_envelope_with(line, limits, true)
+}
+
+/// `fast`: try the byte scan of the usual envelope shape first (see `envelope.rs`); the differential
+/// tests turn it off to compare.
+fn parse_envelope_with(line: &[u8], limits: &Limits, fast: bool) -> Result<Parsed, Rejection> {
     check_size(line, limits)?;
     let line = line.trim_ascii();
     match line.first() {
@@ -94,6 +101,11 @@ pub fn parse_envelope(line: &[u8], limits: &Limits) -> Result<Parsed, Rejection>
                      {ENVELOPE_SHAPE}"
                 ),
             });
+        }
+    }
+    if fast {
+        if let Some(parsed) = envelope::fast(line, limits) {
+            return parsed;
         }
     }
     let env: Envelope = serde_json::from_slice(line).map_err(|e| Rejection::malformed_json(&e))?;
@@ -151,18 +163,29 @@ fn parse_with(
     }
     let mut event = Event::default();
     let own_id = parse_fn(&raw, &mut event)?;
+    Ok(complete(format, sensor, raw, event, own_id))
+}
+
+/// What every parsed record gets once its format's parser has filled the event.
+fn complete(
+    format: &'static str,
+    sensor: &str,
+    raw: Cow<[u8]>,
+    mut event: Event,
+    own_id: Option<Str>,
+) -> Parsed {
     event.observer.name = sensor.into();
     event.event.id = match own_id {
         Some(id) => id,
         None => content_event_id(format, sensor, &raw),
     };
     event.finish();
-    Ok(Parsed {
+    Parsed {
         format: format.into(),
         sensor: sensor.into(),
         raw: raw.into_owned(),
         event,
-    })
+    }
 }
 
 fn lookup(format: &str) -> Result<(&'static str, formats::ParseFn), Rejection> {

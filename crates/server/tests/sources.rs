@@ -22,6 +22,7 @@ use storyline_store::{BucketRange, Store};
 const SERIAL: &str = "012801099999";
 
 struct Running {
+    base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     store: Arc<dyn Store>,
@@ -126,6 +127,7 @@ fn start(data_dir: &Path, sources: SourcesConfig) -> Running {
         std::thread::sleep(Duration::from_millis(20));
     }
     Running {
+        base: format!("http://127.0.0.1:{port}"),
         stop: Some(tx),
         thread: Some(thread),
         store,
@@ -328,6 +330,26 @@ fn logger_rfc5424_and_rfc3164_over_tcp_and_udp_become_events() {
         raw.contains("unmapped-app: 1,") && raw.contains(&format!("{SERIAL},TRAFFIC")),
         "{raw}"
     );
+
+    let metrics = reqwest::blocking::get(format!("{}/metrics", svc.base))
+        .unwrap()
+        .text()
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .unwrap_or_else(|| panic!("{series} not in /metrics:\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("storyline_source_dropped_total{source=\"syslog_udp\"}"),
+        0.0
+    );
+    assert!(value("storyline_source_received_total{source=\"syslog_tcp\"}") >= 5.0);
+    assert!(value("storyline_source_received_total{source=\"syslog_udp\"}") >= 2.0);
     svc.shutdown();
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Pairwise scores over event pairs: a pair is predicted when both events are in the same story (latest
 //! version of each story id) and true when both are in the same true story. Events in the truth that no
-//! story contains count as stories of one (they cost recall).
+//! story contains count as stories of one (they cost recall). With `--baseline-events`, the same scores for
+//! the baseline a plain stream processor gives: session windows keyed by the exact 5-tuple.
 
 use anyhow::Context;
 use std::collections::HashMap;
@@ -17,13 +18,20 @@ pub struct Args {
     /// Stories NDJSON (every version; the latest of each story id counts).
     #[arg(long)]
     stories: PathBuf,
-    /// Print the scores as one JSON object.
+    /// Also score the 5-tuple session-window baseline over these input envelopes (events.ndjson).
+    #[arg(long)]
+    baseline_events: Option<PathBuf>,
+    /// Session gap of the baseline.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    baseline_gap: std::time::Duration,
+    /// Print the scores as JSON (one object per line).
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Debug, serde::Serialize, PartialEq)]
 pub struct Scores {
+    pub name: String,
     pub events: u64,
     pub missing_events: u64,
     pub true_stories: u64,
@@ -52,8 +60,8 @@ fn lines(
         }))
 }
 
-pub fn score(truth: &Path, stories: &Path) -> anyhow::Result<Scores> {
-    let mut true_of: HashMap<String, String> = HashMap::new();
+fn load_truth(truth: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let mut true_of = HashMap::new();
     for (n, v) in lines(truth)? {
         let v = v?;
         let (Some(e), Some(s)) = (v["event_id"].as_str(), v["story"].as_str()) else {
@@ -64,6 +72,11 @@ pub fn score(truth: &Path, stories: &Path) -> anyhow::Result<Scores> {
         };
         true_of.insert(e.to_string(), s.to_string());
     }
+    Ok(true_of)
+}
+
+/// Event id → story id, from the latest version of every story.
+fn load_stories(stories: &Path) -> anyhow::Result<HashMap<String, String>> {
     let mut latest: HashMap<String, (u64, Vec<String>)> = HashMap::new();
     for (n, v) in lines(stories)? {
         let v = v?;
@@ -84,34 +97,51 @@ pub fn score(truth: &Path, stories: &Path) -> anyhow::Result<Scores> {
             *entry = (version, ids);
         }
     }
-    let mut pred_of: HashMap<&str, usize> = HashMap::new();
-    let mut predicted_stories = 0u64;
-    for (i, (_, (_, ids))) in latest.iter().enumerate() {
-        if !ids.is_empty() {
-            predicted_stories += 1;
-        }
+    let mut pred = HashMap::new();
+    for (id, (_, ids)) in latest {
         for e in ids {
-            if true_of.contains_key(e.as_str()) {
-                pred_of.insert(e.as_str(), i);
-            }
+            pred.insert(e, id.clone());
         }
     }
-    // Contingency counts between predicted and true stories.
-    let mut cell: HashMap<(usize, &str), u64> = HashMap::new();
-    let mut pred_size: HashMap<usize, u64> = HashMap::new();
+    Ok(pred)
+}
+
+/// Event id → baseline group, grouping the parsed input by exact 5-tuple session windows.
+fn baseline(events: &Path, gap: std::time::Duration) -> anyhow::Result<HashMap<String, String>> {
+    let f = std::fs::File::open(events).with_context(|| format!("opening {}", events.display()))?;
+    let limits = storyline_parse::Limits::default();
+    let mut parsed = Vec::new();
+    for line in std::io::BufReader::new(f).split(b'\n') {
+        if let Ok(p) = storyline_parse::parse_envelope(&line?, &limits) {
+            parsed.push(p.event);
+        }
+    }
+    let groups = storyline_correlate::baseline::five_tuple_sessions(&parsed, gap);
+    Ok(parsed
+        .iter()
+        .zip(groups)
+        .map(|(e, g)| (e.event.id.to_string(), g.to_string()))
+        .collect())
+}
+
+pub fn score_groups(
+    name: &str,
+    true_of: &HashMap<String, String>,
+    pred_of: &HashMap<String, String>,
+) -> Scores {
+    let mut cell: HashMap<(String, &str), u64> = HashMap::new();
+    let mut pred_size: HashMap<String, u64> = HashMap::new();
     let mut true_size: HashMap<&str, u64> = HashMap::new();
     let mut missing = 0u64;
-    let mut next_singleton = latest.len();
-    for (e, t) in &true_of {
-        let p = match pred_of.get(e.as_str()) {
-            Some(p) => *p,
+    for (e, t) in true_of {
+        let p = match pred_of.get(e) {
+            Some(p) => p.clone(),
             None => {
                 missing += 1;
-                next_singleton += 1;
-                next_singleton
+                format!("missing:{e}")
             }
         };
-        *cell.entry((p, t.as_str())).or_default() += 1;
+        *cell.entry((p.clone(), t.as_str())).or_default() += 1;
         *pred_size.entry(p).or_default() += 1;
         *true_size.entry(t.as_str()).or_default() += 1;
     }
@@ -134,11 +164,12 @@ pub fn score(truth: &Path, stories: &Path) -> anyhow::Result<Scores> {
         .iter()
         .filter(|((p, t), n)| pred_size[p] == **n && true_size[t] == **n)
         .count() as u64;
-    Ok(Scores {
+    Scores {
+        name: name.to_string(),
         events: true_of.len() as u64,
         missing_events: missing,
         true_stories: true_size.len() as u64,
-        predicted_stories,
+        predicted_stories: pred_size.len() as u64,
         precision,
         recall,
         f1,
@@ -147,18 +178,32 @@ pub fn score(truth: &Path, stories: &Path) -> anyhow::Result<Scores> {
         } else {
             exact as f64 / true_size.len() as f64
         },
-    })
+    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let s = score(&a.truth, &a.stories)?;
-    if a.json {
-        println!("{}", serde_json::to_string(&s)?);
-    } else {
-        println!(
-            "events {}  (missing from stories: {})\ntrue stories {}  predicted stories {}\npairwise precision {:.4}  recall {:.4}  F1 {:.4}\nstories reproduced exactly {:.2}%",
-            s.events, s.missing_events, s.true_stories, s.predicted_stories, s.precision, s.recall, s.f1, s.exact_story_share * 100.0
-        );
+    let truth = load_truth(&a.truth)?;
+    let mut all = vec![score_groups(
+        "storyline",
+        &truth,
+        &load_stories(&a.stories)?,
+    )];
+    if let Some(ev) = &a.baseline_events {
+        all.push(score_groups(
+            "baseline-5-tuple",
+            &truth,
+            &baseline(ev, a.baseline_gap)?,
+        ));
+    }
+    for s in all {
+        if a.json {
+            println!("{}", serde_json::to_string(&s)?);
+        } else {
+            println!(
+                "{}: events {} (missing from stories: {}), true stories {}, predicted stories {}\n  pairwise precision {:.4}  recall {:.4}  F1 {:.4}  stories reproduced exactly {:.2}%",
+                s.name, s.events, s.missing_events, s.true_stories, s.predicted_stories, s.precision, s.recall, s.f1, s.exact_story_share * 100.0
+            );
+        }
     }
     Ok(())
 }

@@ -35,11 +35,16 @@ fn fast_or_dom(
     }
 }
 
-/// The JSON formats' two paths, for the differential tests.
-#[cfg(test)]
+/// The fast path of a format whose records are JSON objects.
+pub(crate) fn fast_fn(name: &str) -> Option<FastFn> {
+    paths(name).map(|(fast, _)| fast)
+}
+
+/// The fast and the DOM path of a format whose records are JSON objects.
 pub(crate) fn paths(name: &str) -> Option<(FastFn, ParseFn)> {
     Some(match name {
         "zeek" => (zeek::fast::parse, zeek::parse_dom),
+        "suricata" => (suricata::fast::parse, suricata::parse_dom),
         _ => return None,
     })
 }

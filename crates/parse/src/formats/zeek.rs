@@ -238,7 +238,7 @@ fn ssl(o: &Obj, ev: &mut Event) -> Result<(), Rejection> {
 /// The fast path (see [`crate::fast`]): the same mapping as [`parse_dom`], on borrowed fields.
 pub(crate) mod fast {
     use super::*;
-    use crate::fast::{self as f, pick, Bail, Fast, Field, Nested, Seq};
+    use crate::fast::{self as f, pick, Bail, Fast, Field, Nested, Refuse, Seq};
     use serde::Deserialize;
 
     /// The keys [`parse_dom`] reads; `id.*` may be flat (as Zeek writes them) or nested.
@@ -302,6 +302,9 @@ pub(crate) mod fast {
         #[serde(borrow)]
         cipher: Field<'a>,
     }
+
+    impl Refuse for Record<'_> {}
+    impl Refuse for Id<'_> {}
 
     #[derive(Deserialize, Default)]
     #[serde(default)]
