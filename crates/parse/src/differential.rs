@@ -402,7 +402,11 @@ fn apply(record: &mut Map<String, Value>, paths: &[&[&str]], e: &Edit) {
 fn values_of(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
     let children: Vec<(String, &Value)> = match v {
         Value::Object(m) => m.iter().map(|(k, c)| (k.clone(), c)).collect(),
-        Value::Array(a) => a.iter().enumerate().map(|(n, c)| (format!("[{n}]"), c)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(n, c)| (format!("[{n}]"), c))
+            .collect(),
         _ => return,
     };
     for (key, child) in children {

@@ -95,7 +95,9 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Refusing<A> {
         match self.map.next_key_seed(KeyText)? {
             None => Ok(None),
             Some(key) if (self.refuse)(&key) => Err(de::Error::custom("refused key")),
-            Some(Cow::Borrowed(key)) => seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some),
+            Some(Cow::Borrowed(key)) => seed
+                .deserialize(BorrowedStrDeserializer::new(key))
+                .map(Some),
             Some(Cow::Owned(key)) => seed.deserialize(StringDeserializer::new(key)).map(Some),
         }
     }

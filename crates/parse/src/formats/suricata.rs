@@ -408,7 +408,10 @@ pub(crate) mod fast {
     impl Refuse for Anomaly<'_> {}
 
     /// `json::get(o, "section.field")` when the section is nested.
-    fn inner<'r, 'a, T>(section: &'r Nested<T>, field: fn(&'r T) -> &'r Field<'a>) -> Option<&'r Field<'a>> {
+    fn inner<'r, 'a, T>(
+        section: &'r Nested<T>,
+        field: fn(&'r T) -> &'r Field<'a>,
+    ) -> Option<&'r Field<'a>> {
         section.object().map(field).and_then(Field::get)
     }
 
