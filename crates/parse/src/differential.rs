@@ -277,6 +277,42 @@ fn paths_of(format: &str) -> &'static [&'static [&'static str]] {
             &["anomaly", "event"],
             &["other"],
         ],
+        "sysmon" => &[
+            &["@timestamp"],
+            &["winlog"],
+            &["winlog", "event_id"],
+            &["winlog", "computer_name"],
+            &["winlog", "record_id"],
+            &["winlog.event_id"],
+            &["winlog.computer_name"],
+            &["winlog.record_id"],
+            &["winlog", "event_data"],
+            &["winlog.event_data"],
+            &["winlog", "event_data", "UtcTime"],
+            &["winlog.event_data.UtcTime"],
+            &["winlog", "event_data", "SourceIp"],
+            &["winlog.event_data.SourceIp"],
+            &["winlog", "event_data", "SourcePort"],
+            &["winlog.event_data.SourcePort"],
+            &["winlog", "event_data", "DestinationIp"],
+            &["winlog.event_data.DestinationIp"],
+            &["winlog", "event_data", "DestinationPort"],
+            &["winlog.event_data.DestinationPort"],
+            &["winlog", "event_data", "Protocol"],
+            &["winlog.event_data.Protocol"],
+            &["winlog", "event_data", "Initiated"],
+            &["winlog.event_data.Initiated"],
+            &["winlog", "event_data", "ProcessId"],
+            &["winlog.event_data.ProcessId"],
+            &["winlog", "event_data", "Image"],
+            &["winlog.event_data.Image"],
+            &["winlog", "event_data", "User"],
+            &["winlog.event_data.User"],
+            &["winlog", "event_data.SourceIp"],
+            &["winlog.event_data", "SourceIp"],
+            &["winlog", "event_data", "Other"],
+            &["other"],
+        ],
         _ => &[&["other"]],
     }
 }
@@ -559,6 +595,7 @@ fn differential(format: &str) {
     let handled = Cell::new(0u32);
     let mut runner = TestRunner::new(Config {
         cases,
+        failure_persistence: None,
         ..Config::default()
     });
     runner
@@ -590,6 +627,11 @@ fn zeek_edits() {
 #[test]
 fn suricata_edits() {
     differential("suricata");
+}
+
+#[test]
+fn sysmon_edits() {
+    differential("sysmon");
 }
 
 // ---------------------------------------------------------------------------------------------------

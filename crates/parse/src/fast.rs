@@ -156,6 +156,15 @@ pub(crate) fn pick<'r, 'a>(
     }
 }
 
+/// [`pick`] with the nested field taken from an object that may be missing.
+pub(crate) fn pick_in<'r, 'a, T>(
+    flat: &'r Field<'a>,
+    object: Option<&'r T>,
+    field: fn(&'r T) -> &'r Field<'a>,
+) -> Option<&'r Field<'a>> {
+    pick(flat, object.map(field))
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(FieldVisitor)

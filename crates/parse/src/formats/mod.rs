@@ -45,6 +45,7 @@ pub(crate) fn paths(name: &str) -> Option<(FastFn, ParseFn)> {
     Some(match name {
         "zeek" => (zeek::fast::parse, zeek::parse_dom),
         "suricata" => (suricata::fast::parse, suricata::parse_dom),
+        "sysmon" => (sysmon::fast::parse, sysmon::parse_dom),
         _ => return None,
     })
 }
