@@ -617,11 +617,15 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(gate);
         writer.await.unwrap();
-        for _ in 0..3000 {
-            if rec.count.load(Ordering::SeqCst) >= LINES {
+        // The count includes the UDP records: wait until it reached the TCP lines and stopped moving.
+        let mut last = 0;
+        for _ in 0..300 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = rec.count.load(Ordering::SeqCst);
+            if now >= LINES && now == last {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            last = now;
         }
         let got = rec.records();
         let tcp_records = got.iter().filter(|(_, r)| r.starts_with('p')).count();
