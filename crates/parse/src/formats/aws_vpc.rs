@@ -34,14 +34,29 @@ const LAYOUT: &str = "the default format has 14 space-separated fields: version 
                       action log-status";
 
 pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
-    observer(ev, "sensor", "AWS", "VPC Flow Logs");
+    let trimmed = raw.trim_ascii();
+    if trimmed.first() == Some(&b'{') {
+        if let Ok(fields) = fast::from_json(trimmed) {
+            return fill(&fields, ev);
+        }
+    }
+    parse_dom(raw, ev)
+}
+
+/// The definition of the format, and the path that names the field of a rejected record.
+pub(crate) fn parse_dom(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
     let trimmed = raw.trim_ascii();
     let fields: Vec<Cow<str>> = if trimmed.first() == Some(&b'{') {
         from_json(trimmed)?
     } else {
         from_text(trimmed)?
     };
-    // `from_*` always return exactly 14 fields.
+    fill(&fields, ev)
+}
+
+/// The event from the 14 fields (`from_*` always return exactly 14).
+fn fill(fields: &[Cow<str>], ev: &mut Event) -> Result<Option<Str>, Rejection> {
+    observer(ev, "sensor", "AWS", "VPC Flow Logs");
     let f = |i: usize| -> Option<&str> {
         let s = fields.get(i)?.trim();
         (!s.is_empty() && s != "-").then_some(s)
@@ -138,6 +153,116 @@ fn from_json(raw: &[u8]) -> Result<Vec<Cow<'static, str>>, Rejection> {
             }
         })
         .collect()
+}
+
+/// The fast path (see [`crate::fast`]) for the JSON form: the 14 fields without a DOM.
+pub(crate) mod fast {
+    use super::*;
+    use crate::fast::{self as f, Bail, Fast, Field, Refuse};
+    use serde::Deserialize;
+
+    /// [`FIELDS`], hyphenated as AWS names them, or underscored as shippers re-key them.
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Record<'a> {
+        #[serde(borrow)]
+        version: Field<'a>,
+        #[serde(borrow, rename = "account-id")]
+        account_id: Field<'a>,
+        #[serde(borrow, rename = "account_id")]
+        account_id_: Field<'a>,
+        #[serde(borrow, rename = "interface-id")]
+        interface_id: Field<'a>,
+        #[serde(borrow, rename = "interface_id")]
+        interface_id_: Field<'a>,
+        #[serde(borrow)]
+        srcaddr: Field<'a>,
+        #[serde(borrow)]
+        dstaddr: Field<'a>,
+        #[serde(borrow)]
+        srcport: Field<'a>,
+        #[serde(borrow)]
+        dstport: Field<'a>,
+        #[serde(borrow)]
+        protocol: Field<'a>,
+        #[serde(borrow)]
+        packets: Field<'a>,
+        #[serde(borrow)]
+        bytes: Field<'a>,
+        #[serde(borrow)]
+        start: Field<'a>,
+        #[serde(borrow)]
+        end: Field<'a>,
+        #[serde(borrow)]
+        action: Field<'a>,
+        #[serde(borrow, rename = "log-status")]
+        log_status: Field<'a>,
+        #[serde(borrow, rename = "log_status")]
+        log_status_: Field<'a>,
+    }
+
+    impl Refuse for Record<'_> {}
+
+    /// The JSON form, whole: a [`super::parse`] that gives up instead of rejecting.
+    pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Fast<Option<Str>> {
+        let fields = from_json(raw.trim_ascii())?;
+        fill(&fields, ev).map_err(|_| Bail)
+    }
+
+    /// [`super::from_json`] without a DOM.
+    pub(crate) fn from_json<'a>(raw: &'a [u8]) -> Fast<Vec<Cow<'a, str>>> {
+        let r: Record = f::object(raw)?;
+        let Record {
+            version,
+            account_id,
+            account_id_,
+            interface_id,
+            interface_id_,
+            srcaddr,
+            dstaddr,
+            srcport,
+            dstport,
+            protocol,
+            packets,
+            bytes,
+            start,
+            end,
+            action,
+            log_status,
+            log_status_,
+        } = r;
+        let either = |hyphen: Field<'a>, underscore: Field<'a>| {
+            if hyphen.get().is_some() {
+                hyphen
+            } else {
+                underscore
+            }
+        };
+        [
+            version,
+            either(account_id, account_id_),
+            either(interface_id, interface_id_),
+            srcaddr,
+            dstaddr,
+            srcport,
+            dstport,
+            protocol,
+            packets,
+            bytes,
+            start,
+            end,
+            action,
+            either(log_status, log_status_),
+        ]
+        .into_iter()
+        .map(|v| match v {
+            Field::Absent | Field::Null => Ok(Cow::Borrowed("-")),
+            Field::Str(s) => Ok(s),
+            Field::Num(n) => Ok(Cow::Owned(n.to_string())),
+            _ => Err(Bail),
+        })
+        .collect()
+    }
 }
 
 fn epoch(s: Option<&str>, field: &str) -> Result<Timestamp, Rejection> {

@@ -46,6 +46,7 @@ pub(crate) fn paths(name: &str) -> Option<(FastFn, ParseFn)> {
         "zeek" => (zeek::fast::parse, zeek::parse_dom),
         "suricata" => (suricata::fast::parse, suricata::parse_dom),
         "sysmon" => (sysmon::fast::parse, sysmon::parse_dom),
+        "aws_vpc" => (aws_vpc::fast::parse, aws_vpc::parse_dom),
         _ => return None,
     })
 }
