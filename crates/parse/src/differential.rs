@@ -84,6 +84,10 @@ const FIXTURES: &[(&str, &str)] = &[
 /// Hand-written records in shapes the fixtures lack.
 const EXTRA: &[(&str, &str)] = &[
     (
+        "ecs",
+        r#"{"@timestamp":"2026-11-21T10:00:00.5Z","event":{"id":"fw7-000123","kind":"event","ingested":"2026-11-21T10:00:01Z","duration":1500000000},"observer":{"type":"firewall","name":"ignored"},"source":{"ip":"10.10.1.15","port":51742,"bytes":1830,"nat":{"ip":"198.51.100.7","port":40123}},"destination":{"ip":"93.184.216.34","port":443},"network":{"transport":"tcp","iana_number":6},"dns":{"question":{"name":"a.example"},"answers":[{"data":"10.0.0.1","type":"A","ttl":60}]},"related":{"ip":["10.10.1.15"]},"labels":{"ignored":"yes"}}"#,
+    ),
+    (
         "zeek",
         r#"{"ts":1795255200123,"id":{"orig_h":"fe80::1%eth0","orig_p":128,"resp_h":"fe80::2","resp_p":129},"proto":"icmp"}"#,
     ),
@@ -331,6 +335,57 @@ fn paths_of(format: &str) -> &'static [&'static [&'static str]] {
             &["account_id"],
             &["interface_id"],
             &["log_status"],
+            &["other"],
+        ],
+        "ecs" => &[
+            &["@timestamp"],
+            &["event"],
+            &["event", "id"],
+            &["event", "ingested"],
+            &["event", "kind"],
+            &["event", "type"],
+            &["event", "duration"],
+            &["event", "outcome"],
+            &["observer"],
+            &["observer", "name"],
+            &["observer", "type"],
+            &["source"],
+            &["source", "ip"],
+            &["source", "port"],
+            &["source", "bytes"],
+            &["source", "packets"],
+            &["source", "nat"],
+            &["source", "nat", "ip"],
+            &["source", "nat", "port"],
+            &["destination", "ip"],
+            &["destination", "port"],
+            &["destination", "bytes"],
+            &["network"],
+            &["network", "transport"],
+            &["network", "iana_number"],
+            &["network", "community_id"],
+            &["network", "bytes"],
+            &["dns", "question", "name"],
+            &["dns", "question", "type"],
+            &["dns", "answers"],
+            &["dns", "answers", "[0]", "data"],
+            &["dns", "answers", "[0]", "ttl"],
+            &["dns", "response_code"],
+            &["url", "full"],
+            &["http", "request", "method"],
+            &["http", "response", "status_code"],
+            &["tls", "server_name"],
+            &["user", "name"],
+            &["host"],
+            &["process", "pid"],
+            &["process", "executable"],
+            &["rule", "name"],
+            &["related", "ip"],
+            &["related", "ip", "[0]"],
+            &["session", "id"],
+            &["source.ip"],
+            &["event.id"],
+            &["labels", "x.y"],
             &["other"],
         ],
         _ => &[&["other"]],
@@ -657,6 +712,11 @@ fn sysmon_edits() {
 #[test]
 fn aws_vpc_edits() {
     differential("aws_vpc");
+}
+
+#[test]
+fn ecs_edits() {
+    differential("ecs");
 }
 
 // ---------------------------------------------------------------------------------------------------

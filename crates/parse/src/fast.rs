@@ -638,7 +638,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for StrictSeq<A> {
     }
 }
 
-pub(crate) struct StrictMap<A>(A);
+struct StrictMap<A>(A);
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for StrictMap<A> {
     type Error = A::Error;

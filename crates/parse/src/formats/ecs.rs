@@ -9,6 +9,11 @@ use serde_json::{Map, Value};
 use storyline_model::{Event, Str};
 
 pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
+    super::fast_or_dom(raw, ev, fast::parse, parse_dom)
+}
+
+/// The definition of the format, and the path that names the field of a rejected record.
+pub(crate) fn parse_dom(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
     let mut o = json::parse_object(raw, "an ECS record")?;
     // Read separately: the model's deserializer takes integers as nanoseconds, while an integer
     // `@timestamp` in ECS data conventionally means milliseconds; requiring text avoids guessing.
@@ -23,8 +28,92 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
     let parsed = Event::deserialize(&value).map_err(|e| diagnose(&value, &e))?;
     *ev = parsed;
     ev.timestamp = timestamp;
-    let own = Some(ev.event.id.clone()).filter(|id| !id.trim().is_empty());
-    Ok(own)
+    Ok(own_id(ev))
+}
+
+fn own_id(ev: &Event) -> Option<Str> {
+    Some(ev.event.id.clone()).filter(|id| !id.trim().is_empty())
+}
+
+/// The fast path (see [`crate::fast`]): the model's own deserializer, fed straight from the record
+/// text. Records with dotted top-level keys, which the DOM path merges into objects, are left to it.
+pub(crate) mod fast {
+    use super::*;
+    use crate::fast::{self as f, Bail, Fast, Field, KeyText, Strict};
+    use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+    use std::borrow::Cow;
+    use std::fmt;
+
+    pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Fast<Option<Str>> {
+        let text = std::str::from_utf8(raw).map_err(|_| Bail)?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let (event, timestamp) = Strict(&mut de).deserialize_any(Top).map_err(|_| Bail)?;
+        de.end().map_err(|_| Bail)?;
+        let timestamp = f::datetime(timestamp.get())?;
+        *ev = event;
+        ev.timestamp = timestamp;
+        Ok(own_id(ev))
+    }
+
+    /// The record as an [`Event`], with `@timestamp` taken aside (the DOM path reads it with the
+    /// sensor time formats, not the model's RFC 3339 deserializer).
+    struct Top;
+
+    impl<'de> Visitor<'de> for Top {
+        type Value = (Event, Field<'de>);
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an ECS object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let mut timestamp = Field::Absent;
+            let event = Event::deserialize(MapAccessDeserializer::new(TopKeys {
+                map,
+                timestamp: &mut timestamp,
+            }))?;
+            Ok((event, timestamp))
+        }
+    }
+
+    struct TopKeys<'t, 'de, A> {
+        map: A,
+        timestamp: &'t mut Field<'de>,
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for TopKeys<'_, 'de, A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            loop {
+                match self.map.next_key_seed(KeyText)? {
+                    None => return Ok(None),
+                    // As in a `Value` map, the last of repeated keys wins.
+                    Some(key) if key == "@timestamp" => *self.timestamp = self.map.next_value()?,
+                    Some(key) if key.contains('.') => return Err(de::Error::custom("dotted key")),
+                    Some(Cow::Borrowed(key)) => {
+                        return seed
+                            .deserialize(BorrowedStrDeserializer::new(key))
+                            .map(Some)
+                    }
+                    Some(Cow::Owned(key)) => {
+                        return seed.deserialize(StringDeserializer::new(key)).map(Some)
+                    }
+                }
+            }
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, A::Error> {
+            self.map.next_value_seed(seed)
+        }
+    }
 }
 
 /// Turns `{"source.ip": x}` into `{"source": {"ip": x}}`, merging with nested objects already present.

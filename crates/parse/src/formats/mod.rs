@@ -47,6 +47,7 @@ pub(crate) fn paths(name: &str) -> Option<(FastFn, ParseFn)> {
         "suricata" => (suricata::fast::parse, suricata::parse_dom),
         "sysmon" => (sysmon::fast::parse, sysmon::parse_dom),
         "aws_vpc" => (aws_vpc::fast::parse, aws_vpc::parse_dom),
+        "ecs" => (ecs::fast::parse, ecs::parse_dom),
         _ => return None,
     })
 }
