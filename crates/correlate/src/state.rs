@@ -6,6 +6,7 @@
 //! after they close for as long as a late event may still join them (`gap + allowed_lateness` of event
 //! time), which is also what makes duplicates harmless: an event key already held is ignored.
 
+use crate::clock::Clocks;
 use crate::fuse::FusedAcc;
 use crate::keys::{links, Key, Links};
 use crate::Config;
@@ -103,6 +104,7 @@ pub struct Correlator {
     max_event_time: Timestamp,
     /// Versions produced outside `advance` (merges), handed out by the next `advance` or `flush`.
     pending: Vec<Story>,
+    clocks: Clocks,
     stats: CorrelatorStats,
 }
 
@@ -123,6 +125,7 @@ impl Correlator {
             watermark: Timestamp::MIN,
             max_event_time: Timestamp::MIN,
             pending: Vec::new(),
+            clocks: Clocks::default(),
             stats: CorrelatorStats::default(),
         }
     }
@@ -137,6 +140,11 @@ impl Correlator {
 
     pub fn max_event_time(&self) -> Timestamp {
         self.max_event_time
+    }
+
+    /// Estimated clock offsets between sensors: (sensor, reference, seconds, samples).
+    pub fn clock_offsets(&self) -> Vec<(Str, Str, f64, u64)> {
+        self.clocks.estimates()
     }
 
     pub fn open_stories(&self) -> usize {
@@ -181,6 +189,7 @@ impl Correlator {
         self.max_event_time = self.max_event_time.max(t);
         let links = links(e, &self.cfg);
         let sensor = sensor_tag(e);
+        self.clocks.name(sensor, &e.observer.name);
         let (candidates, hot) = self.candidates(&links, t, sensor);
         let slot = self.join(candidates, t);
         if hot {
@@ -206,31 +215,49 @@ impl Correlator {
                 }
                 found.extend(list.iter().filter(|en| matches(en)).map(|en| en.slot));
             };
+        let mut samples: Vec<(u32, i64)> = Vec::new();
         for k in &links.exact {
             let within_gap =
                 |en: &Entry| t >= en.lo.saturating_sub(gap) && t <= en.hi.saturating_add(gap);
+            if let Some(list) = self.exact.get(k) {
+                // Another sensor's report of the same flow: a sample of the two clocks' difference.
+                samples.extend(
+                    list.iter()
+                        .filter(|en| en.sensor != sensor && within_gap(en))
+                        .map(|en| (en.sensor, t.nanos_since(en.lo))),
+                );
+            }
             scan(self.exact.get(k), &within_gap, &mut found);
         }
         let cross = self.cfg.dns_cross_sensor_tolerance;
-        let tolerance = |en: &Entry| {
+        let clocks = &self.clocks;
+        let estimate = self.cfg.estimate_clock_offsets;
+        // `t` on the clock of the sensor that wrote the entry, and the allowance left for clock error.
+        let aligned = |en: &Entry| -> (Timestamp, std::time::Duration) {
             if en.sensor == sensor {
-                std::time::Duration::ZERO
-            } else {
-                cross
+                return (t, std::time::Duration::ZERO);
+            }
+            match clocks.offset_ns(sensor, en.sensor).filter(|_| estimate) {
+                Some(off) => (Timestamp(t.0.saturating_sub(off)), cross),
+                None => (t, cross),
             }
         };
         for k in &links.demands {
             let in_window = |en: &Entry| {
-                t >= en.lo.saturating_sub(tolerance(en)) && t <= en.hi.saturating_add(tolerance(en))
+                let (t, tol) = aligned(en);
+                t >= en.lo.saturating_sub(tol) && t <= en.hi.saturating_add(tol)
             };
             scan(self.offers.get(k), &in_window, &mut found);
         }
         for (k, window) in &links.offers {
             let overlaps = |en: &Entry| {
-                let tol = tolerance(en);
+                let (t, tol) = aligned(en);
                 en.hi >= t.saturating_sub(tol) && en.lo <= t.saturating_add(*window + tol)
             };
             scan(self.demands.get(k), &overlaps, &mut found);
+        }
+        for (other, delta) in samples {
+            self.clocks.observe(sensor, other, delta);
         }
         let mut roots: Vec<Slot> = found.into_iter().map(|s| self.find(s)).collect();
         roots.sort_unstable();

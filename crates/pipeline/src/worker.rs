@@ -374,6 +374,11 @@ impl PartitionWorker {
             let behind = (now.as_millis() - offset) as f64 / 1000.0;
             gauge!("storyline_read_offset_lag_seconds", &labels).set(behind);
         }
+        for (sensor, reference, secs, _) in self.correlator.clock_offsets() {
+            gauge!("storyline_sensor_clock_offset_seconds", "tenant" => self.lease.tenant.clone(),
+                "sensor" => sensor.to_string(), "reference" => reference.to_string())
+            .set(secs);
+        }
         let wm = self.correlator.watermark();
         if wm != Timestamp::MIN {
             gauge!("storyline_watermark_lag_seconds", &labels)
