@@ -42,8 +42,8 @@ fn generate_replay_eval_and_every_event_lands_in_one_story() {
     let scores: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(scores["events"], 3000);
     assert_eq!(scores["missing_events"], 0);
-    // The first correlator only joins events of the same flow: it never glues two sessions together.
-    assert!(scores["precision"].as_f64().unwrap() > 0.99, "{scores}");
+    // Generated traffic with skew, NAT, reversed reports, DNS and late events: the stories match the truth.
+    assert!(scores["f1"].as_f64().unwrap() > 0.97, "{scores}");
 }
 
 #[test]

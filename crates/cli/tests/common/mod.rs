@@ -97,14 +97,22 @@ impl Server {
     }
 }
 
-/// Every line of every story file (rotated ones too), parsed.
+/// Every complete line of a story file, parsed. A last line without its newline is one the server is
+/// writing right now (or was writing when killed): it is not a story yet.
 pub fn read_stories(path: &Path) -> Vec<serde_json::Value> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    text.lines()
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete
+        .lines()
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str(l).expect("story lines are JSON"))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("story line is not JSON ({e}): {l}"))
+        })
         .collect()
 }
 
