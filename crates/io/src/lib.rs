@@ -5,5 +5,6 @@ pub mod sink;
 pub mod source;
 
 pub use sink::{
-    file::RotatingFileSink, memory::MemorySink, pretty::PrettySink, stdout::StdoutSink, StorySink,
+    file::RotatingFileSink, memory::MemorySink, pretty::PrettySink, stdout::StdoutSink, SinkConfig,
+    SinkFanout, StorySink,
 };
