@@ -74,7 +74,10 @@ fn list_segments(dir: &Path) -> anyhow::Result<Vec<u64>> {
     for e in std::fs::read_dir(&seg_dir)? {
         let name = e?.file_name();
         let name = name.to_string_lossy();
-        if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(n) = name
+            .strip_suffix(".seg")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             v.push(n);
         }
     }
@@ -161,7 +164,9 @@ fn decode_payload(payload: &[u8]) -> anyhow::Result<Vec<Story>> {
     payload
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice::<Story>(l).context("a backlog record holds a bad story line"))
+        .map(|l| {
+            serde_json::from_slice::<Story>(l).context("a backlog record holds a bad story line")
+        })
         .collect()
 }
 
@@ -261,7 +266,11 @@ impl Backlog {
         self.append_payload(&encode_payload(stories), appended_ms)
     }
 
-    pub(crate) fn append_payload(&self, payload: &[u8], appended_ms: i64) -> anyhow::Result<Appended> {
+    pub(crate) fn append_payload(
+        &self,
+        payload: &[u8],
+        appended_ms: i64,
+    ) -> anyhow::Result<Appended> {
         let frame_len = HEADER + payload.len() as u64;
         let mut frame = Vec::with_capacity(frame_len as usize);
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -326,7 +335,12 @@ impl Backlog {
 
     /// Reads whole records from `from` on, at most `max_records` and about `max_bytes` (at least one).
     /// A corrupt record (bad checksum in a closed segment) ends the read with an error naming it.
-    pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> anyhow::Result<Vec<Record>> {
+    pub fn read(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> anyhow::Result<Vec<Record>> {
         let (segments, end) = {
             let i = self.lock_inner();
             (i.segments.clone(), i.end)
@@ -354,7 +368,8 @@ impl Backlog {
                     None => break,
                 }
             }
-            while local < limit && out.len() < max_records && (out.is_empty() || bytes < max_bytes) {
+            while local < limit && out.len() < max_records && (out.is_empty() || bytes < max_bytes)
+            {
                 let Some((ms, payload)) = read_frame(&mut f, limit, local)? else {
                     anyhow::bail!(
                         "{}: corrupt record at offset {} (checksum); skip it with `storyline sinks` after moving the segment away",
@@ -472,7 +487,11 @@ pub struct DeadLetter {
 }
 
 /// Writes a dead-letter file into `dir` (fsynced, renamed into place). Never overwrites.
-pub fn write_dead_letter(dir: &Path, header: &DeadLetter, stories: &[Story]) -> anyhow::Result<PathBuf> {
+pub fn write_dead_letter(
+    dir: &Path,
+    header: &DeadLetter,
+    stories: &[Story],
+) -> anyhow::Result<PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(dir)?;
@@ -613,7 +632,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = Backlog::open(dir.path(), 1 << 30).unwrap();
         for i in 0..10 {
-            assert_eq!(b.append(&[story(i), story(i + 100)], 1000 + i as i64).unwrap(), Appended::Yes);
+            assert_eq!(
+                b.append(&[story(i), story(i + 100)], 1000 + i as i64)
+                    .unwrap(),
+                Appended::Yes
+            );
         }
         let recs = b.read(0, 100, usize::MAX).unwrap();
         assert_eq!(recs.len(), 10);
@@ -650,7 +673,10 @@ mod tests {
         assert!(appended >= 2, "{appended}");
         assert!(b.len_bytes() <= 8 << 20);
         assert!(list_segments(dir.path()).unwrap().len() > 1);
-        assert_eq!(DirStatus::read(dir.path()).unwrap().backlog_bytes, b.len_bytes());
+        assert_eq!(
+            DirStatus::read(dir.path()).unwrap().backlog_bytes,
+            b.len_bytes()
+        );
         assert!(DirStatus::read(dir.path()).unwrap().locked);
         let end = b.end();
         b.ack(end).unwrap();
@@ -666,7 +692,10 @@ mod tests {
     fn one_process_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let _b = Backlog::open(dir.path(), 1 << 20).unwrap();
-        let e = Backlog::open(dir.path(), 1 << 20).err().unwrap().to_string();
+        let e = Backlog::open(dir.path(), 1 << 20)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("in use"), "{e}");
     }
 

@@ -112,7 +112,10 @@ pub struct SinkConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Extra request headers (http, splunk_hec, elasticsearch). Values may be `${ENV_VAR}`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "redact_map")]
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "redact_map"
+    )]
     pub headers: BTreeMap<String, String>,
     /// Compress request bodies (http family), or rotated files (file), with gzip.
     pub gzip: bool,
@@ -177,7 +180,10 @@ pub struct SinkConfig {
     // --- object_store ---
     /// Backend options (`aws_region`, `aws_access_key_id` …, see the object_store crate); values may
     /// be `${ENV_VAR}`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty", serialize_with = "redact_map")]
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "redact_map"
+    )]
     pub options: BTreeMap<String, String>,
 }
 
@@ -234,7 +240,11 @@ fn redact_map<S: serde::Serializer>(m: &BTreeMap<String, String>, s: S) -> Resul
     for (k, v) in m {
         let secret = {
             let k = k.to_ascii_lowercase();
-            k.contains("authorization") || k.contains("secret") || k.contains("token") || k.contains("key") || k.contains("password")
+            k.contains("authorization")
+                || k.contains("secret")
+                || k.contains("token")
+                || k.contains("key")
+                || k.contains("password")
         };
         if secret && !is_env_ref(v) {
             out.serialize_entry(k, "<redacted>")?;
@@ -253,9 +263,8 @@ fn is_env_ref(v: &str) -> bool {
 pub fn resolve_secret(key: &str, v: &str) -> anyhow::Result<String> {
     if is_env_ref(v) {
         let var = &v[2..v.len() - 1];
-        std::env::var(var).map_err(|_| {
-            anyhow::anyhow!("key `{key}`: environment variable {var} is not set")
-        })
+        std::env::var(var)
+            .map_err(|_| anyhow::anyhow!("key `{key}`: environment variable {var} is not set"))
     } else {
         Ok(v.to_string())
     }
@@ -299,7 +308,10 @@ impl SinkConfig {
             ));
         }
         let Some(kind) = self.kind else {
-            return Err(format!("kind`: missing; one of {}", SinkKind::ALL.join(", ")));
+            return Err(format!(
+                "kind`: missing; one of {}",
+                SinkKind::ALL.join(", ")
+            ));
         };
         if self.backlog_bytes < 1 << 20 {
             return Err("backlog_bytes`: at least 1048576 (1 MiB)".into());
@@ -314,30 +326,85 @@ impl SinkConfig {
             return Err("timeout`: must be positive".into());
         }
         // Which keys belong to which kind.
-        let http_like = matches!(kind, SinkKind::Http | SinkKind::SplunkHec | SinkKind::Elasticsearch);
+        let http_like = matches!(
+            kind,
+            SinkKind::Http | SinkKind::SplunkHec | SinkKind::Elasticsearch
+        );
         let given: &[(&str, bool, bool)] = &[
-            ("url", self.url.is_some(), http_like || kind == SinkKind::ObjectStore),
+            (
+                "url",
+                self.url.is_some(),
+                http_like || kind == SinkKind::ObjectStore,
+            ),
             ("headers", !self.headers.is_empty(), http_like),
             ("gzip", self.gzip, http_like || kind == SinkKind::File),
             ("token", self.token.is_some(), kind == SinkKind::SplunkHec),
-            ("sourcetype", self.sourcetype.is_some(), kind == SinkKind::SplunkHec),
+            (
+                "sourcetype",
+                self.sourcetype.is_some(),
+                kind == SinkKind::SplunkHec,
+            ),
             ("source", self.source.is_some(), kind == SinkKind::SplunkHec),
-            ("index", self.index.is_some(), matches!(kind, SinkKind::SplunkHec | SinkKind::Elasticsearch)),
-            ("api_key", self.api_key.is_some(), kind == SinkKind::Elasticsearch),
-            ("username", self.username.is_some(), matches!(kind, SinkKind::Http | SinkKind::Elasticsearch)),
-            ("password", self.password.is_some(), matches!(kind, SinkKind::Http | SinkKind::Elasticsearch)),
+            (
+                "index",
+                self.index.is_some(),
+                matches!(kind, SinkKind::SplunkHec | SinkKind::Elasticsearch),
+            ),
+            (
+                "api_key",
+                self.api_key.is_some(),
+                kind == SinkKind::Elasticsearch,
+            ),
+            (
+                "username",
+                self.username.is_some(),
+                matches!(kind, SinkKind::Http | SinkKind::Elasticsearch),
+            ),
+            (
+                "password",
+                self.password.is_some(),
+                matches!(kind, SinkKind::Http | SinkKind::Elasticsearch),
+            ),
             ("address", self.address.is_some(), kind == SinkKind::Syslog),
-            ("protocol", self.protocol.is_some(), kind == SinkKind::Syslog),
+            (
+                "protocol",
+                self.protocol.is_some(),
+                kind == SinkKind::Syslog,
+            ),
             ("format", self.format.is_some(), kind == SinkKind::Syslog),
             ("framing", self.framing.is_some(), kind == SinkKind::Syslog),
-            ("facility", self.facility.is_some(), kind == SinkKind::Syslog),
-            ("hostname", self.hostname.is_some(), kind == SinkKind::Syslog),
-            ("app_name", self.app_name.is_some(), kind == SinkKind::Syslog),
+            (
+                "facility",
+                self.facility.is_some(),
+                kind == SinkKind::Syslog,
+            ),
+            (
+                "hostname",
+                self.hostname.is_some(),
+                kind == SinkKind::Syslog,
+            ),
+            (
+                "app_name",
+                self.app_name.is_some(),
+                kind == SinkKind::Syslog,
+            ),
             ("path", self.path.is_some(), kind == SinkKind::File),
-            ("max_bytes", self.max_bytes.is_some(), kind == SinkKind::File),
-            ("rotate_every", self.rotate_every.is_some(), kind == SinkKind::File),
+            (
+                "max_bytes",
+                self.max_bytes.is_some(),
+                kind == SinkKind::File,
+            ),
+            (
+                "rotate_every",
+                self.rotate_every.is_some(),
+                kind == SinkKind::File,
+            ),
             ("keep", self.keep.is_some(), kind == SinkKind::File),
-            ("options", !self.options.is_empty(), kind == SinkKind::ObjectStore),
+            (
+                "options",
+                !self.options.is_empty(),
+                kind == SinkKind::ObjectStore,
+            ),
         ];
         for (key, set, allowed) in given {
             if *set && !allowed {
@@ -356,18 +423,25 @@ impl SinkConfig {
         };
         match kind {
             SinkKind::Http | SinkKind::SplunkHec | SinkKind::Elasticsearch => {
-                let url = self.url.as_deref().ok_or("url`: missing (e.g. \"https://siem.example.net:8088\")")?;
+                let url = self
+                    .url
+                    .as_deref()
+                    .ok_or("url`: missing (e.g. \"https://siem.example.net:8088\")")?;
                 let parsed = reqwest::Url::parse(url).map_err(|e| format!("url`: {url:?}: {e}"))?;
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(format!("url`: {url:?}: use http:// or https://"));
                 }
                 if parsed.scheme() == "https" && !cfg!(feature = "tls") {
-                    return Err(format!("url`: {url:?}: this build has no TLS (cargo feature `tls`)"));
+                    return Err(format!(
+                        "url`: {url:?}: this build has no TLS (cargo feature `tls`)"
+                    ));
                 }
                 if kind == SinkKind::SplunkHec {
                     json_only("splunk_hec")?;
                     if self.token.is_none() {
-                        return Err("token`: missing: the HEC token (or \"${SPLUNK_HEC_TOKEN}\")".into());
+                        return Err(
+                            "token`: missing: the HEC token (or \"${SPLUNK_HEC_TOKEN}\")".into(),
+                        );
                     }
                 }
                 if kind == SinkKind::Elasticsearch {
@@ -381,8 +455,14 @@ impl SinkConfig {
                 }
             }
             SinkKind::Syslog => {
-                let addr = self.address.as_deref().ok_or("address`: missing (e.g. \"siem.example.net:514\")")?;
-                if !addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+                let addr = self
+                    .address
+                    .as_deref()
+                    .ok_or("address`: missing (e.g. \"siem.example.net:514\")")?;
+                if !addr
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                {
                     return Err(format!("address`: {addr:?}: write host:port"));
                 }
                 if self.format != Some(SyslogFormat::Cef) {
@@ -397,9 +477,14 @@ impl SinkConfig {
             }
             SinkKind::File => {
                 if self.path.is_none() {
-                    return Err("path`: missing (e.g. \"/var/lib/storyline/out/stories.ndjson\")".into());
+                    return Err(
+                        "path`: missing (e.g. \"/var/lib/storyline/out/stories.ndjson\")".into(),
+                    );
                 }
-                if self.rotate_every.is_some_and(|d| d < Duration::from_secs(1)) {
+                if self
+                    .rotate_every
+                    .is_some_and(|d| d < Duration::from_secs(1))
+                {
                     return Err("rotate_every`: at least 1s".into());
                 }
             }
@@ -434,7 +519,10 @@ pub fn validate_all(sinks: &[SinkConfig]) -> anyhow::Result<()> {
         s.validate()
             .map_err(|e| anyhow::anyhow!("key `sinks[{i}].{e}"))?;
         if !names.insert(&s.name) {
-            anyhow::bail!("key `sinks[{i}].name`: {:?} is already the name of another sink", s.name);
+            anyhow::bail!(
+                "key `sinks[{i}].name`: {:?} is already the name of another sink",
+                s.name
+            );
         }
     }
     Ok(())
@@ -492,7 +580,10 @@ gzip = true
         let msg = e("[[sinks]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x\"\nurll = 1\n");
         assert!(msg.contains("urll"), "{msg}");
         let msg = e("[[sinks]]\nname = \"a\"\nkind = \"file\"\npath = \"/x\"\ntoken = \"t\"\n");
-        assert!(msg.contains("sinks[0].token") && msg.contains("file"), "{msg}");
+        assert!(
+            msg.contains("sinks[0].token") && msg.contains("file"),
+            "{msg}"
+        );
         let msg = e("[[sinks]]\nname = \"a\"\nkind = \"elasticsearch\"\nurl = \"http://x\"\nencoding = \"csv\"\n");
         assert!(msg.contains("sinks[0].encoding"), "{msg}");
         let msg = e("[[sinks]]\nname = \"A b\"\nkind = \"stdout\"\n");

@@ -124,7 +124,8 @@ impl Worker {
                 last_housekeeping = Instant::now();
                 self.housekeeping();
             }
-            let queued: usize = pending.iter().map(|r| r.stories.len()).sum::<usize>() - done_in_front;
+            let queued: usize =
+                pending.iter().map(|r| r.stories.len()).sum::<usize>() - done_in_front;
             if queued < self.batch_stories {
                 match self.backlog.read(read_from, 64, 8 << 20) {
                     Ok(recs) => {
@@ -144,7 +145,8 @@ impl Worker {
                 if self.drain.load(Ordering::SeqCst) {
                     break;
                 }
-                self.backlog.wait_for_data(read_from, Duration::from_millis(250));
+                self.backlog
+                    .wait_for_data(read_from, Duration::from_millis(250));
                 continue;
             }
             // The next batch: stories from the front records, up to batch_stories.
@@ -172,7 +174,11 @@ impl Worker {
             // Settle n stories from the front; acknowledge records wholly settled.
             let mut left = n;
             let mut ack = None;
-            while left > 0 || pending.front().is_some_and(|r| r.stories.len() == done_in_front) {
+            while left > 0
+                || pending
+                    .front()
+                    .is_some_and(|r| r.stories.len() == done_in_front)
+            {
                 let Some(r) = pending.front() else { break };
                 let rest = r.stories.len() - done_in_front;
                 if left >= rest {
@@ -198,15 +204,20 @@ impl Worker {
     fn housekeeping(&self) {
         match self.backlog.import_redrive() {
             Ok(0) => {}
-            Ok(n) => tracing::info!(sink = %self.name, stories = n, "re-drove dead letters into the backlog"),
-            Err(e) => tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "re-driving dead letters failed"),
+            Ok(n) => {
+                tracing::info!(sink = %self.name, stories = n, "re-drove dead letters into the backlog")
+            }
+            Err(e) => {
+                tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "re-driving dead letters failed")
+            }
         }
         self.export_backlog(None);
     }
 
     fn export_backlog(&self, oldest_ms: Option<i64>) {
         let bytes = self.backlog.len_bytes();
-        metrics::gauge!("storyline_sink_backlog_bytes", "sink" => self.name.clone()).set(bytes as f64);
+        metrics::gauge!("storyline_sink_backlog_bytes", "sink" => self.name.clone())
+            .set(bytes as f64);
         let age = if bytes == 0 {
             0.0
         } else {
@@ -260,7 +271,13 @@ impl Worker {
             .increment(n);
     }
 
-    fn deliver(&mut self, mut stories: Vec<Story>, offset: u64, mut index: usize, appended_ms: i64) -> Done {
+    fn deliver(
+        &mut self,
+        mut stories: Vec<Story>,
+        offset: u64,
+        mut index: usize,
+        appended_ms: i64,
+    ) -> Done {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -277,7 +294,8 @@ impl Worker {
                 }
                 Ok(failures) => {
                     self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("storyline_sink_failures_total", "sink" => self.name.clone()).increment(1);
+                    metrics::counter!("storyline_sink_failures_total", "sink" => self.name.clone())
+                        .increment(1);
                     let mut permanent = Vec::new();
                     let mut errors = Vec::new();
                     let mut again = Vec::new();
@@ -292,7 +310,11 @@ impl Worker {
                         } else {
                             permanent.push(stories[f.index].clone());
                             if errors.len() < 5 {
-                                errors.push(format!("{}: {}", super::encode::doc_id(&stories[f.index]), f.error));
+                                errors.push(format!(
+                                    "{}: {}",
+                                    super::encode::doc_id(&stories[f.index]),
+                                    f.error
+                                ));
                             }
                         }
                     }
@@ -303,7 +325,11 @@ impl Worker {
                     if again.is_empty() {
                         return Done::Settled;
                     }
-                    let first = failures.iter().find(|f| f.transient).map(|f| f.error.clone()).unwrap_or_default();
+                    let first = failures
+                        .iter()
+                        .find(|f| f.transient)
+                        .map(|f| f.error.clone())
+                        .unwrap_or_default();
                     stories = again;
                     // The retried subset no longer starts where the batch did.
                     index = usize::MAX;
@@ -311,13 +337,15 @@ impl Worker {
                 }
                 Err(DeliveryError::Permanent(e)) => {
                     self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("storyline_sink_failures_total", "sink" => self.name.clone()).increment(1);
+                    metrics::counter!("storyline_sink_failures_total", "sink" => self.name.clone())
+                        .increment(1);
                     self.dead_letter(&stories, "rejected", &e, attempt);
                     return Done::Settled;
                 }
                 Err(DeliveryError::Transient { error, retry_after }) => {
                     self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("storyline_sink_failures_total", "sink" => self.name.clone()).increment(1);
+                    metrics::counter!("storyline_sink_failures_total", "sink" => self.name.clone())
+                        .increment(1);
                     (true, retry_after, error)
                 }
             };
@@ -331,7 +359,8 @@ impl Worker {
                 tracing::warn!(sink = %self.name, error = %error, attempt, wait = ?wait, "delivery failed; retrying");
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("storyline_sink_retries_total", "sink" => self.name.clone()).increment(1);
+            metrics::counter!("storyline_sink_retries_total", "sink" => self.name.clone())
+                .increment(1);
             if !self.sleep(wait) {
                 return Done::Stopped;
             }
@@ -339,8 +368,11 @@ impl Worker {
     }
 
     fn delivered(&self, n: usize) {
-        self.counters.delivered.fetch_add(n as u64, Ordering::Relaxed);
-        metrics::counter!("storyline_sink_deliveries_total", "sink" => self.name.clone()).increment(n as u64);
+        self.counters
+            .delivered
+            .fetch_add(n as u64, Ordering::Relaxed);
+        metrics::counter!("storyline_sink_deliveries_total", "sink" => self.name.clone())
+            .increment(n as u64);
     }
 }
 
@@ -350,7 +382,8 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let now = time::OffsetDateTime::now_utc();
     Some(if when > now {
         (when - now).try_into().unwrap_or_default()
@@ -371,17 +404,27 @@ mod tests {
             max: Duration::from_secs(2),
         };
         for attempt in 1..10 {
-            let exp = (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(2));
+            let exp =
+                (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(2));
             let d = p.backoff(attempt, None);
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?} vs {exp:?}");
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
         }
-        assert_eq!(p.backoff(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(
+            p.backoff(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]
     fn retry_after_in_seconds_or_as_a_date() {
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

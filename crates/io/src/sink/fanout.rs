@@ -63,7 +63,10 @@ impl SinkFanout {
     }
 
     /// Like [`start`](Self::start) with the targets given (tests, embedding).
-    pub fn start_with(data_dir: &Path, sinks: Vec<(SinkConfig, TargetFactory)>) -> anyhow::Result<Self> {
+    pub fn start_with(
+        data_dir: &Path,
+        sinks: Vec<(SinkConfig, TargetFactory)>,
+    ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let drain = Arc::new(AtomicBool::new(false));
         let mut fanout = SinkFanout {
@@ -164,7 +167,8 @@ impl SinkFanout {
         for s in &self.sinks {
             s.backlog.wake();
         }
-        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let threads: Vec<_> =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline && threads.iter().any(|t| !t.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));

@@ -181,7 +181,11 @@ impl Inner {
         self.file.sync_all()?;
         std::fs::rename(&self.path, &rotated)?;
         self.file = if self.opts.encoding == Encoding::Avro {
-            OpenOptions::new().create(true).read(true).append(true).open(&self.path)?
+            OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(&self.path)?
         } else {
             open_repaired(&self.path)?
         };
@@ -284,9 +288,10 @@ impl StorySink for RotatingFileSink {
             return Ok(());
         }
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let too_old = inner.opts.rotate_every.is_some_and(|every| {
-            inner.opened_at.elapsed().unwrap_or_default() >= every
-        });
+        let too_old = inner
+            .opts
+            .rotate_every
+            .is_some_and(|every| inner.opened_at.elapsed().unwrap_or_default() >= every);
         if inner.written > 0 && too_old {
             inner.rotate()?;
         }
@@ -398,7 +403,10 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names.len(), 2, "{names:?}");
-        assert!(names[0].starts_with("stories-") && names[0].ends_with(".ndjson.gz"), "{names:?}");
+        assert!(
+            names[0].starts_with("stories-") && names[0].ends_with(".ndjson.gz"),
+            "{names:?}"
+        );
         assert_eq!(names[1], "stories.ndjson");
         let mut text = String::new();
         flate2::read::GzDecoder::new(File::open(dir.path().join(&names[0])).unwrap())
@@ -423,7 +431,10 @@ mod tests {
         for i in 0..6 {
             sink.publish(&[story(i)]).unwrap();
         }
-        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert!(files.len() > 1);
         let mut records = 0;
         for f in files {
@@ -451,4 +462,3 @@ mod tests {
         assert_eq!(apache_avro::Reader::new(&bytes[..]).unwrap().count(), 1);
     }
 }
-

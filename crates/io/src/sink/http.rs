@@ -10,7 +10,9 @@ use super::config::{resolve_secret, SinkConfig, SinkKind};
 use super::deliver::{parse_retry_after, Batch, DeliveryError, ItemFailure, Target};
 use super::encode::{doc_id, Encoding};
 use reqwest::blocking::{Client, Response};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
+};
 use serde_json::{json, Value};
 use std::io::Write;
 
@@ -60,12 +62,18 @@ impl HttpTarget {
         let flavor = match kind {
             SinkKind::SplunkHec => {
                 let token = resolve_secret("token", cfg.token.as_deref().unwrap_or_default())?;
-                headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Splunk {token}"))?);
+                headers.insert(
+                    AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Splunk {token}"))?,
+                );
                 if url.path() == "/" || url.path().is_empty() {
                     url.set_path("/services/collector/event");
                 }
                 Flavor::Splunk {
-                    sourcetype: cfg.sourcetype.clone().unwrap_or_else(|| "storyline:story".into()),
+                    sourcetype: cfg
+                        .sourcetype
+                        .clone()
+                        .unwrap_or_else(|| "storyline:story".into()),
                     source: cfg.source.clone().unwrap_or_else(|| "storyline".into()),
                     index: cfg.index.clone(),
                     host: super::targets::hostname(),
@@ -74,14 +82,20 @@ impl HttpTarget {
             SinkKind::Elasticsearch => {
                 if let Some(k) = &cfg.api_key {
                     let k = resolve_secret("api_key", k)?;
-                    headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("ApiKey {k}"))?);
+                    headers.insert(
+                        AUTHORIZATION,
+                        HeaderValue::from_str(&format!("ApiKey {k}"))?,
+                    );
                 }
                 if !url.path().ends_with("/_bulk") {
                     let p = format!("{}/_bulk", url.path().trim_end_matches('/'));
                     url.set_path(&p);
                 }
                 Flavor::Elasticsearch {
-                    index: cfg.index.clone().unwrap_or_else(|| "storyline-stories".into()),
+                    index: cfg
+                        .index
+                        .clone()
+                        .unwrap_or_else(|| "storyline-stories".into()),
                 }
             }
             _ => Flavor::Json,
@@ -116,7 +130,10 @@ impl HttpTarget {
                 buf.push(b']');
                 (buf, "application/json")
             }
-            Flavor::Json => (self.encoding.batch(batch.stories), self.encoding.content_type()),
+            Flavor::Json => (
+                self.encoding.batch(batch.stories),
+                self.encoding.content_type(),
+            ),
             Flavor::Splunk {
                 sourcetype,
                 source,
@@ -185,7 +202,11 @@ fn bulk_failures(body: &str) -> Result<Vec<ItemFailure>, DeliveryError> {
     }
     let mut out = Vec::new();
     for (i, item) in v["items"].as_array().into_iter().flatten().enumerate() {
-        let r = item.as_object().and_then(|o| o.values().next()).cloned().unwrap_or(Value::Null);
+        let r = item
+            .as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .unwrap_or(Value::Null);
         let status = r["status"].as_u64().unwrap_or(0);
         if (200..300).contains(&status) {
             continue;
@@ -213,9 +234,10 @@ impl Target for HttpTarget {
             body = enc.finish().map_err(DeliveryError::transient)?;
             req = req.header(CONTENT_ENCODING, "gzip");
         }
-        let resp = req.body(body).send().map_err(|e| {
-            DeliveryError::transient(format!("{}: {e}", self.url))
-        })?;
+        let resp = req
+            .body(body)
+            .send()
+            .map_err(|e| DeliveryError::transient(format!("{}: {e}", self.url)))?;
         if !resp.status().is_success() {
             return Err(failed(resp));
         }
@@ -236,7 +258,11 @@ mod base64_lite {
     pub fn encode(input: &[u8]) -> String {
         let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
         for chunk in input.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -274,6 +300,8 @@ mod tests {
         assert_eq!((f[0].index, f[0].transient), (1, true));
         assert_eq!((f[1].index, f[1].transient), (2, false));
         assert!(f[1].error.contains("mapper_parsing_exception"));
-        assert!(bulk_failures(r#"{"errors":false,"items":[]}"#).unwrap().is_empty());
+        assert!(bulk_failures(r#"{"errors":false,"items":[]}"#)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -37,12 +37,15 @@ impl ObjectTarget {
             let dir = url
                 .to_file_path()
                 .map_err(|_| anyhow::anyhow!("url {url_text:?}: not a local path"))?;
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| anyhow::anyhow!("url {url_text:?}: cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                anyhow::anyhow!("url {url_text:?}: cannot create {}: {e}", dir.display())
+            })?;
         }
         let (store, prefix) = object_store::parse_url_opts(&url, options)
             .map_err(|e| anyhow::anyhow!("url {url_text:?}: {e}"))?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         Ok(Self {
             store,
             prefix,
@@ -55,8 +58,10 @@ impl ObjectTarget {
 
     /// The object name of a batch.
     pub fn object_name(prefix: &ObjPath, sink: &str, enc: Encoding, batch: &Batch<'_>) -> ObjPath {
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(batch.appended_ms) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(batch.appended_ms) * 1_000_000,
+        )
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let mut p = prefix.clone();
         for part in [
             format!("{:04}", t.year()),
@@ -94,7 +99,9 @@ impl Target for ObjectTarget {
             match tokio::time::timeout(timeout, store.put(&name, PutPayload::from(body))).await {
                 Ok(Ok(_)) => Ok(Vec::new()),
                 Ok(Err(e)) => Err(classify(e)),
-                Err(_) => Err(DeliveryError::transient(format!("{name}: timed out after {timeout:?}"))),
+                Err(_) => Err(DeliveryError::transient(format!(
+                    "{name}: timed out after {timeout:?}"
+                ))),
             }
         })
     }

@@ -46,7 +46,10 @@ impl SyslogTarget {
             format: cfg.format.unwrap_or_default(),
             encoding: cfg.encoding,
             facility: cfg.facility.unwrap_or(16),
-            hostname: cfg.hostname.clone().unwrap_or_else(super::targets::hostname),
+            hostname: cfg
+                .hostname
+                .clone()
+                .unwrap_or_else(super::targets::hostname),
             app_name: cfg.app_name.clone().unwrap_or_else(|| "storyline".into()),
             timeout: cfg.timeout,
             udp: None,
@@ -67,12 +70,19 @@ impl SyslogTarget {
         let severity = if alert { 4 } else { 6 };
         let pri = u32::from(self.facility) * 8 + severity;
         let now = Timestamp::now();
-        let ts = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now.as_nanos() / 1000 * 1000))
-            .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
-            .unwrap_or_else(|_| "-".into());
+        let ts = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(
+            now.as_nanos() / 1000 * 1000,
+        ))
+        .map(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(|_| "-".into());
         let msg = match self.format {
             SyslogFormat::Cef => cef(s),
-            SyslogFormat::Rfc5424 => serde_json::to_string(&self.encoding.json(s).unwrap_or_default()).unwrap(),
+            SyslogFormat::Rfc5424 => {
+                serde_json::to_string(&self.encoding.json(s).unwrap_or_default()).unwrap()
+            }
         };
         format!(
             "<{pri}>1 {ts} {} {} {} {} [storyline@32473 story_id=\"{}\" version=\"{}\"] {msg}",
@@ -107,7 +117,11 @@ impl SyslogTarget {
 
 /// A header field: printable US-ASCII without spaces, at most `max` long, `-` when empty (RFC 5424 §6).
 fn header_field(s: &str, max: usize) -> String {
-    let v: String = s.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
+    let v: String = s
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(max)
+        .collect();
     if v.is_empty() {
         "-".into()
     } else {
@@ -116,7 +130,9 @@ fn header_field(s: &str, max: usize) -> String {
 }
 
 fn cef_header(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace(['\r', '\n'], " ")
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\r', '\n'], " ")
 }
 
 fn cef_value(s: &str) -> String {
@@ -136,7 +152,11 @@ pub fn cef(s: &Story) -> String {
     } else {
         format!(
             "{} session",
-            f.network.protocol.as_deref().or(f.network.transport.as_deref()).unwrap_or("network")
+            f.network
+                .protocol
+                .as_deref()
+                .or(f.network.transport.as_deref())
+                .unwrap_or("network")
         )
     };
     let severity = if alert { 7 } else { 3 };
@@ -150,10 +170,22 @@ pub fn cef(s: &Story) -> String {
     put("spt", f.source.port.map(|p| p.to_string()));
     put("dst", f.destination.ip.map(|i| i.to_string()));
     put("dpt", f.destination.port.map(|p| p.to_string()));
-    put("proto", f.network.transport.as_deref().map(|t| t.to_ascii_uppercase()));
+    put(
+        "proto",
+        f.network
+            .transport
+            .as_deref()
+            .map(|t| t.to_ascii_uppercase()),
+    );
     put("app", f.network.protocol.as_deref().map(str::to_string));
-    put("sourceTranslatedAddress", f.source.nat.ip.map(|i| i.to_string()));
-    put("sourceTranslatedPort", f.source.nat.port.map(|p| p.to_string()));
+    put(
+        "sourceTranslatedAddress",
+        f.source.nat.ip.map(|i| i.to_string()),
+    );
+    put(
+        "sourceTranslatedPort",
+        f.source.nat.port.map(|p| p.to_string()),
+    );
     put("suser", f.user.names.first().map(|u| u.to_string()));
     put("shost", f.host.names.first().map(|h| h.to_string()));
     put("sproc", f.process.names.first().map(|p| p.to_string()));
@@ -167,7 +199,10 @@ pub fn cef(s: &Story) -> String {
             .or(f.tls.server_names.first())
             .map(|h| h.to_string()),
     );
-    put("act", (!f.event.actions.is_empty()).then(|| f.event.actions.join(",")));
+    put(
+        "act",
+        (!f.event.actions.is_empty()).then(|| f.event.actions.join(",")),
+    );
     put("out", f.source.bytes.map(|b| b.to_string()));
     put("in", f.destination.bytes.map(|b| b.to_string()));
     put("cnt", Some(s.event_count.to_string()));
@@ -179,10 +214,16 @@ pub fn cef(s: &Story) -> String {
     put("cn1", Some(s.version.to_string()));
     put("cn1Label", Some("version".into()));
     put("cs2", (!s.sensors.is_empty()).then(|| s.sensors.join(",")));
-    put("cs2Label", (!s.sensors.is_empty()).then(|| "sensors".into()));
+    put(
+        "cs2Label",
+        (!s.sensors.is_empty()).then(|| "sensors".into()),
+    );
     put("cs3", alert.then(|| f.rule.names.join(",")));
     put("cs3Label", alert.then(|| "rules".into()));
-    let ext: Vec<String> = ext.into_iter().map(|(k, v)| format!("{k}={}", cef_value(&v))).collect();
+    let ext: Vec<String> = ext
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", cef_value(&v)))
+        .collect();
     format!(
         "CEF:0|Storyline|Storyline|{}|story|{}|{severity}|{}",
         cef_header(env!("CARGO_PKG_VERSION")),
@@ -197,7 +238,11 @@ impl Target for SyslogTarget {
             SyslogProtocol::Udp => {
                 if self.udp.is_none() {
                     let addr = self.resolve()?;
-                    let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                    let bind = if addr.is_ipv4() {
+                        "0.0.0.0:0"
+                    } else {
+                        "[::]:0"
+                    };
                     let sock = UdpSocket::bind(bind).map_err(DeliveryError::transient)?;
                     sock.connect(addr).map_err(DeliveryError::transient)?;
                     self.udp = Some(sock);

@@ -10,21 +10,26 @@ use std::io::Write;
 pub fn factory(cfg: &SinkConfig) -> anyhow::Result<TargetFactory> {
     let cfg = cfg.clone();
     // Resolve secrets now so a missing environment variable fails the start, not the thread.
-    for (key, v) in [("token", &cfg.token), ("api_key", &cfg.api_key), ("password", &cfg.password)] {
+    for (key, v) in [
+        ("token", &cfg.token),
+        ("api_key", &cfg.api_key),
+        ("password", &cfg.password),
+    ] {
         if let Some(v) = v {
-            super::config::resolve_secret(key, v).map_err(|e| anyhow::anyhow!("sink {:?}: {e}", cfg.name))?;
+            super::config::resolve_secret(key, v)
+                .map_err(|e| anyhow::anyhow!("sink {:?}: {e}", cfg.name))?;
         }
     }
     Ok(match cfg.kind() {
         SinkKind::Http | SinkKind::SplunkHec | SinkKind::Elasticsearch => {
             Box::new(move || Ok(Box::new(super::http::HttpTarget::new(&cfg)?) as Box<dyn Target>))
         }
-        SinkKind::Syslog => {
-            Box::new(move || Ok(Box::new(super::syslog::SyslogTarget::new(&cfg)?) as Box<dyn Target>))
-        }
-        SinkKind::ObjectStore => {
-            Box::new(move || Ok(Box::new(super::object::ObjectTarget::new(&cfg)?) as Box<dyn Target>))
-        }
+        SinkKind::Syslog => Box::new(move || {
+            Ok(Box::new(super::syslog::SyslogTarget::new(&cfg)?) as Box<dyn Target>)
+        }),
+        SinkKind::ObjectStore => Box::new(move || {
+            Ok(Box::new(super::object::ObjectTarget::new(&cfg)?) as Box<dyn Target>)
+        }),
         SinkKind::File => {
             let opts = super::file::FileOptions {
                 max_bytes: cfg.max_bytes.unwrap_or(256 << 20),
@@ -40,7 +45,9 @@ pub fn factory(cfg: &SinkConfig) -> anyhow::Result<TargetFactory> {
                 .map_err(|e| anyhow::anyhow!("sink {:?}: {e:#}", cfg.name))?;
             let mut sink = Some(sink);
             Box::new(move || {
-                let sink = sink.take().ok_or_else(|| anyhow::anyhow!("the file sink is already open"))?;
+                let sink = sink
+                    .take()
+                    .ok_or_else(|| anyhow::anyhow!("the file sink is already open"))?;
                 Ok(Box::new(super::file::FileTarget(sink)) as Box<dyn Target>)
             })
         }

@@ -68,15 +68,27 @@ pub fn record(s: &Story) -> Value {
         ("event_count".into(), Value::Long(i64::from(s.event_count))),
         ("event_ids".into(), strings(&s.event_ids)),
         ("sensors".into(), strings(&s.sensors)),
-        ("merged_into".into(), opt_str(s.merged_into.map(|i| i.to_string()))),
+        (
+            "merged_into".into(),
+            opt_str(s.merged_into.map(|i| i.to_string())),
+        ),
         ("source".into(), endpoint(&f.source)),
         ("destination".into(), endpoint(&f.destination)),
         (
             "network".into(),
             Value::Record(vec![
-                ("transport".into(), opt_str(n.transport.as_ref().map(|s| s.to_string()))),
-                ("protocol".into(), opt_str(n.protocol.as_ref().map(|s| s.to_string()))),
-                ("community_id".into(), opt_str(n.community_id.as_ref().map(|s| s.to_string()))),
+                (
+                    "transport".into(),
+                    opt_str(n.transport.as_ref().map(|s| s.to_string())),
+                ),
+                (
+                    "protocol".into(),
+                    opt_str(n.protocol.as_ref().map(|s| s.to_string())),
+                ),
+                (
+                    "community_id".into(),
+                    opt_str(n.community_id.as_ref().map(|s| s.to_string())),
+                ),
                 ("bytes".into(), opt_long(n.bytes)),
                 ("packets".into(), opt_long(n.packets)),
             ]),
@@ -115,7 +127,11 @@ pub fn record(s: &Story) -> Value {
 
 /// A complete object container file holding `stories` (deflate blocks).
 pub fn container(stories: &[Story]) -> Vec<u8> {
-    let mut w = Writer::with_codec(schema(), Vec::new(), apache_avro::Codec::Deflate(Default::default()));
+    let mut w = Writer::with_codec(
+        schema(),
+        Vec::new(),
+        apache_avro::Codec::Deflate(Default::default()),
+    );
     for s in stories {
         w.append(record(s)).expect("story records match story.avsc");
     }
@@ -174,7 +190,10 @@ mod tests {
             field(src, "nat_ip"),
             &Value::Union(1, Box::new(Value::String("198.51.100.7".into())))
         );
-        assert_eq!(field(src, "port"), &Value::Union(1, Box::new(Value::Int(51544))));
+        assert_eq!(
+            field(src, "port"),
+            &Value::Union(1, Box::new(Value::Int(51544)))
+        );
         assert_eq!(
             field(&back[2], "rule_names"),
             &Value::Array(vec![
@@ -182,7 +201,10 @@ mod tests {
                 Value::String("ET POLICY curl UA".into())
             ])
         );
-        assert_eq!(field(&back[1], "merged_into"), &Value::Union(0, Box::new(Value::Null)));
+        assert_eq!(
+            field(&back[1], "merged_into"),
+            &Value::Union(0, Box::new(Value::Null))
+        );
     }
 
     #[test]

@@ -183,11 +183,17 @@ mod tests {
         record(&dns_story(), &mut buf);
         let text = String::from_utf8(buf).unwrap();
         assert!(text.starts_with("story_id,version,tenant,first_seen,"));
-        assert!(text.contains("\"CORP\\alice;bob, \"\"the admin\"\"\""), "{text}");
+        assert!(
+            text.contains("\"CORP\\alice;bob, \"\"the admin\"\"\""),
+            "{text}"
+        );
         assert!(text.ends_with("\r\n"));
         let rows = parse(&text).unwrap();
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0], COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            rows[0],
+            COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>()
+        );
         for r in &rows {
             assert_eq!(r.len(), COLUMNS.len());
         }

@@ -43,7 +43,10 @@ pub fn document(s: &Story) -> Value {
 
     let mut categories = vec![json!("network")];
     if !f.rule.names.is_empty()
-        || f.event.categories.iter().any(|c| c == "intrusion_detection")
+        || f.event
+            .categories
+            .iter()
+            .any(|c| c == "intrusion_detection")
     {
         categories.push(json!("intrusion_detection"));
     }
@@ -67,21 +70,39 @@ pub fn document(s: &Story) -> Value {
     put(&mut doc, "destination", endpoint(&f.destination));
 
     let mut network = Map::new();
-    put(&mut network, "transport", json!(f.network.transport.as_deref()));
-    put(&mut network, "protocol", json!(f.network.protocol.as_deref()));
-    put(&mut network, "community_id", json!(f.network.community_id.as_deref()));
+    put(
+        &mut network,
+        "transport",
+        json!(f.network.transport.as_deref()),
+    );
+    put(
+        &mut network,
+        "protocol",
+        json!(f.network.protocol.as_deref()),
+    );
+    put(
+        &mut network,
+        "community_id",
+        json!(f.network.community_id.as_deref()),
+    );
     put(&mut network, "bytes", json!(f.network.bytes));
     put(&mut network, "packets", json!(f.network.packets));
     put(&mut doc, "network", Value::Object(network));
 
     if let Some(name) = f.dns.question.names.first() {
-        doc.insert("dns".into(), json!({ "question": { "name": name.as_str() } }));
+        doc.insert(
+            "dns".into(),
+            json!({ "question": { "name": name.as_str() } }),
+        );
     }
     if let Some(domain) = f.url.domains.first() {
         doc.insert("url".into(), json!({ "domain": domain.as_str() }));
     }
     if let Some(sni) = f.tls.server_names.first() {
-        doc.insert("tls".into(), json!({ "client": { "server_name": sni.as_str() } }));
+        doc.insert(
+            "tls".into(),
+            json!({ "client": { "server_name": sni.as_str() } }),
+        );
     }
     put(&mut doc, "user", named(&f.user.names));
     put(&mut doc, "host", named(&f.host.names));
@@ -90,9 +111,14 @@ pub fn document(s: &Story) -> Value {
 
     // related.*: every address and name, for pivoting.
     let mut ips: Vec<String> = Vec::new();
-    for ip in [f.source.ip, f.source.nat.ip, f.destination.ip, f.destination.nat.ip]
-        .into_iter()
-        .flatten()
+    for ip in [
+        f.source.ip,
+        f.source.nat.ip,
+        f.destination.ip,
+        f.destination.nat.ip,
+    ]
+    .into_iter()
+    .flatten()
     {
         let ip = ip.to_string();
         if !ips.contains(&ip) {
@@ -134,7 +160,11 @@ pub fn document(s: &Story) -> Value {
     extra.insert("event_count".into(), json!(s.event_count));
     put(&mut extra, "event_ids", strs(&s.event_ids));
     put(&mut extra, "sensors", strs(&s.sensors));
-    put(&mut extra, "merged_into", json!(s.merged_into.map(|id| id.to_string())));
+    put(
+        &mut extra,
+        "merged_into",
+        json!(s.merged_into.map(|id| id.to_string())),
+    );
     put(&mut extra, "cuts", strs(&s.cuts));
     let mut names = Map::new();
     put(&mut names, "dns", strs(&f.dns.question.names));
@@ -193,7 +223,10 @@ mod tests {
         assert!(d["destination"].get("nat").is_none(), "no empty objects");
         assert_eq!(d["network"]["transport"], "tcp");
         assert_eq!(d["network"]["protocol"], "tls");
-        assert_eq!(d["network"]["community_id"], "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(
+            d["network"]["community_id"],
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+        );
         assert_eq!(d["tls"]["client"]["server_name"], "www.example.com");
         assert_eq!(d["user"]["name"], "CORP\\alice");
         assert_eq!(d["host"]["name"], "WS-12");
@@ -208,7 +241,10 @@ mod tests {
         assert_eq!(d["related"]["user"], json!(["CORP\\alice"]));
         assert_eq!(d["labels"]["story_id"], "00000000000000000000000000005d0c");
         assert_eq!(d["labels"]["story_version"], "3");
-        assert_eq!(d["storyline"]["sensors"], json!(["edr-agent", "fw-edge-1", "zeek-core"]));
+        assert_eq!(
+            d["storyline"]["sensors"],
+            json!(["edr-agent", "fw-edge-1", "zeek-core"])
+        );
         assert_eq!(d["storyline"]["event_count"], 3);
         assert_eq!(d["storyline"]["provenance"][0]["sensor"], "fw-edge-1");
         // The document is one valid JSON line.
@@ -219,7 +255,10 @@ mod tests {
     #[test]
     fn alerts_add_the_intrusion_detection_category_and_rule() {
         let d = document(&alert_story());
-        assert_eq!(d["event"]["category"], json!(["network", "intrusion_detection"]));
+        assert_eq!(
+            d["event"]["category"],
+            json!(["network", "intrusion_detection"])
+        );
         assert_eq!(d["rule"]["name"], "ET MALWARE Known Bad UA");
         assert_eq!(
             d["storyline"]["names"]["rule"],

@@ -122,7 +122,11 @@ pub fn doc_id(story: &Story) -> String {
 }
 
 /// Inserts `key: value` unless the value is null, an empty string, an empty array or an empty object.
-pub(crate) fn put(map: &mut serde_json::Map<String, serde_json::Value>, key: &str, value: serde_json::Value) {
+pub(crate) fn put(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    value: serde_json::Value,
+) {
     let empty = match &value {
         serde_json::Value::Null => true,
         serde_json::Value::String(s) => s.is_empty(),
@@ -136,7 +140,11 @@ pub(crate) fn put(map: &mut serde_json::Map<String, serde_json::Value>, key: &st
 }
 
 pub(crate) fn strs(v: &[storyline_model::Str]) -> serde_json::Value {
-    serde_json::Value::Array(v.iter().map(|s| serde_json::Value::from(s.as_str())).collect())
+    serde_json::Value::Array(
+        v.iter()
+            .map(|s| serde_json::Value::from(s.as_str()))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -152,7 +160,11 @@ pub(crate) mod fixtures {
             first_seen: Timestamp::parse_rfc3339("2026-11-21T10:00:01.2Z").unwrap(),
             last_seen: Timestamp::parse_rfc3339("2026-11-21T10:00:04Z").unwrap(),
             event_count: 3,
-            event_ids: vec!["WS-12:88121".into(), "001801000123:5512".into(), "9f3c".into()],
+            event_ids: vec![
+                "WS-12:88121".into(),
+                "001801000123:5512".into(),
+                "9f3c".into(),
+            ],
             sensors: vec!["edr-agent".into(), "fw-edge-1".into(), "zeek-core".into()],
             ..Default::default()
         };

@@ -116,7 +116,17 @@ fn action(s: &Story) -> Option<(u32, &'static str)> {
     let denied = acts.iter().any(|a| {
         matches!(
             a.to_ascii_lowercase().as_str(),
-            "deny" | "denied" | "drop" | "dropped" | "block" | "blocked" | "reject" | "rejected" | "reset-both" | "reset-client" | "reset-server"
+            "deny"
+                | "denied"
+                | "drop"
+                | "dropped"
+                | "block"
+                | "blocked"
+                | "reject"
+                | "rejected"
+                | "reset-both"
+                | "reset-client"
+                | "reset-server"
         )
     });
     let allowed = acts.iter().any(|a| {
@@ -144,22 +154,32 @@ fn network_attrs(s: &Story, m: &mut Map<String, Value>) {
         conn.insert("protocol_name".into(), json!(t));
         put(&mut conn, "protocol_num", json!(protocol_num(t)));
     }
-    put(&mut conn, "community_uid", json!(f.network.community_id.as_deref()));
+    put(
+        &mut conn,
+        "community_uid",
+        json!(f.network.community_id.as_deref()),
+    );
     put(m, "connection_info", Value::Object(conn));
     let mut traffic = Map::new();
     put(&mut traffic, "bytes_out", json!(f.source.bytes));
     put(&mut traffic, "bytes_in", json!(f.destination.bytes));
     put(&mut traffic, "packets_out", json!(f.source.packets));
     put(&mut traffic, "packets_in", json!(f.destination.packets));
-    let bytes = f.network.bytes.or(match (f.source.bytes, f.destination.bytes) {
-        (Some(a), Some(b)) => Some(a + b),
-        _ => None,
-    });
+    let bytes = f
+        .network
+        .bytes
+        .or(match (f.source.bytes, f.destination.bytes) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        });
     put(&mut traffic, "bytes", json!(bytes));
-    let packets = f.network.packets.or(match (f.source.packets, f.destination.packets) {
-        (Some(a), Some(b)) => Some(a + b),
-        _ => None,
-    });
+    let packets = f
+        .network
+        .packets
+        .or(match (f.source.packets, f.destination.packets) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        });
     put(&mut traffic, "packets", json!(packets));
     put(m, "traffic", Value::Object(traffic));
     if let Some(sni) = f.tls.server_names.first() {
@@ -220,7 +240,11 @@ pub fn event(s: &Story) -> Value {
     if let Some((id, name)) = action(s) {
         e.insert("action_id".into(), json!(id));
         e.insert("action".into(), json!(name));
-        let (did, dname) = if id == 1 { (1, "Allowed") } else { (2, "Blocked") };
+        let (did, dname) = if id == 1 {
+            (1, "Allowed")
+        } else {
+            (2, "Blocked")
+        };
         e.insert("disposition_id".into(), json!(did));
         e.insert("disposition".into(), json!(dname));
     }
@@ -238,7 +262,10 @@ pub fn event(s: &Story) -> Value {
             info.insert("title".into(), json!(f.rule.names[0].as_str()));
             info.insert("analytic".into(), analytics[0].clone());
             if analytics.len() > 1 {
-                info.insert("related_analytics".into(), Value::Array(analytics[1..].to_vec()));
+                info.insert(
+                    "related_analytics".into(),
+                    Value::Array(analytics[1..].to_vec()),
+                );
             }
             info.insert("first_seen_time".into(), json!(s.first_seen.as_millis()));
             info.insert("last_seen_time".into(), json!(s.last_seen.as_millis()));
@@ -252,10 +279,7 @@ pub fn event(s: &Story) -> Value {
                 evidence.insert("query".into(), json!({ "hostname": q.as_str() }));
             }
             if let Some(d) = f.url.domains.first() {
-                evidence.insert(
-                    "url".into(),
-                    json!({ "hostname": d.as_str() }),
-                );
+                evidence.insert("url".into(), json!({ "hostname": d.as_str() }));
             }
             e.insert("evidences".into(), json!([Value::Object(evidence)]));
         }
@@ -287,7 +311,10 @@ pub fn event(s: &Story) -> Value {
     }
     put(&mut e, "actor", Value::Object(actor));
     if let Some(h) = f.host.names.first() {
-        e.insert("device".into(), json!({ "hostname": h.as_str(), "type_id": 0 }));
+        e.insert(
+            "device".into(),
+            json!({ "hostname": h.as_str(), "type_id": 0 }),
+        );
     }
 
     let mut un = Map::new();
@@ -297,7 +324,11 @@ pub fn event(s: &Story) -> Value {
     put(&mut un, "event_ids", strs(&s.event_ids));
     put(&mut un, "source_nat", nat(&f.source));
     put(&mut un, "destination_nat", nat(&f.destination));
-    put(&mut un, "network_protocol", json!(f.network.protocol.as_deref()));
+    put(
+        &mut un,
+        "network_protocol",
+        json!(f.network.protocol.as_deref()),
+    );
     put(&mut un, "dns_names", strs(&f.dns.question.names));
     put(&mut un, "url_domains", strs(&f.url.domains));
     put(&mut un, "tls_server_names", strs(&f.tls.server_names));
@@ -307,7 +338,11 @@ pub fn event(s: &Story) -> Value {
     put(&mut un, "rule_names", strs(&f.rule.names));
     put(&mut un, "actions", strs(&f.event.actions));
     put(&mut un, "categories", strs(&f.event.categories));
-    put(&mut un, "merged_into", json!(s.merged_into.map(|id| id.to_string())));
+    put(
+        &mut un,
+        "merged_into",
+        json!(s.merged_into.map(|id| id.to_string())),
+    );
     put(&mut un, "cuts", strs(&s.cuts));
     e.insert("unmapped".into(), Value::Object(un));
     Value::Object(e)
@@ -326,7 +361,10 @@ mod tests {
         assert!(e["severity_id"].is_u64());
         assert_eq!(e["metadata"]["version"], OCSF_VERSION);
         assert_eq!(e["metadata"]["product"]["name"], "Storyline");
-        assert_eq!(e["metadata"]["product"]["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            e["metadata"]["product"]["version"],
+            env!("CARGO_PKG_VERSION")
+        );
     }
 
     #[test]
@@ -339,10 +377,16 @@ mod tests {
         assert_eq!(e["end_time"], 1_795_255_204_000i64);
         assert_eq!(e["metadata"]["uid"], "00000000000000000000000000005d0c-3");
         assert_eq!(e["src_endpoint"], json!({"ip": "10.3.1.20", "port": 51544}));
-        assert_eq!(e["dst_endpoint"], json!({"ip": "93.184.216.34", "port": 443}));
+        assert_eq!(
+            e["dst_endpoint"],
+            json!({"ip": "93.184.216.34", "port": 443})
+        );
         assert_eq!(e["connection_info"]["protocol_name"], "tcp");
         assert_eq!(e["connection_info"]["protocol_num"], 6);
-        assert_eq!(e["connection_info"]["community_uid"], "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(
+            e["connection_info"]["community_uid"],
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+        );
         assert_eq!(e["traffic"]["bytes_out"], 1830);
         assert_eq!(e["traffic"]["bytes_in"], 48211);
         assert_eq!(e["traffic"]["bytes"], 1830 + 48211);
@@ -351,7 +395,10 @@ mod tests {
         assert_eq!(e["actor"]["user"]["name"], "CORP\\alice");
         assert_eq!(e["actor"]["process"]["name"], "chrome.exe");
         assert_eq!(e["device"]["hostname"], "WS-12");
-        assert_eq!(e["unmapped"]["source_nat"], json!({"ip": "198.51.100.7", "port": 40112}));
+        assert_eq!(
+            e["unmapped"]["source_nat"],
+            json!({"ip": "198.51.100.7", "port": 40112})
+        );
         assert_eq!(e["unmapped"]["sensors"][2], "zeek-core");
         assert!(e.get("finding_info").is_none());
     }
@@ -373,10 +420,16 @@ mod tests {
         assert_eq!(e["finding_info"]["title"], "ET MALWARE Known Bad UA");
         assert_eq!(e["finding_info"]["uid"], "0000000000000000000000000000a1e7");
         assert_eq!(e["finding_info"]["analytic"]["type_id"], 1);
-        assert_eq!(e["finding_info"]["related_analytics"][0]["name"], "ET POLICY curl UA");
+        assert_eq!(
+            e["finding_info"]["related_analytics"][0]["name"],
+            "ET POLICY curl UA"
+        );
         assert_eq!(e["evidences"][0]["dst_endpoint"]["port"], 80);
         assert_eq!(e["evidences"][0]["url"]["hostname"], "evil.example.net");
-        assert!(e.get("src_endpoint").is_none(), "the finding's endpoints are in its evidence");
+        assert!(
+            e.get("src_endpoint").is_none(),
+            "the finding's endpoints are in its evidence"
+        );
         let mut first = alert_story();
         first.version = 1;
         assert_eq!(event(&first)["type_uid"], 200401);
