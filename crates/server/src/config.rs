@@ -22,6 +22,10 @@ pub struct Config {
     pub output: OutputConfig,
     /// Syslog listeners and followed files (docs/sources.md).
     pub sources: storyline_io::source::SourcesConfig,
+    /// Delivery sinks, each with its own durable backlog, retries and dead letters (docs/sinks.md). When
+    /// any are given they replace `[output]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<storyline_io::SinkConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,6 +84,7 @@ impl Default for Config {
                 keep: default_keep(),
             },
             sources: Default::default(),
+            sinks: Vec::new(),
         }
     }
 }
@@ -134,6 +139,12 @@ impl Config {
             anyhow::bail!("key `limits`: need 0 < max_record_bytes <= max_body_bytes");
         }
         self.sources.validate(storyline_parse::FORMATS)?;
+        storyline_io::sink::config::validate_all(&self.sinks)?;
+        if !self.sinks.is_empty() && self.output != Config::default().output {
+            anyhow::bail!(
+                "key `output`: [[sinks]] replace [output]; remove [output] or add it as a sink with kind = \"file\" or \"stdout\""
+            );
+        }
         Ok(())
     }
 }
@@ -254,5 +265,38 @@ sensor = "suricata-dmz"
             .unwrap_err()
             .to_string();
         assert!(e.contains("sensor"), "{e}");
+    }
+
+    #[test]
+    fn sinks_parse_print_and_replace_output() {
+        let text = r#"
+[[sinks]]
+name = "siem"
+kind = "splunk_hec"
+url = "https://splunk.example.net:8088"
+token = "${SPLUNK_HEC_TOKEN}"
+encoding = "ecs"
+
+[[sinks]]
+name = "archive"
+kind = "file"
+path = "/var/lib/storyline/out/stories.csv"
+encoding = "csv"
+rotate_every = "1h"
+gzip = true
+"#;
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.sinks.len(), 2);
+        assert_eq!(c.sinks[1].rotate_every, Some(std::time::Duration::from_secs(3600)));
+        let printed = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::parse(&printed).unwrap(), c, "{printed}");
+        let e = Config::parse(&format!("[output]\nkind = \"stdout\"\n{text}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("output") && e.contains("sinks"), "{e}");
+        let e = Config::parse("[[sinks]]\nname = \"x\"\nkind = \"http\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sinks[0].url"), "{e}");
     }
 }

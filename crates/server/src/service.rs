@@ -14,7 +14,12 @@ pub struct Service {
     pub store: Arc<dyn Store>,
     pub ingestor: Arc<Ingestor>,
     pool: Option<WorkerPool>,
+    /// The `[[sinks]]` fanout, stopped after the workers.
+    sinks: Option<Arc<storyline_io::SinkFanout>>,
 }
+
+/// How long the sinks keep delivering their backlogs on a graceful stop; the rest waits in the backlogs.
+pub const SINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -69,8 +74,17 @@ impl Service {
             &config.pipeline,
             limits,
         )?);
+        let mut fanout = None;
         let sink = match sink {
             Some(s) => s,
+            None if !config.sinks.is_empty() => {
+                let f = Arc::new(storyline_io::SinkFanout::start(
+                    &config.data_dir,
+                    &config.sinks,
+                )?);
+                fanout = Some(f.clone());
+                f
+            }
             None => make_sink(&config.output)?,
         };
         let owner = format!("{}-{}", hostname(), std::process::id());
@@ -86,6 +100,7 @@ impl Service {
             store,
             ingestor,
             pool: Some(pool),
+            sinks: fanout,
         })
     }
 
@@ -115,10 +130,14 @@ impl Service {
     }
 
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        match self.pool.take() {
+        let stopped = match self.pool.take() {
             Some(pool) => pool.stop(),
             None => Ok(()),
+        };
+        if let Some(f) = self.sinks.take() {
+            f.stop(SINK_DRAIN);
         }
+        stopped
     }
 }
 
