@@ -36,6 +36,9 @@ enum Command {
     /// Inspect input that could not be accepted.
     #[command(subcommand)]
     DeadLetters(cmd::dead_letters::Command),
+    /// Delivery sinks: backlogs, dead letters, re-drive (`[[sinks]]`, docs/sinks.md).
+    #[command(subcommand)]
+    Sinks(cmd::sinks::Command),
     /// Validate a config file and print the effective configuration.
     Check(cmd::check::Args),
     /// Score stories against ground truth: pairwise precision, recall, F1 and exact stories.
@@ -51,6 +54,7 @@ fn main() {
         Command::Run(a) => cmd::run::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::DeadLetters(c) => cmd::dead_letters::run(c),
+        Command::Sinks(c) => cmd::sinks::run(c),
         Command::Check(a) => cmd::check::run(a),
         Command::Eval(a) => cmd::eval::run(a),
     };

@@ -6,22 +6,34 @@ use std::borrow::Cow;
 /// Splits on commas outside double quotes; `""` inside quotes is a literal quote. Lenient, as a log
 /// line cannot be re-requested: an unterminated quote runs to the end of the line, and text between a
 /// closing quote and the next comma is kept.
+#[cfg(test)]
 pub(crate) fn split_line(line: &str) -> Vec<Cow<'_, str>> {
     let mut fields = Vec::new();
+    split_into(&mut fields, line, usize::MAX);
+    fields
+}
+
+/// [`split_line`] appending to `fields`, stopping once `fields` holds `max` fields (the fields split
+/// so far are the same either way: each field's extent depends only on the text from its start).
+pub(crate) fn split_into<'a>(fields: &mut Vec<Cow<'a, str>>, line: &'a str, max: usize) {
     let mut rest = line;
-    loop {
+    while fields.len() < max {
         let (field, next) = if let Some(quoted) = rest.strip_prefix('"') {
             quoted_field(quoted)
         } else {
-            match rest.find(',') {
-                Some(i) => (Cow::Borrowed(&rest[..i]), Some(&rest[i + 1..])),
+            // Byte search: a comma is ASCII, so both sides stay valid UTF-8.
+            match rest.bytes().position(|b| b == b',') {
+                Some(i) => (
+                    Cow::Borrowed(rest.get(..i).unwrap_or_default()),
+                    rest.get(i + 1..),
+                ),
                 None => (Cow::Borrowed(rest), None),
             }
         };
         fields.push(field);
         match next {
             Some(n) => rest = n,
-            None => return fields,
+            None => return,
         }
     }
 }
@@ -82,6 +94,18 @@ mod tests {
 
     fn split(s: &str) -> Vec<String> {
         split_line(s).into_iter().map(|c| c.into_owned()).collect()
+    }
+
+    #[test]
+    fn split_stops_at_max() {
+        let line = r#"a,"b,c",d,,e"#;
+        let all = split(line);
+        for max in 0..7 {
+            let mut some = Vec::new();
+            super::split_into(&mut some, line, max);
+            let some: Vec<String> = some.into_iter().map(|c| c.into_owned()).collect();
+            assert_eq!(some, all[..max.min(all.len())], "{max}");
+        }
     }
 
     #[test]

@@ -873,3 +873,151 @@ proptest! {
         compare_envelope(&bytes).map_err(TestCaseError::fail)?;
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The text formats (and AWS's JSON form) against their implementation before the optimization: the
+// same result for every input, rejections included.
+
+type Outcome = Result<(Event, Option<storyline_model::Str>), crate::Rejection>;
+
+fn run_parser(f: formats::ParseFn, raw: &[u8]) -> Outcome {
+    let mut ev = Event::default();
+    f(raw, &mut ev).map(|own| (ev, own))
+}
+
+fn compare_reference(format: &str, raw: &[u8]) -> Result<(), String> {
+    let (now, before): (formats::ParseFn, formats::ParseFn) = match format {
+        "panos" => (formats::panos::parse, crate::reference::panos::parse),
+        "aws_vpc" => (formats::aws_vpc::parse, crate::reference::aws_vpc::parse),
+        _ => unreachable!(),
+    };
+    let (a, b) = (run_parser(now, raw), run_parser(before, raw));
+    if a == b {
+        Ok(())
+    } else {
+        Err(format!(
+            "{format}: differs from the reference on {:?}\nnow:    {a:?}\nbefore: {b:?}",
+            String::from_utf8_lossy(raw)
+        ))
+    }
+}
+
+/// Generated text records (decoded from their envelopes) and the fixtures.
+fn text_records(format: &str) -> &'static [String] {
+    static CELL: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+    let all = CELL.get_or_init(|| {
+        let cfg = storyline_generate::GenConfig {
+            events: 6_000,
+            seed: 12,
+            large: 0.0,
+            ..storyline_generate::GenConfig::default()
+        };
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for g in storyline_generate::Generator::new(&cfg) {
+            let env: BTreeMap<String, Value> = serde_json::from_str(&g.envelope).unwrap();
+            let record = match &env["record"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.entry(g.format.into()).or_default().push(record);
+        }
+        for (format, text) in [
+            ("panos", include_str!("../tests/fixtures/panos_traffic.log")),
+            ("panos", include_str!("../tests/fixtures/panos_threat.log")),
+            (
+                "aws_vpc",
+                include_str!("../tests/fixtures/aws_vpc_accept.log"),
+            ),
+            (
+                "aws_vpc",
+                include_str!("../tests/fixtures/aws_vpc_nodata.log"),
+            ),
+            (
+                "aws_vpc",
+                include_str!("../tests/fixtures/aws_vpc_reject.json"),
+            ),
+        ] {
+            out.entry(format.into()).or_default().push(text.to_owned());
+        }
+        out
+    });
+    all.get(format).map_or(&[], Vec::as_slice)
+}
+
+#[test]
+fn text_formats_match_the_reference_on_real_records() {
+    for format in ["panos", "aws_vpc"] {
+        for raw in text_records(format) {
+            compare_reference(format, raw.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+fn text_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop::sample::select(vec![
+        &b","[..],
+        b"\"",
+        b"\"\"",
+        b" ",
+        b"\t",
+        b"-",
+        b"TRAFFIC",
+        b",TRAFFIC,",
+        b",THREAT,",
+        b"THREAT",
+        b"2026/11/21 10:00:00",
+        b"0.0.0.0",
+        b"10.0.0.1",
+        b"99999",
+        b"tcp",
+        b"TCP",
+        b"6",
+        b"ACCEPT",
+        b"Reject",
+        b"NODATA",
+        b"\xff",
+        b"\xc3\xa9",
+        b"{",
+        b"}",
+        b":",
+        b"2",
+        b"version",
+    ])
+    .prop_map(<[u8]>::to_vec)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn text_formats_match_the_reference_on_edited_records(
+        format in prop::sample::select(vec!["panos", "aws_vpc"]),
+        which in any::<usize>(),
+        edits in prop::collection::vec((any::<usize>(), 0..4usize, text_piece()), 0..4),
+    ) {
+        let records = text_records(format);
+        let mut raw = records[which % records.len()].clone().into_bytes();
+        for (at, op, piece) in edits {
+            let at = at % (raw.len() + 1);
+            match op {
+                0 => { raw.splice(at..at, piece); }
+                1 => { raw.drain(at..(at + piece.len()).min(raw.len())); }
+                2 => {
+                    // Replace the field under `at` (up to the next separator) with the piece.
+                    let end = raw[at..].iter().position(|b| *b == b',' || *b == b' ').map_or(raw.len(), |n| at + n);
+                    raw.splice(at..end, piece);
+                }
+                _ => raw.truncate(at),
+            }
+        }
+        compare_reference(format, &raw).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn text_formats_match_the_reference_on_token_soup(
+        format in prop::sample::select(vec!["panos", "aws_vpc"]),
+        pieces in prop::collection::vec(text_piece(), 0..120),
+    ) {
+        compare_reference(format, &pieces.concat()).map_err(TestCaseError::fail)?;
+    }
+}

@@ -22,6 +22,8 @@ mod error;
 mod fast;
 mod formats;
 mod json;
+#[cfg(test)]
+mod reference;
 mod timefmt;
 
 pub use error::Rejection;

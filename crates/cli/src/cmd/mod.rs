@@ -5,6 +5,7 @@ pub mod eval;
 pub mod generate;
 pub mod replay;
 pub mod run;
+pub mod sinks;
 
 use std::io::IsTerminal;
 

@@ -5,7 +5,7 @@
 //! "Available fields" (docs.aws.amazon.com/vpc/latest/userguide/flow-log-records.html). Records have no
 //! id of their own, so the id is the content hash.
 
-use super::common::{categorize, observer, outcome_of_verdict, set_transport};
+use super::common::{categorize, observer, outcome_of_verdict, set_transport_number};
 use crate::error::Rejection;
 use crate::json::{self, parse_ip, COUNT_EXPECTED, IP_EXPECTED, PORT_EXPECTED};
 use serde_json::Value;
@@ -93,7 +93,7 @@ fn fill(fields: &[Cow<str>], ev: &mut Event) -> Result<Option<Str>, Rejection> {
     if let Some(p) = f(7) {
         let n: u8 =
             number(Some(p), "protocol", "an IANA protocol number 0-255, like 6")?.unwrap_or(0);
-        set_transport(ev, &n.to_string());
+        set_transport_number(ev, n.into());
     }
     // One record covers one direction of traffic on the interface, so everything counts for the source.
     ev.source.packets = number(f(8), "packets", COUNT_EXPECTED)?;
@@ -117,7 +117,8 @@ fn from_text(line: &[u8]) -> Result<Vec<Cow<'_, str>>, Rejection> {
     let line = std::str::from_utf8(line).map_err(|_| {
         Rejection::bad_value("record", String::from_utf8_lossy(line), "a UTF-8 text line")
     })?;
-    let fields: Vec<Cow<str>> = line.split_ascii_whitespace().map(Cow::Borrowed).collect();
+    let mut fields: Vec<Cow<str>> = Vec::with_capacity(FIELDS.len() + 1);
+    fields.extend(line.split_ascii_whitespace().map(Cow::Borrowed));
     if let Some(missing) = FIELDS.get(fields.len()) {
         return Err(Rejection::missing(
             *missing,

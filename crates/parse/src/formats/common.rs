@@ -13,18 +13,46 @@ pub(crate) fn set_transport(ev: &mut Event, proto: &str) {
     }
     let name: Str = if p.bytes().all(|b| b.is_ascii_digit()) {
         match p.parse::<u16>().ok() {
-            Some(n) => match transport_name(n) {
-                Some(name) => name.into(),
-                // Keep the number: it is still a valid transport for the Community ID.
-                None => n.to_string().into(),
-            },
+            Some(n) => number_name(n),
             None => p.into(),
         }
     } else {
-        p.to_ascii_lowercase().into()
+        with_lowercase(p, |l| Str::from(l))
     };
     ev.network.iana_number = protocol_number(&name);
     ev.network.transport = Some(name);
+}
+
+/// [`set_transport`] for a protocol number (the same as passing its decimal text).
+pub(crate) fn set_transport_number(ev: &mut Event, n: u16) {
+    let name = number_name(n);
+    ev.network.iana_number = protocol_number(&name);
+    ev.network.transport = Some(name);
+}
+
+fn number_name(n: u16) -> Str {
+    match transport_name(n) {
+        Some(name) => name.into(),
+        // Keep the number: it is still a valid transport for the Community ID.
+        None => n.to_string().into(),
+    }
+}
+
+/// Calls `f` with `s` in ASCII lower case, without allocating for short text.
+fn with_lowercase<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return f(s);
+    }
+    let mut buf = [0u8; 32];
+    if let Some(dst) = buf.get_mut(..s.len()) {
+        dst.copy_from_slice(s.as_bytes());
+        dst.make_ascii_lowercase();
+        // Lower-casing ASCII letters keeps the text valid UTF-8.
+        if let Ok(lower) = std::str::from_utf8(dst) {
+            return f(lower);
+        }
+    }
+    f(&s.to_ascii_lowercase())
 }
 
 fn transport_name(n: u16) -> Option<&'static str> {
@@ -46,11 +74,11 @@ fn transport_name(n: u16) -> Option<&'static str> {
 pub(crate) fn app_protocol(s: &str) -> Option<Str> {
     // Zeek lists every service it recognized ("ssl,http"); the first is the outermost.
     let first = s.split(',').next().unwrap_or("").trim();
-    match first.to_ascii_lowercase().as_str() {
+    with_lowercase(first, |lower| match lower {
         "" | "-" | "failed" | "unknown" => None,
         "ssl" => Some("tls".into()),
         other => Some(other.into()),
-    }
+    })
 }
 
 /// `event.kind/category/type/dataset`, the ECS categorization every format sets.
@@ -69,13 +97,12 @@ pub(crate) fn observer(ev: &mut Event, kind: &str, vendor: &str, product: &str) 
 
 /// Firewall verdicts to ECS `event.outcome`: the connection attempt succeeded or was refused.
 pub(crate) fn outcome_of_verdict(action: &str) -> Option<Str> {
-    let a = action.to_ascii_lowercase();
-    let outcome = match a.as_str() {
-        "accept" | "allow" | "allowed" | "pass" => "success",
+    let outcome = with_lowercase(action, |a| match a {
+        "accept" | "allow" | "allowed" | "pass" => Some("success"),
         "reject" | "deny" | "drop" | "blocked" | "block" | "reset-client" | "reset-server"
-        | "reset-both" | "drop-icmp" | "drop-all-packets" => "failure",
-        _ => return None,
-    };
+        | "reset-both" | "drop-icmp" | "drop-all-packets" => Some("failure"),
+        _ => None,
+    })?;
     Some(outcome.into())
 }
 
@@ -108,6 +135,32 @@ mod tests {
             (e.network.transport.as_deref(), e.network.iana_number),
             (Some("99999"), None)
         );
+    }
+
+    #[test]
+    fn lowercase_like_std() {
+        for s in [
+            "",
+            "tcp",
+            "TCP",
+            "IPv6-ICMP",
+            "ÉtÉ",
+            "A".repeat(31).as_str(),
+            &"B".repeat(40),
+        ] {
+            assert_eq!(
+                with_lowercase(s, |l| l.to_owned()),
+                s.to_ascii_lowercase(),
+                "{s}"
+            );
+        }
+        let mut a = Event::default();
+        let mut b = Event::default();
+        for n in [0u16, 1, 6, 17, 58, 103, 255, 256, 65535] {
+            set_transport(&mut a, &n.to_string());
+            set_transport_number(&mut b, n);
+            assert_eq!(a, b, "{n}");
+        }
     }
 
     #[test]

@@ -90,16 +90,24 @@ const ELAPSED: usize = 36;
 const SEQUENCE: usize = 39;
 const PACKETS_SENT: usize = 44;
 const PACKETS_RECEIVED: usize = 45;
+/// Fields up to the last one read.
+const USED: usize = PACKETS_RECEIVED + 1;
 
 pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
     observer(ev, "firewall", "Palo Alto Networks", "PAN-OS");
-    // Lossy: a user or zone name in a legacy encoding should not cost the whole record.
-    let text = String::from_utf8_lossy(raw);
+    // Lossy: a user or zone name in a legacy encoding should not cost the whole record. (Checked
+    // first as plain UTF-8, which is quicker for the usual valid line and gives the same text.)
+    let text = match std::str::from_utf8(raw) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let (csv_part, threat) = locate(&text)?;
-    let mut fields = csv::split_line(csv_part);
     // `locate` starts at Receive Time: put back the FUTURE_USE field before it (a syslog header may
-    // be glued to it) so indices match the documentation.
-    fields.insert(0, Cow::Borrowed(""));
+    // be glued to it) so indices match the documentation. Fields after the last one read are not
+    // split off: no check below can tell (counts are only reported up to the sequence number).
+    let mut fields = Vec::with_capacity(USED);
+    fields.push(Cow::Borrowed(""));
+    csv::split_into(&mut fields, csv_part, USED);
     let f = Fields(&fields);
 
     let sequence = if threat { THREAT_SEQUENCE } else { SEQUENCE };
@@ -197,19 +205,12 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
 /// Serial Number, then `TRAFFIC` or `THREAT`). Returns the text from Receive Time on, and whether it
 /// is a THREAT log.
 fn locate(line: &str) -> Result<(&str, bool), Rejection> {
-    let traffic = line.find(",TRAFFIC,");
-    let threat = line.find(",THREAT,");
-    let (type_comma, is_threat) = match (traffic, threat) {
-        (Some(a), Some(b)) if b < a => (b, true),
-        (Some(a), _) => (a, false),
-        (None, Some(b)) => (b, true),
-        (None, None) => {
-            return Err(Rejection::bad_value(
-                "Type",
-                format!("{:?}", excerpt(line)),
-                "a PAN-OS TRAFFIC or THREAT log: CSV whose 4th field is TRAFFIC or THREAT",
-            ))
-        }
+    let Some((type_comma, is_threat)) = find_type(line) else {
+        return Err(Rejection::bad_value(
+            "Type",
+            format!("{:?}", excerpt(line)),
+            "a PAN-OS TRAFFIC or THREAT log: CSV whose 4th field is TRAFFIC or THREAT",
+        ));
     };
     let before = line.get(..type_comma).unwrap_or("");
     let serial_comma = before.rfind(',');
@@ -227,6 +228,25 @@ fn locate(line: &str) -> Result<(&str, bool), Rejection> {
             "a PAN-OS log starts FUTURE_USE,Receive Time,Serial Number,Type,...",
         )),
     }
+}
+
+/// The first `,TRAFFIC,` or `,THREAT,`, whichever comes first: the comma's index and whether it is
+/// THREAT. One pass over the commas.
+fn find_type(line: &str) -> Option<(usize, bool)> {
+    let b = line.as_bytes();
+    let mut from = 0;
+    while let Some(off) = b.get(from..)?.iter().position(|&c| c == b',') {
+        let comma = from + off;
+        let after = b.get(comma + 1..)?;
+        if after.starts_with(b"TRAFFIC,") {
+            return Some((comma, false));
+        }
+        if after.starts_with(b"THREAT,") {
+            return Some((comma, true));
+        }
+        from = comma + 1;
+    }
+    None
 }
 
 /// PAN-OS App-IDs to the names other sensors use, so reports of one flow agree.
@@ -272,6 +292,37 @@ impl Fields<'_> {
                 .parse()
                 .map(Some)
                 .map_err(|_| Rejection::bad_value(Self::name(i), format!("{s:?}"), expected)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_type;
+
+    /// The first of either marker, as `find` for each and taking the earlier one would give.
+    #[test]
+    fn type_marker() {
+        for line in [
+            "a,TRAFFIC,b",
+            "a,THREAT,b,TRAFFIC,c",
+            "a,TRAFFIC,b,THREAT,c",
+            "x,TRAFFI,THREAT,",
+            ",THREAT,",
+            "TRAFFIC,THREAT",
+            "a,,TRAFFIC",
+            "",
+            "é,TRAFFIC,",
+        ] {
+            let traffic = line.find(",TRAFFIC,");
+            let threat = line.find(",THREAT,");
+            let want = match (traffic, threat) {
+                (Some(a), Some(b)) if b < a => Some((b, true)),
+                (Some(a), _) => Some((a, false)),
+                (None, Some(b)) => Some((b, true)),
+                (None, None) => None,
+            };
+            assert_eq!(find_type(line), want, "{line}");
         }
     }
 }
