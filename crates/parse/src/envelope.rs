@@ -1,7 +1,7 @@
-//! The envelope's fast path: a byte scan of the usual envelope shape,
-//! `{"format": "...", "sensor": "...", "record": R}` (format and sensor in either order, the record
-//! last), so that a record is parsed once instead of being skipped over as a `RawValue` first and then
-//! parsed again.
+//! The envelope's fast path: a byte scan of the usual envelope shapes,
+//! `{"format": "...", "sensor": "...", "record": R}` in any key order (a native record must be last or
+//! followed by one of the other two), so that a record is parsed once instead of being skipped over as a
+//! `RawValue` first and then parsed again.
 //!
 //! The scan only vouches for what it has checked byte by byte. A native JSON record's text is not
 //! checked here but by its format's fast path, which parses it strictly (see [`crate::fast`]); if that
@@ -17,33 +17,41 @@ use storyline_model::Event;
 pub(crate) fn fast(line: &[u8], limits: &Limits) -> Option<Result<Parsed, Rejection>> {
     let mut s = Scan { b: line, i: 0 };
     s.eat(b'{')?;
-    let mut format = None;
-    let mut sensor = None;
+    let mut keys = Keys::default();
     loop {
         s.ws();
         let key = s.plain_str()?;
         s.ws();
         s.eat(b':')?;
         s.ws();
-        match key {
-            "format" if format.is_none() => format = Some(s.plain_str()?),
-            "sensor" if sensor.is_none() => sensor = Some(s.plain_str()?),
-            "record" => break,
-            _ => return None,
+        if key == "record" {
+            break;
         }
+        keys.set(key, s.plain_str()?)?;
         s.ws();
         s.eat(b',')?;
     }
-    let (format, sensor) = (format?, sensor?);
     match s.peek()? {
         b'{' => {
-            // The record runs to the envelope's closing brace; its format's strict parser checks that
+            // The record runs to the envelope's closing brace, or to a last `"format"` or `"sensor"`
+            // (as serializers that sort keys write it). The format's strict parser then checks that
             // it is exactly one JSON object.
-            let body = line.get(..line.len().checked_sub(1)?)?;
-            if line.last() != Some(&b'}') {
+            let close = line.len().checked_sub(1)?;
+            if line.get(close) != Some(&b'}') {
                 return None;
             }
-            let raw = trim_json_ws_end(body.get(s.i..)?);
+            let mut end = close;
+            if keys.format.is_none() || keys.sensor.is_none() {
+                let (key, value, comma) = trailing_pair(line, close, s.i)?;
+                keys.set(key, value)?;
+                end = comma;
+            }
+            let (format, sensor) = (keys.format?, keys.sensor?);
+            let raw = trim_json_ws_end(line.get(s.i..end)?);
+            // An object's text ends with its brace (a format's parser may trim more than JSON does).
+            if raw.last() != Some(&b'}') {
+                return None;
+            }
             let (canonical, _) = lookup(format).ok()?;
             check_sensor(sensor).ok()?;
             let fast = formats::fast_fn(canonical)?;
@@ -59,11 +67,24 @@ pub(crate) fn fast(line: &[u8], limits: &Limits) -> Option<Result<Parsed, Reject
         }
         b'"' => {
             let (content, escaped) = s.string_token()?;
-            s.ws();
+            loop {
+                s.ws();
+                if s.peek()? == b'}' {
+                    break;
+                }
+                s.eat(b',')?;
+                s.ws();
+                let key = s.plain_str()?;
+                s.ws();
+                s.eat(b':')?;
+                s.ws();
+                keys.set(key, s.plain_str()?)?;
+            }
             s.eat(b'}')?;
             if s.i != line.len() {
                 return None;
             }
+            let (format, sensor) = (keys.format?, keys.sensor?);
             // Decoded before anything can be rejected: a bad escape is the general path's
             // malformed-JSON error.
             let raw: Cow<[u8]> = if escaped {
@@ -81,6 +102,63 @@ pub(crate) fn fast(line: &[u8], limits: &Limits) -> Option<Result<Parsed, Reject
         }
         _ => None,
     }
+}
+
+/// The envelope's string fields, each allowed once.
+#[derive(Default)]
+struct Keys<'a> {
+    format: Option<&'a str>,
+    sensor: Option<&'a str>,
+}
+
+impl<'a> Keys<'a> {
+    fn set(&mut self, key: &str, value: &'a str) -> Option<()> {
+        let slot = match key {
+            "format" => &mut self.format,
+            "sensor" => &mut self.sensor,
+            _ => return None,
+        };
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(value);
+        Some(())
+    }
+}
+
+/// Reads `, "key": "value"` backwards from `line[..end]` (whitespace allowed between the tokens, both
+/// strings without escapes), staying after `floor`. Returns the key, the value and the comma's index.
+fn trailing_pair(line: &[u8], end: usize, floor: usize) -> Option<(&str, &str, usize)> {
+    let back_ws = |mut i: usize| {
+        while i > floor && line.get(i - 1).copied().is_some_and(is_json_ws) {
+            i -= 1;
+        }
+        i
+    };
+    // The string ending just before `i`, and the index of its opening quote.
+    let string_before = |i: usize| -> Option<(&str, usize)> {
+        let close = i.checked_sub(1).filter(|c| *c > floor)?;
+        if line.get(close) != Some(&b'"') {
+            return None;
+        }
+        let open = line.get(floor..close)?.iter().rposition(|b| *b == b'"')? + floor;
+        let text = line.get(open + 1..close)?;
+        if text.iter().any(|b| *b == b'\\' || *b < 0x20) {
+            return None;
+        }
+        Some((std::str::from_utf8(text).ok()?, open))
+    };
+    let (value, open) = string_before(back_ws(end))?;
+    let colon = back_ws(open).checked_sub(1)?;
+    if line.get(colon) != Some(&b':') {
+        return None;
+    }
+    let (key, open) = string_before(back_ws(colon))?;
+    let comma = back_ws(open).checked_sub(1).filter(|c| *c > floor)?;
+    if line.get(comma) != Some(&b',') {
+        return None;
+    }
+    Some((key, value, comma))
 }
 
 /// JSON's whitespace (not the form feed that `trim_ascii` also removes).
@@ -176,7 +254,28 @@ fn special(b: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::special;
+    use super::{special, trailing_pair};
+
+    #[test]
+    fn pairs_read_backwards() {
+        let line = br#"{"record":{"a":"b"} , "sensor" : "s 1" }"#;
+        let end = line.len() - 1;
+        let (key, value, comma) = trailing_pair(line, end, 10).unwrap();
+        assert_eq!((key, value, line[comma]), ("sensor", "s 1", b','));
+        assert_eq!(&line[10..comma], br#"{"a":"b"} "#);
+        for bad in [
+            &br#"{"record":{},"sensor":"a"b"}"#[..],
+            br#"{"record":{},"sensor":"a\"}"#,
+            br#"{"record":{},"sensor":5}"#,
+            br#"{"record":{}"sensor":"x"}"#,
+            br#"{"record":{},"sen"sor":"x"}"#,
+            br#"{"record":"sensor":"x"}"#,
+        ] {
+            let end = bad.len() - 1;
+            let found = trailing_pair(bad, end, 10);
+            assert!(found.is_none_or(|(k, _, _)| k != "sensor"), "{found:?}");
+        }
+    }
 
     #[test]
     fn special_bytes() {
