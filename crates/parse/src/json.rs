@@ -1,9 +1,10 @@
-//! Typed, field-naming access to JSON records.
+//! Typed, field-naming access to JSON records: the DOM path.
 //!
-//! Records are parsed into `serde_json::Value` rather than typed structs so that a wrong type in one
-//! field yields a rejection naming that field (serde's typed errors only give a line and column), and
-//! so that shippers' variations (nested `{"id": {"orig_h": ..}}` vs. flat `"id.orig_h"`, numbers sent as
-//! strings) can be accepted without a struct per variant.
+//! Here records are parsed into `serde_json::Value` rather than typed structs so that a wrong type in
+//! one field yields a rejection naming that field (serde's typed errors only give a line and column),
+//! and so that shippers' variations (nested `{"id": {"orig_h": ..}}` vs. flat `"id.orig_h"`, numbers
+//! sent as strings) can be accepted without a struct per variant. This path defines each JSON format;
+//! the faster typed path in `fast.rs` handles the common shapes identically and falls back to this one.
 
 use crate::error::Rejection;
 use crate::timefmt;

@@ -13,6 +13,13 @@
 //! | `aws_vpc` | VPC Flow Logs v2 default-format line, or the same fields as JSON | none |
 //! | `sysmon` | Sysmon event 3 as shipped by Winlogbeat (JSON) | `<winlog.computer_name>:<winlog.record_id>` |
 //! | `panos` | PAN-OS TRAFFIC/THREAT CSV line, syslog header allowed | `<serial>:<sequence number>` |
+//!
+//! Speed: the usual envelope is read by a byte scan (`envelope.rs`) and a JSON record is deserialized
+//! once, straight into borrowed per-format structs (`fast.rs`). The `serde_json::Value` (DOM) path of
+//! each JSON format (`json.rs`) remains the definition of the format: the fast path answers only for
+//! records it parses exactly as the DOM path would, and leaves everything else, including every
+//! rejection, to it. `differential.rs` checks that the two agree; `benches/parsers.rs` and
+//! `BENCHMARKS.md` give the numbers.
 
 mod csv;
 #[cfg(test)]

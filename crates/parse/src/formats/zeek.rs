@@ -9,6 +9,7 @@ use crate::error::Rejection;
 use crate::json::{self, Obj, COUNT_EXPECTED, PORT_EXPECTED};
 use crate::timefmt;
 use serde_json::{Number, Value};
+use std::borrow::Cow;
 use storyline_model::{DnsAnswer, Event, Str, Timestamp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +65,8 @@ fn log_named(path: &str) -> Log {
 
 fn categorize_log(ev: &mut Event, path: Option<&str>, log: Log) {
     let dataset = match (path, log) {
-        (Some(p), Log::Other) => format!("zeek.{p}"),
-        (_, l) => format!("zeek.{}", name(l)),
+        (Some(p), Log::Other) => format!("zeek.{p}").into(),
+        (_, l) => Cow::Borrowed(dataset(l)),
     };
     let kind_type = if log == Log::Conn {
         "connection"
@@ -75,6 +76,17 @@ fn categorize_log(ev: &mut Event, path: Option<&str>, log: Log) {
     categorize(ev, "event", kind_type, &dataset);
 }
 
+fn dataset(l: Log) -> &'static str {
+    match l {
+        Log::Conn => "zeek.conn",
+        Log::Dns => "zeek.dns",
+        Log::Http => "zeek.http",
+        Log::Ssl => "zeek.ssl",
+        Log::Other => "zeek.other",
+    }
+}
+
+#[cfg(test)]
 fn name(l: Log) -> &'static str {
     match l {
         Log::Conn => "conn",
@@ -233,6 +245,18 @@ fn ssl(o: &Obj, ev: &mut Event) -> Result<(), Rejection> {
     }
     ev.tls.server_name = json::text(o, "server_name")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datasets_name_the_log() {
+        for l in [Log::Conn, Log::Dns, Log::Http, Log::Ssl, Log::Other] {
+            assert_eq!(dataset(l), format!("zeek.{}", name(l)));
+        }
+    }
 }
 
 /// The fast path (see [`crate::fast`]): the same mapping as [`parse_dom`], on borrowed fields.
