@@ -88,14 +88,8 @@ pub(crate) fn fast(line: &[u8], limits: &Limits) -> Option<Result<Parsed, Reject
             // Decoded before anything can be rejected: a bad escape is the general path's
             // malformed-JSON error.
             let raw: Cow<[u8]> = if escaped {
-                let decoded = match unescape(line.get(content.clone())?) {
-                    Some(text) => text,
-                    None => {
-                        let token = line.get(content.start - 1..content.end + 1)?;
-                        serde_json::from_slice::<String>(token).ok()?
-                    }
-                };
-                Cow::Owned(decoded.into_bytes())
+                let token = line.get(content.start - 1..content.end + 1)?;
+                Cow::Owned(serde_json::from_slice::<String>(token).ok()?.into_bytes())
             } else {
                 let text = line.get(content)?;
                 std::str::from_utf8(text).ok()?;
@@ -165,30 +159,6 @@ fn trailing_pair(line: &[u8], end: usize, floor: usize) -> Option<(&str, &str, u
         return None;
     }
     Some((key, value, comma))
-}
-
-/// A string's content with the one-character escapes decoded, as serde_json decodes them; `None` for
-/// anything else (`\u` escapes, bad escapes, invalid UTF-8), which serde_json then decodes or rejects.
-fn unescape(content: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(content.len());
-    let mut rest = content;
-    while let Some(at) = rest.iter().position(|b| *b == b'\\') {
-        out.extend_from_slice(rest.get(..at)?);
-        out.push(match *rest.get(at + 1)? {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'/' => b'/',
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            _ => return None,
-        });
-        rest = rest.get(at + 2..)?;
-    }
-    out.extend_from_slice(rest);
-    String::from_utf8(out).ok()
 }
 
 /// JSON's whitespace (not the form feed that `trim_ascii` also removes).
@@ -285,29 +255,6 @@ fn special(b: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::{special, trailing_pair};
-
-    #[test]
-    fn unescape_like_serde() {
-        for content in [
-            &br#"plain"#[..],
-            br#"corp\\alice"#,
-            br#"a\"b\/c\b\f\n\r\t"#,
-            br#"\\\\"#,
-            br#"\u00e9"#,
-            br#"\x"#,
-            br#"trailing\"#,
-            b"\xff\\\\",
-            "é\\\\ü".as_bytes(),
-        ] {
-            let token = [&b"\""[..], content, b"\""].concat();
-            let serde = serde_json::from_slice::<String>(&token).ok();
-            if let Some(text) = super::unescape(content) {
-                assert_eq!(Some(text), serde, "{content:?}");
-            }
-        }
-        assert_eq!(super::unescape(br#"a\\b"#).as_deref(), Some("a\\b"));
-        assert_eq!(super::unescape(br#"\u00e9"#), None);
-    }
 
     #[test]
     fn pairs_read_backwards() {
