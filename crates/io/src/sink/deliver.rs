@@ -361,6 +361,8 @@ impl Worker {
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("storyline_sink_retries_total", "sink" => self.name.clone())
                 .increment(1);
+            // The backlog grows behind a failing destination: keep its gauges moving.
+            self.export_backlog(Some(appended_ms));
             if !self.sleep(wait) {
                 return Done::Stopped;
             }

@@ -198,7 +198,10 @@ impl StorySink for SinkFanout {
         let now = Timestamp::now().as_millis();
         for s in &self.sinks {
             match s.backlog.append_payload(&payload, now)? {
-                Appended::Yes => {}
+                Appended::Yes => {
+                    metrics::gauge!("storyline_sink_backlog_bytes", "sink" => s.name.clone())
+                        .set(s.backlog.len_bytes() as f64);
+                }
                 Appended::Full => {
                     let n = stories.len() as u64;
                     let header = DeadLetter {
