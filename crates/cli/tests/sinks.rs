@@ -63,7 +63,9 @@ fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
                         return;
                     }
                     b.lock().unwrap().push(String::from_utf8(body).unwrap());
-                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
+                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -165,7 +167,9 @@ retry_max = "200ms"
         rate: 2000.0,
         ..GenConfig::default()
     };
-    let body: String = Generator::new(&gen).map(|g| format!("{}\n", g.envelope)).collect();
+    let body: String = Generator::new(&gen)
+        .map(|g| format!("{}\n", g.envelope))
+        .collect();
     let client = reqwest::blocking::Client::new();
     let r = client
         .post(format!("{base}/v1/events"))
@@ -185,7 +189,9 @@ retry_max = "200ms"
             .map(|b| {
                 let v: serde_json::Value = serde_json::from_str(b).unwrap();
                 let arr = v.as_array().unwrap().clone();
-                assert!(arr.iter().all(|e| e["metadata"]["product"]["name"] == "Storyline"));
+                assert!(arr
+                    .iter()
+                    .all(|e| e["metadata"]["product"]["name"] == "Storyline"));
                 arr.len()
             })
             .sum::<usize>();
@@ -205,9 +211,18 @@ retry_max = "200ms"
         .unwrap()
         .text()
         .unwrap();
-    assert!(metrics.contains("storyline_sink_deliveries_total{sink=\"siem\"}"), "{metrics}");
-    assert!(metrics.contains("storyline_sink_retries_total{sink=\"dead\"}"), "{metrics}");
-    assert!(metrics.contains("storyline_sink_failures_total{sink=\"dead\"}"), "{metrics}");
+    assert!(
+        metrics.contains("storyline_sink_deliveries_total{sink=\"siem\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("storyline_sink_retries_total{sink=\"dead\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("storyline_sink_failures_total{sink=\"dead\"}"),
+        "{metrics}"
+    );
     let dead_backlog: f64 = metrics
         .lines()
         .find(|l| l.starts_with("storyline_sink_backlog_bytes{sink=\"dead\"}"))
@@ -221,9 +236,18 @@ retry_max = "200ms"
     server.0.take().unwrap().terminate();
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 
-    let (ok, out, err) = storyline(&["sinks", "list", "--config", config.to_str().unwrap(), "--json"]);
+    let (ok, out, err) = storyline(&[
+        "sinks",
+        "list",
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 3);
     let row = |n: &str| rows.iter().find(|r| r["sink"] == n).unwrap().clone();
     assert_eq!(row("siem")["backlog_bytes"], 0);
@@ -238,7 +262,10 @@ fn sinks_commands_list_show_and_redrive_dead_letters() {
     let config = write_sinks_config(
         dir.path(),
         free_port(),
-        &format!("[[sinks]]\nname = \"siem\"\nkind = \"http\"\nurl = \"{}\"\n", dead_url()),
+        &format!(
+            "[[sinks]]\nname = \"siem\"\nkind = \"http\"\nurl = \"{}\"\n",
+            dead_url()
+        ),
     );
     let cfg = config.to_str().unwrap();
     // A dead letter as the delivery thread writes it after a 400.
@@ -261,7 +288,10 @@ fn sinks_commands_list_show_and_redrive_dead_letters() {
             at: Timestamp::now().to_rfc3339(),
             attempts: 1,
             stories: 3,
-            first_ids: stories.iter().map(storyline_io::sink::encode::doc_id).collect(),
+            first_ids: stories
+                .iter()
+                .map(storyline_io::sink::encode::doc_id)
+                .collect(),
         },
         &stories,
     )
@@ -269,19 +299,31 @@ fn sinks_commands_list_show_and_redrive_dead_letters() {
 
     let (ok, out, err) = storyline(&["sinks", "list", "--config", cfg]);
     assert!(ok, "{err}");
-    assert!(out.contains("siem") && out.contains("1 (3 st.)") && out.contains("stopped"), "{out}");
+    assert!(
+        out.contains("siem") && out.contains("1 (3 st.)") && out.contains("stopped"),
+        "{out}"
+    );
 
     let (ok, out, err) = storyline(&["sinks", "dead-letters", "--config", cfg, "--sink", "siem"]);
     assert!(ok, "{err}");
-    assert!(out.contains("[rejected] 3 story version(s)") && out.contains("HTTP 400"), "{out}");
+    assert!(
+        out.contains("[rejected] 3 story version(s)") && out.contains("HTTP 400"),
+        "{out}"
+    );
     assert!(out.contains(&format!("{}-2", StoryId(1))), "{out}");
 
     let (ok, _, err) = storyline(&["sinks", "dead-letters", "--config", cfg, "--sink", "nope"]);
-    assert!(!ok && err.contains("no sink named \"nope\"") && err.contains("siem"), "{err}");
+    assert!(
+        !ok && err.contains("no sink named \"nope\"") && err.contains("siem"),
+        "{err}"
+    );
 
     let (ok, out, err) = storyline(&["sinks", "redrive", "--config", cfg, "--sink", "siem"]);
     assert!(ok, "{err}");
-    assert!(out.contains("1 dead letter(s), 3 story version(s) appended"), "{out}");
+    assert!(
+        out.contains("1 dead letter(s), 3 story version(s) appended"),
+        "{out}"
+    );
 
     let (ok, out, err) = storyline(&["sinks", "list", "--config", cfg, "--json"]);
     assert!(ok, "{err}");

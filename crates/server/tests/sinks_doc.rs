@@ -6,8 +6,9 @@ use storyline_server::Config;
 
 #[test]
 fn the_configurations_in_docs_sinks_md_are_valid() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sinks.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/sinks.md"))
+            .unwrap();
     let blocks = |tag: &str| -> Vec<String> {
         doc.split(&format!("```{tag}\n"))
             .skip(1)
@@ -24,7 +25,15 @@ fn the_configurations_in_docs_sinks_md_are_valid() {
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["elasticsearch", "file", "http", "object_store", "splunk_hec", "stdout", "syslog"]
+        [
+            "elasticsearch",
+            "file",
+            "http",
+            "object_store",
+            "splunk_hec",
+            "stdout",
+            "syslog"
+        ]
     );
     for b in blocks("toml cloud") {
         let v: toml::Value = toml::from_str(&b).unwrap_or_else(|e| panic!("{e}\n{b}"));

@@ -51,13 +51,21 @@ fn load(config: &Path) -> anyhow::Result<storyline_server::Config> {
     storyline_server::Config::load(config)
 }
 
-fn find<'a>(cfg: &'a storyline_server::Config, config: &Path, name: &str) -> anyhow::Result<&'a SinkConfig> {
+fn find<'a>(
+    cfg: &'a storyline_server::Config,
+    config: &Path,
+    name: &str,
+) -> anyhow::Result<&'a SinkConfig> {
     cfg.sinks.iter().find(|s| s.name == name).ok_or_else(|| {
         let names: Vec<&str> = cfg.sinks.iter().map(|s| s.name.as_str()).collect();
         anyhow::anyhow!(
             "{}: no sink named {name:?}; configured: {}",
             config.display(),
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         )
     })
 }
@@ -105,7 +113,11 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
     }
     for s in &cfg.sinks {
         let dir = sink_dir(&cfg.data_dir, &s.name);
-        let st = if dir.exists() { DirStatus::read(&dir)? } else { DirStatus::default() };
+        let st = if dir.exists() {
+            DirStatus::read(&dir)?
+        } else {
+            DirStatus::default()
+        };
         let state = if st.locked { "running" } else { "stopped" };
         if a.json {
             println!(
@@ -152,7 +164,11 @@ fn dead_letters(a: SinkArgs) -> anyhow::Result<()> {
                 d.attempts,
                 d.error,
                 d.first_ids.join(" "),
-                if d.stories as usize > d.first_ids.len() { " …" } else { "" }
+                if d.stories as usize > d.first_ids.len() {
+                    " …"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -175,7 +191,11 @@ fn redrive(a: SinkArgs) -> anyhow::Result<()> {
     let sink = find(&cfg, &a.config, &a.sink)?;
     let dir = sink_dir(&cfg.data_dir, &a.sink);
     if !dir.exists() {
-        eprintln!("sink {} has no directory yet ({}): nothing to re-drive", a.sink, dir.display());
+        eprintln!(
+            "sink {} has no directory yet ({}): nothing to re-drive",
+            a.sink,
+            dir.display()
+        );
         return Ok(());
     }
     let moved = backlog::request_redrive(&dir)?;

@@ -213,6 +213,10 @@ impl Backlog {
             file.sync_all()?;
         }
         let end = last + pos;
+        if acked < segments[0] {
+            // Older segments were removed by hand: start at the first one left.
+            acked = segments[0];
+        }
         if acked > end {
             tracing::warn!(dir = %dir.display(), acked, end, "acked offset beyond the backlog's end; the backlog was cut");
             acked = end;
@@ -372,7 +376,7 @@ impl Backlog {
             {
                 let Some((ms, payload)) = read_frame(&mut f, limit, local)? else {
                     anyhow::bail!(
-                        "{}: corrupt record at offset {} (checksum); skip it with `storyline sinks` after moving the segment away",
+                        "{}: corrupt record at offset {} (checksum): stop storyline and move this segment file away (its stories are then not delivered to this sink)",
                         path.display(),
                         start + local
                     );

@@ -246,7 +246,11 @@ impl Target for HttpTarget {
                 let text = resp.text().map_err(DeliveryError::transient)?;
                 bulk_failures(&text)
             }
-            _ => Ok(Vec::new()),
+            _ => {
+                // Read the answer so the connection goes back to the pool.
+                let _ = resp.bytes();
+                Ok(Vec::new())
+            }
         }
     }
 }
