@@ -40,9 +40,8 @@ const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 /// The keys of an object that the fast path leaves to the DOM path, typically spellings of a path
 /// that are valid but rare (such as a dotted key where the object is normally nested).
 pub(crate) trait Refuse {
-    fn refuse(_key: &str) -> bool {
-        false
-    }
+    /// The test, if the object refuses any key.
+    const REFUSE: Option<fn(&str) -> bool> = None;
 }
 
 /// Deserializes a whole record, which must be a JSON object, into `T`.
@@ -74,10 +73,13 @@ impl<'de, T: Deserialize<'de> + Refuse> Visitor<'de> for ObjectOnly<T> {
 
 /// `T` from an object's entries, refusing the keys `T` refuses.
 fn fields_of<'de, T: Deserialize<'de> + Refuse, A: MapAccess<'de>>(map: A) -> Result<T, A::Error> {
-    T::deserialize(de::value::MapAccessDeserializer::new(Refusing {
-        map,
-        refuse: T::refuse,
-    }))
+    match T::REFUSE {
+        None => T::deserialize(de::value::MapAccessDeserializer::new(map)),
+        Some(refuse) => T::deserialize(de::value::MapAccessDeserializer::new(Refusing {
+            map,
+            refuse,
+        })),
+    }
 }
 
 struct Refusing<A> {
@@ -840,14 +842,10 @@ mod tests {
     }
 
     impl Refuse for Probe<'_> {
-        fn refuse(key: &str) -> bool {
-            key == "refused"
-        }
+        const REFUSE: Option<fn(&str) -> bool> = Some(|key| key == "refused");
     }
     impl Refuse for Inner<'_> {
-        fn refuse(key: &str) -> bool {
-            key.starts_with("b.")
-        }
+        const REFUSE: Option<fn(&str) -> bool> = Some(|key| key.starts_with("b."));
     }
 
     #[test]

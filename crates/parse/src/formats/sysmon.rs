@@ -210,14 +210,10 @@ pub(crate) mod fast {
     }
 
     impl Refuse for Record<'_> {
-        fn refuse(key: &str) -> bool {
-            key == "winlog.event_data"
-        }
+        const REFUSE: Option<fn(&str) -> bool> = Some(|key| key == "winlog.event_data");
     }
     impl Refuse for Winlog<'_> {
-        fn refuse(key: &str) -> bool {
-            key.starts_with("event_data.")
-        }
+        const REFUSE: Option<fn(&str) -> bool> = Some(|key| key.starts_with("event_data."));
     }
     impl Refuse for EventData<'_> {}
 
