@@ -3,6 +3,11 @@
 
 mod cmd;
 
+// Events are parsed, encoded and decoded through many small allocations; mimalloc measured faster than the
+// system allocator on `storyline replay` (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -2,13 +2,15 @@
 //!
 //! Each worker renews its leases every third of the TTL, takes free or expired partitions up to its fair
 //! share (partitions / live workers, counting workers in other processes through the lease table), and
-//! gives back partitions above its share so a joining worker gets some. A worker that dies stops
+//! gives back partitions above its share so a joining worker gets some. Every worker also holds a
+//! membership lease (group `<group>/members`, one slot per worker), so a worker that owns no partition yet
+//! is counted too: without it, a process joining after another took every partition would never get one. A worker that dies stops
 //! renewing; its partitions expire and move. Commits are fenced by the lease epoch, so a worker that lost
 //! a partition cannot overwrite the new owner's offsets. (A lease's `shard` field holds the partition.)
 
 use crate::worker::PartitionWorker;
 use crate::PipelineConfig;
-use metrics::counter;
+use metrics::{counter, gauge};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use storyline_io::StorySink;
 use storyline_model::{routing::Shard, Timestamp};
-use storyline_store::Store;
+use storyline_store::{Lease, Store};
 
 #[derive(Default)]
 struct Shared {
@@ -127,17 +129,27 @@ fn now_ms() -> i64 {
 impl WorkerCtx {
     fn run(self) {
         let mut owned: BTreeMap<Shard, PartitionWorker> = BTreeMap::new();
+        let mut member: Option<Lease> = None;
         let mut next_lease_round = Instant::now();
         let mut failures = 0u32;
+        let mut lease_failures = 0u32;
         while !self.shared.stop.load(Ordering::SeqCst) {
             if Instant::now() >= next_lease_round {
-                if let Err(e) = self.lease_round(&mut owned) {
-                    tracing::warn!(owner = %self.owner, error = %e, "lease round failed; retrying");
+                match self.lease_round(&mut owned, &mut member) {
+                    Ok(()) => lease_failures = 0,
+                    Err(e) => {
+                        lease_failures += 1;
+                        if lease_failures <= 3 || lease_failures.is_power_of_two() {
+                            tracing::warn!(owner = %self.owner, error = %e, failures = lease_failures, "lease round failed; retrying");
+                        }
+                    }
                 }
                 next_lease_round = Instant::now() + self.cfg.lease_ttl / 3;
             }
             let drain = self.shared.drain.load(Ordering::SeqCst);
             let mut busy = false;
+            let mut failed = false;
+            let mut keep_state = false;
             let mut lost = Vec::new();
             for (shard, w) in owned.iter_mut() {
                 if drain
@@ -173,13 +185,34 @@ impl WorkerCtx {
                         lost.push(*shard);
                     }
                     Err(e) => {
-                        // Store or sink trouble: back off and retry from the committed offset; nothing
-                        // acknowledged is lost because the offset did not move.
+                        // Store or sink trouble (a database outage, a full disk): back off and retry;
+                        // nothing acknowledged is lost because the offset did not move. A service never
+                        // gives up (the outage may end); it reports instead, through the log, the error
+                        // counter and `storyline_worker_consecutive_failures`. Only a drain (replay: nobody
+                        // to wait for) fails after `DRAIN_GIVE_UP` failures in a row.
+                        //
+                        // A store that could not be reached keeps the partition's state in memory: it
+                        // is consistent with what was published (a cycle that failed before publishing
+                        // re-reads events the correlator recognises by key; one whose commit failed after
+                        // publishing commits next time), and restoring the older checkpoint instead could
+                        // leave a story version published since then without its successor (a story
+                        // merged away on the re-run would never say so). The lease is checked before the
+                        // next cycle. Anything else (the sink failed: the stories of the cycle were not
+                        // delivered) drops the state, and the partition restarts from its checkpoint.
                         failures += 1;
-                        tracing::warn!(shard, error = %format!("{e:#}"), failures, "worker cycle failed");
+                        if is_unavailable(&e) {
+                            keep_state = true;
+                        } else {
+                            lost.push(*shard);
+                        }
+                        failed = true;
+                        if failures <= 3 || failures.is_power_of_two() {
+                            tracing::warn!(shard, error = %format!("{e:#}"), failures,
+                                backoff_ms = backoff(failures).as_millis() as u64, "worker cycle failed; retrying");
+                        }
                         counter!("storyline_worker_errors_total", "tenant" => self.tenant.clone())
                             .increment(1);
-                        if failures >= 20 {
+                        if drain && failures >= DRAIN_GIVE_UP {
                             self.shared
                                 .errors
                                 .lock()
@@ -187,11 +220,11 @@ impl WorkerCtx {
                                 .push(format!("shard {shard}: {e:#}"));
                             return;
                         }
-                        lost.push(*shard);
-                        std::thread::sleep(Duration::from_millis(50 * u64::from(failures.min(20))));
                     }
                 }
             }
+            gauge!("storyline_worker_consecutive_failures", "tenant" => self.tenant.clone(), "worker" => self.owner.clone())
+                .set(f64::from(failures));
             for shard in lost {
                 // Dropping the worker discards uncommitted state; whoever takes the shard resumes from the
                 // checkpoint.
@@ -200,6 +233,19 @@ impl WorkerCtx {
                 }
                 next_lease_round = Instant::now();
             }
+            if keep_state {
+                // Renew (or find lost) the leases of the partitions kept before their next cycle.
+                next_lease_round = Instant::now();
+            }
+            if failed {
+                let wait = if drain {
+                    Duration::from_millis(50 * u64::from(failures.min(DRAIN_GIVE_UP)))
+                } else {
+                    backoff(failures)
+                };
+                self.sleep_unless_stopped(wait);
+                continue;
+            }
             if !busy && !drain {
                 std::thread::sleep(self.cfg.poll_interval);
             } else if !busy {
@@ -207,19 +253,64 @@ impl WorkerCtx {
             }
         }
         for (_, mut w) in owned {
-            if let Err(e) = w.commit(&*self.store) {
+            if let Err(e) = w.finish(&*self.store, &*self.sink) {
                 tracing::warn!(shard = w.partition(), error = %e, "final commit failed");
             }
             let _ = self.store.release_lease(&w.lease);
         }
+        if let Some(m) = member {
+            let _ = self.store.release_lease(&m);
+        }
     }
 
-    fn lease_round(&self, owned: &mut BTreeMap<Shard, PartitionWorker>) -> anyhow::Result<()> {
+    /// Sleeps for `d`, waking early when the pool is stopped.
+    fn sleep_unless_stopped(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Keeps this worker's membership lease: one slot per live worker in the group's members group, so a
+    /// worker that owns no partition yet still counts when the others compute their fair share.
+    fn keep_membership(&self, member: &mut Option<Lease>, ttl: i64) -> anyhow::Result<()> {
+        if let Some(l) = member.as_ref() {
+            if let Some(l) = self.store.renew_lease(l, ttl, now_ms())? {
+                *member = Some(l);
+                return Ok(());
+            }
+            *member = None;
+        }
+        let group = members_group(&self.cfg.group);
+        let start = xxhash_rust::xxh3::xxh3_64(self.owner.as_bytes()) % u64::from(MEMBER_SLOTS);
+        for i in 0..u64::from(MEMBER_SLOTS) {
+            let slot = ((start + i) % u64::from(MEMBER_SLOTS)) as Shard;
+            if let Some(l) =
+                self.store
+                    .acquire_lease(&self.tenant, &group, slot, &self.owner, ttl, now_ms())?
+            {
+                *member = Some(l);
+                return Ok(());
+            }
+        }
+        anyhow::bail!("all {MEMBER_SLOTS} member slots of group {group} are taken")
+    }
+
+    fn lease_round(
+        &self,
+        owned: &mut BTreeMap<Shard, PartitionWorker>,
+        member: &mut Option<Lease>,
+    ) -> anyhow::Result<()> {
         let ttl = self.cfg.lease_ttl.as_millis() as i64;
+        self.keep_membership(member, ttl)?;
         let mut lost = Vec::new();
         for (shard, w) in owned.iter_mut() {
             match self.store.renew_lease(&w.lease, ttl, now_ms())? {
-                Some(l) => w.lease = l,
+                Some(l) => w.note_renewed(l),
                 None => lost.push(*shard),
             }
         }
@@ -229,8 +320,12 @@ impl WorkerCtx {
         }
         let now = now_ms();
         let leases = self.store.leases(&self.tenant, &self.cfg.group)?;
+        let members = self
+            .store
+            .leases(&self.tenant, &members_group(&self.cfg.group))?;
         let mut live: HashSet<&str> = leases
             .iter()
+            .chain(members.iter())
             .filter(|l| l.expires_ms > now)
             .map(|l| l.owner.as_str())
             .collect();
@@ -281,13 +376,41 @@ impl WorkerCtx {
                 break;
             };
             if let Some(mut w) = owned.remove(&shard) {
-                w.commit(&*self.store)?;
+                w.finish(&*self.store, &*self.sink)?;
                 self.store.release_lease(&w.lease)?;
                 counter!("storyline_lease_changes_total", "tenant" => self.tenant.clone(), "change" => "released").increment(1);
             }
         }
         Ok(())
     }
+}
+
+/// Membership slots per consumer group: more than the workers that will ever run at once.
+const MEMBER_SLOTS: u16 = 1024;
+
+/// The lease group whose leases say which workers of `group` are alive (one slot each).
+fn members_group(group: &str) -> String {
+    format!("{group}/members")
+}
+
+/// Failures in a row after which a drain gives up (a running service never does).
+const DRAIN_GIVE_UP: u32 = 20;
+
+/// Longest wait between retries after failed cycles.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Wait after the `failures`-th failed cycle in a row: 100 ms, doubling, at most [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    (Duration::from_millis(100) * 2u32.pow(exp)).min(MAX_BACKOFF)
+}
+
+/// The store could not be reached or failed to execute (as opposed to data, lease or sink trouble).
+fn is_unavailable(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<storyline_store::StoreError>(),
+        Some(storyline_store::StoreError::Engine(_))
+    )
 }
 
 fn is_lease_lost(e: &anyhow::Error) -> bool {

@@ -38,6 +38,29 @@ struct Cursor {
 struct PartitionState {
     cursors: Vec<Cursor>,
     correlator: Vec<u8>,
+    /// Story versions the correlator state counts as published, committed before they go to the sink
+    /// (NDJSON of [`Story`]; the story's optional and flattened fields need a self-describing format).
+    /// A worker that restores this state publishes them again first.
+    outbox: Vec<u8>,
+}
+
+/// The layout before the outbox (read for compatibility).
+#[derive(Deserialize)]
+struct PartitionStateV0 {
+    cursors: Vec<Cursor>,
+    correlator: Vec<u8>,
+}
+
+fn decode_state(bytes: &[u8]) -> Result<PartitionState, postcard::Error> {
+    postcard::from_bytes::<PartitionState>(bytes).or_else(|e| {
+        postcard::from_bytes::<PartitionStateV0>(bytes)
+            .map(|v0| PartitionState {
+                cursors: v0.cursors,
+                correlator: v0.correlator,
+                outbox: Vec::new(),
+            })
+            .map_err(|_| e)
+    })
 }
 
 /// The shards of `partition`.
@@ -57,7 +80,13 @@ pub struct PartitionWorker {
     seen_max: Timestamp,
     last_commit: Instant,
     last_retention: Option<Instant>,
+    /// When the lease was last renewed from inside a long cycle (the pool renews between cycles).
+    last_renew: Instant,
     uncommitted: bool,
+    /// Publish (and so commit) in the next cycle, without waiting for the commit interval.
+    flush_now: bool,
+    /// Story versions that became final and are not published yet: they go to the sink right after the
+    /// next commit, which includes them (the outbox).
     out: Vec<Story>,
 }
 
@@ -92,23 +121,22 @@ impl PartitionWorker {
                 "partition {partition}: checkpoint state is unreadable ({e}); it was written by an incompatible version"
             )
         };
-        let (correlator, cursors) = match store.load_checkpoint(
+        let (correlator, cursors, outbox) = match store.load_checkpoint(
             &lease.tenant,
             &lease.group,
             partition,
         )? {
-            None => (fresh(), fresh_cursors()),
+            None => (fresh(), fresh_cursors(), Vec::new()),
             // An offset committed without state (an operator moving a group's offset) starts empty there.
             Some(cp) if cp.state.is_empty() => {
                 let mut c = fresh_cursors();
                 for cur in &mut c {
                     cur.offset = cp.offset;
                 }
-                (fresh(), c)
+                (fresh(), c, Vec::new())
             }
             Some(cp) => {
-                let st: PartitionState =
-                    postcard::from_bytes(&cp.state).map_err(|e| unreadable(&e))?;
+                let st = decode_state(&cp.state).map_err(|e| unreadable(&e))?;
                 let expected = partition_shards(cfg, partition);
                 if st.cursors.iter().map(|c| c.shard).collect::<Vec<_>>() != expected {
                     anyhow::bail!(
@@ -118,9 +146,17 @@ impl PartitionWorker {
                         expected
                     );
                 }
+                let outbox = st
+                    .outbox
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(serde_json::from_slice::<Story>)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| unreadable(&e))?;
                 (
                     Correlator::restore(&st.correlator).map_err(|e| unreadable(&e))?,
                     st.cursors,
+                    outbox,
                 )
             }
         };
@@ -132,8 +168,11 @@ impl PartitionWorker {
             seen_max: Timestamp::MIN,
             last_commit: Instant::now(),
             last_retention: None,
+            last_renew: Instant::now(),
             uncommitted: false,
-            out: Vec::new(),
+            // Stories committed as published by the previous owner that it may not have delivered.
+            flush_now: !outbox.is_empty(),
+            out: outbox,
         })
     }
 
@@ -175,6 +214,7 @@ impl PartitionWorker {
                 .increment(report.stragglers);
         }
 
+        self.keep_lease(store, cfg)?;
         let max = self.correlator.max_event_time();
         if max > self.seen_max {
             self.seen_max = max;
@@ -190,24 +230,25 @@ impl PartitionWorker {
             ))
         };
         let floor = self.offset().saturating_sub(cfg.lookback_ms());
-        self.out.clear();
+        let before = self.out.len();
         self.correlator.advance(watermark, floor, &mut self.out);
         report.caught_up = drain;
         if drain {
             self.correlator.flush(&mut self.out);
         }
-        if !self.out.is_empty() {
-            sink.publish(&self.out)?;
-            report.published = self.out.len() as u64;
-            counter!("storyline_story_versions_published_total", "tenant" => self.lease.tenant.clone())
-                .increment(report.published);
-        }
-        self.uncommitted |= report.events > 0 || report.published > 0;
-        // Committing serializes the whole correlation state, so it runs on an interval, not per publish:
-        // stories published since the last commit are published again after a crash (same ids and
-        // versions), which at-least-once delivery allows.
-        if self.uncommitted && (drain || self.last_commit.elapsed() >= cfg.commit_interval) {
+        self.uncommitted |= report.events > 0 || self.out.len() > before;
+        // Committing serializes the whole correlation state, so it runs on an interval, not per cycle.
+        // Stories are published right after the commit that includes them (the outbox): the committed
+        // state always knows every version that went out, so whoever resumes from it (this process after
+        // a crash, another after a takeover) carries on from what was published, never from an older
+        // state that would publish different versions (a story merged away on a re-run would never say
+        // so). A crash between commit and publish publishes the outbox again (same ids and versions):
+        // at least once. The cost: a story waits up to `commit_interval` for its commit.
+        if (self.uncommitted || self.flush_now)
+            && (drain || self.flush_now || self.last_commit.elapsed() >= cfg.commit_interval)
+        {
             self.commit(store)?;
+            report.published = self.publish_outbox(sink)?;
         }
         self.export_gauges(now);
         if self
@@ -302,14 +343,71 @@ impl PartitionWorker {
             if page.len() < cfg.scan_batch {
                 break;
             }
+            self.keep_lease(store, cfg)?;
         }
         Ok(())
     }
 
+    /// Renews the lease during a long catch-up scan: a cycle that outlived the lease would let another
+    /// worker take the partition and both would publish the same stories.
+    pub fn keep_lease(&mut self, store: &dyn Store, cfg: &PipelineConfig) -> anyhow::Result<()> {
+        if self.last_renew.elapsed() < cfg.lease_ttl / 3 {
+            return Ok(());
+        }
+        let ttl = cfg.lease_ttl.as_millis() as i64;
+        match store.renew_lease(&self.lease, ttl, Timestamp::now().as_millis())? {
+            Some(l) => {
+                self.lease = l;
+                self.last_renew = Instant::now();
+                Ok(())
+            }
+            None => Err(storyline_store::StoreError::LeaseLost {
+                shard: self.lease.shard,
+                owner: self.lease.owner.clone(),
+                epoch: self.lease.epoch,
+            }
+            .into()),
+        }
+    }
+
+    pub fn note_renewed(&mut self, lease: Lease) {
+        self.lease = lease;
+        self.last_renew = Instant::now();
+    }
+
+    /// Hands the committed outbox to the sink. Only after [`Self::commit`].
+    fn publish_outbox(&mut self, sink: &dyn StorySink) -> anyhow::Result<u64> {
+        if self.out.is_empty() {
+            return Ok(0);
+        }
+        sink.publish(&self.out)?;
+        let n = self.out.len() as u64;
+        counter!("storyline_story_versions_published_total", "tenant" => self.lease.tenant.clone())
+            .increment(n);
+        self.out.clear();
+        // The stored checkpoint still holds them: the next commit empties it.
+        self.uncommitted = true;
+        Ok(n)
+    }
+
+    /// Commits and publishes what is waiting (before the partition is released or the process stops).
+    pub fn finish(&mut self, store: &dyn Store, sink: &dyn StorySink) -> anyhow::Result<()> {
+        self.commit(store)?;
+        self.publish_outbox(sink)?;
+        Ok(())
+    }
+
+    /// Commits the read offsets, the correlator state and the outbox (story versions not yet published).
     pub fn commit(&mut self, store: &dyn Store) -> anyhow::Result<()> {
+        let mut outbox = Vec::new();
+        for story in &self.out {
+            serde_json::to_writer(&mut outbox, story).expect("a story serializes");
+            outbox.push(b'\n');
+        }
         let state = PartitionState {
             cursors: self.cursors.clone(),
             correlator: self.correlator.snapshot(),
+            outbox,
         };
         let state = postcard::to_stdvec(&state).expect("partition state serializes");
         let cp = Checkpoint {
@@ -321,6 +419,7 @@ impl PartitionWorker {
         store.commit(&self.lease.tenant, &self.lease.group, &self.lease, &cp)?;
         self.last_commit = Instant::now();
         self.uncommitted = false;
+        self.flush_now = false;
         gauge!("storyline_checkpoint_bytes", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
             .set(cp.state.len() as f64);
         Ok(())

@@ -485,3 +485,142 @@ fn stories_do_not_depend_on_the_shard_count() {
     let split = stories_with(64, 8, &events);
     assert!(split.len() > one.len());
 }
+
+/// A store whose scans are slow, to make one catch-up cycle outlive the lease.
+struct SlowScans(Arc<dyn Store>);
+
+impl Store for SlowScans {
+    fn ensure_tenant(&self, t: &str, s: u16) -> storyline_store::Result<()> {
+        self.0.ensure_tenant(t, s)
+    }
+    fn append(&self, t: &str, e: &[NewEvent<'_>]) -> storyline_store::Result<()> {
+        self.0.append(t, e)
+    }
+    fn scan(
+        &self,
+        t: &str,
+        s: u16,
+        r: storyline_store::BucketRange,
+        resume: Option<(i64, EventKey)>,
+        limit: usize,
+    ) -> storyline_store::Result<Vec<storyline_store::StoredEvent>> {
+        std::thread::sleep(Duration::from_millis(30));
+        self.0.scan(t, s, r, resume, limit)
+    }
+    fn payload(
+        &self,
+        t: &str,
+        s: u16,
+        b: i64,
+        k: EventKey,
+    ) -> storyline_store::Result<Option<Vec<u8>>> {
+        self.0.payload(t, s, b, k)
+    }
+    fn bucket_marks(
+        &self,
+        t: &str,
+        s: u16,
+        r: storyline_store::BucketRange,
+    ) -> storyline_store::Result<Vec<(i64, u64)>> {
+        self.0.bucket_marks(t, s, r)
+    }
+    fn load_checkpoint(
+        &self,
+        t: &str,
+        g: &str,
+        s: u16,
+    ) -> storyline_store::Result<Option<storyline_store::Checkpoint>> {
+        self.0.load_checkpoint(t, g, s)
+    }
+    fn commit(
+        &self,
+        t: &str,
+        g: &str,
+        l: &storyline_store::Lease,
+        c: &storyline_store::Checkpoint,
+    ) -> storyline_store::Result<()> {
+        self.0.commit(t, g, l, c)
+    }
+    fn offsets(&self, t: &str, s: u16) -> storyline_store::Result<Vec<(String, i64)>> {
+        self.0.offsets(t, s)
+    }
+    fn acquire_lease(
+        &self,
+        t: &str,
+        g: &str,
+        s: u16,
+        o: &str,
+        ttl: i64,
+        now: i64,
+    ) -> storyline_store::Result<Option<storyline_store::Lease>> {
+        self.0.acquire_lease(t, g, s, o, ttl, now)
+    }
+    fn renew_lease(
+        &self,
+        l: &storyline_store::Lease,
+        ttl: i64,
+        now: i64,
+    ) -> storyline_store::Result<Option<storyline_store::Lease>> {
+        self.0.renew_lease(l, ttl, now)
+    }
+    fn release_lease(&self, l: &storyline_store::Lease) -> storyline_store::Result<()> {
+        self.0.release_lease(l)
+    }
+    fn leases(&self, t: &str, g: &str) -> storyline_store::Result<Vec<storyline_store::Lease>> {
+        self.0.leases(t, g)
+    }
+    fn put_dead_letters(&self, d: &[storyline_store::DeadLetter]) -> storyline_store::Result<()> {
+        self.0.put_dead_letters(d)
+    }
+    fn dead_letters(
+        &self,
+        t: &str,
+        a: Option<u64>,
+        l: usize,
+    ) -> storyline_store::Result<Vec<storyline_store::DeadLetter>> {
+        self.0.dead_letters(t, a, l)
+    }
+    fn delete_before(&self, t: &str, s: u16, b: i64) -> storyline_store::Result<u64> {
+        self.0.delete_before(t, s, b)
+    }
+}
+
+#[test]
+fn a_catch_up_cycle_longer_than_the_lease_keeps_it_and_publishes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = open(dir.path());
+    let store: Arc<dyn Store> = Arc::new(SlowScans(inner));
+    let cfg = PipelineConfig {
+        shards: 1,
+        workers: 2,
+        scan_batch: 10,
+        lease_ttl: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(20),
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", 1).unwrap();
+    let now = Timestamp::now();
+    let evs: Vec<Event> = (0..600)
+        .map(|i| flow(&format!("e{i}"), "fw", now, 10_000 + (i % 100) as u16))
+        .collect();
+    append_at(
+        &*store,
+        bucket_of(now, cfg.bucket_ms()) - 10 * cfg.bucket_ms(),
+        &evs,
+        1,
+    );
+    // 60 pages × 30 ms: one cycle takes ~2 s, six lease lifetimes, while a second worker waits for it.
+    let sink = Arc::new(MemorySink::default());
+    WorkerPool::start(store.clone(), sink.clone(), cfg, "t", "p")
+        .unwrap()
+        .drain()
+        .unwrap();
+    let all = sink.take();
+    let latest = latest(&all);
+    assert_eq!(members(&latest).len(), 600);
+    assert_eq!(
+        all.len(),
+        latest.len(),
+        "no story was published twice by two owners"
+    );
+}

@@ -57,6 +57,10 @@ pub struct Args {
     /// How long after a DNS answer a connection to an answered address joins the lookup's story.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     dns_link_window: std::time::Duration,
+    /// How often workers checkpoint offsets and correlation state. A replay can be run again from its
+    /// input, so it checkpoints less often than the service (each checkpoint serializes the whole state).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    commit_interval: std::time::Duration,
     /// Largest accepted record.
     #[arg(long, default_value_t = 16 << 20)]
     max_record_bytes: usize,
@@ -102,6 +106,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..PipelineConfig::default()
     };
     cfg.correlate.gap = a.gap;
+    cfg.commit_interval = a.commit_interval;
     cfg.correlate.dns_link_window = a.dns_link_window;
     let limits = Limits {
         max_record_bytes: a.max_record_bytes,
