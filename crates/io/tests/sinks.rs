@@ -353,11 +353,18 @@ fn max_retries_moves_a_batch_to_dead_letters() {
 #[test]
 fn a_dead_sink_never_slows_the_healthy_one_or_the_publisher() {
     let healthy = TestServer::start(200);
+    // Accepts connections (the kernel does, from its backlog) and never answers: requests time out.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let f = SinkFanout::start(
         dir.path(),
         &[
             http_sink("dead", SinkKind::Http, &format!("http://{}", dead_addr())),
+            http_sink(
+                "hanging",
+                SinkKind::Http,
+                &format!("http://{}", hanging.local_addr().unwrap()),
+            ),
             http_sink("healthy", SinkKind::Http, &healthy.url()),
         ],
     )
@@ -372,11 +379,9 @@ fn a_dead_sink_never_slows_the_healthy_one_or_the_publisher() {
         worst = worst.max(t.elapsed());
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Two fsynced appends per publish; nothing waits for a destination.
-    assert!(
-        worst < Duration::from_millis(500),
-        "a publish took {worst:?}"
-    );
+    // Three fsynced appends per publish; nothing waits for a destination (the bound is loose for busy
+    // CI disks: a publish that waited for the dead or hanging receiver would never return).
+    assert!(worst < Duration::from_secs(2), "a publish took {worst:?}");
     wait_until("healthy got all", Duration::from_secs(10), || {
         status(&f, "healthy").delivered == 1000
     });
@@ -391,6 +396,9 @@ fn a_dead_sink_never_slows_the_healthy_one_or_the_publisher() {
     );
     assert_eq!(dead.dead_lettered, 0, "retried until delivered by default");
     assert_eq!(status(&f, "healthy").backlog_bytes, 0);
+    let hung = status(&f, "hanging");
+    assert_eq!(hung.delivered, 0);
+    assert!(hung.backlog_bytes > 100_000, "{hung:?}");
     // Stopping does not hang on the dead sink.
     let t = Instant::now();
     f.stop(Duration::from_millis(300));
@@ -414,7 +422,7 @@ fn a_full_backlog_dead_letters_new_batches_without_blocking() {
         f.publish(&batch).unwrap();
         worst = worst.max(t.elapsed());
     }
-    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    assert!(worst < Duration::from_secs(2), "{worst:?}");
     let st = status(&f, "dead");
     assert!(st.backlog_bytes <= 1 << 20);
     assert!(st.dead_lettered >= 500, "{st:?}");
