@@ -31,8 +31,90 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `fsync` (default: acknowledged = on disk), `flush` (survives a process crash, not power loss), `none`.
+    /// `embedded` (default: files in `data_dir`, one process) or `postgres` (a PostgreSQL server that
+    /// several processes share).
+    pub kind: StoreKind,
+    /// Embedded store only: `fsync` (default: acknowledged = on disk), `flush` (survives a process crash,
+    /// not power loss), `none`. PostgreSQL acknowledges after COMMIT with `synchronous_commit` on.
     pub durability: Durability,
+    /// PostgreSQL only (required there): a libpq connection string (`host=db user=storyline dbname=storyline`)
+    /// or a `postgresql://` URL. `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE` fill in what it
+    /// leaves out, so the password can stay out of the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PostgreSQL only: the schema Storyline keeps its tables in (created on first connect).
+    pub schema: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Embedded,
+    Postgres,
+}
+
+impl StoreConfig {
+    /// The connection string with any password replaced by `***`, for printing.
+    pub fn redacted_url(&self) -> Option<String> {
+        self.url.as_deref().map(redact_password)
+    }
+}
+
+/// Hides the password of a libpq `key=value` string or a `postgres://user:password@host` URL.
+pub fn redact_password(url: &str) -> String {
+    let t = url.trim();
+    if t.starts_with("postgres://") || t.starts_with("postgresql://") {
+        let scheme_end = t.find("://").map(|i| i + 3).unwrap_or(0);
+        let rest = &t[scheme_end..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                return format!("{}{}:***{}", &t[..scheme_end], &rest[..colon], &rest[at..]);
+            }
+        }
+        let mut out = t.to_string();
+        if let Some(q) = out.find("password=") {
+            let end = out[q..].find('&').map(|e| q + e).unwrap_or(out.len());
+            out.replace_range(q + "password=".len()..end, "***");
+        }
+        return out;
+    }
+    // key=value pairs; values may be single-quoted with backslash escapes.
+    let mut out = String::new();
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &t[i..];
+        let is_pw = rest.starts_with("password") && (i == 0 || b[i - 1].is_ascii_whitespace()) && {
+            let after = rest["password".len()..].trim_start();
+            after.starts_with('=')
+        };
+        if !is_pw {
+            out.push(b[i] as char);
+            i += 1;
+            continue;
+        }
+        let eq = i + rest.find('=').expect("checked above");
+        out.push_str("password=***");
+        let mut j = eq + 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j < b.len() && b[j] == b'\'' {
+            j += 1;
+            while j < b.len() && b[j] != b'\'' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            j += 1;
+        } else {
+            while j < b.len() && !b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+        }
+        i = j.min(b.len());
+    }
+    out
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,7 +174,10 @@ impl Default for Config {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            kind: StoreKind::Embedded,
             durability: Durability::Fsync,
+            url: None,
+            schema: "storyline".into(),
         }
     }
 }
@@ -145,6 +230,54 @@ impl Config {
                 "key `output`: [[sinks]] replace [output]; remove [output] or add it as a sink with kind = \"file\" or \"stdout\""
             );
         }
+        self.store.validate()?;
+        Ok(())
+    }
+}
+
+impl StoreConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match self.kind {
+            StoreKind::Embedded => {
+                if self.url.is_some() {
+                    anyhow::bail!(
+                        "key `store.url`: only used with `store.kind = \"postgres\"` (the embedded store keeps \
+                         its files in `data_dir`); remove it or set `kind = \"postgres\"`"
+                    );
+                }
+            }
+            StoreKind::Postgres => {
+                let Some(url) = self.url.as_deref() else {
+                    anyhow::bail!(
+                        "key `store.url`: required with `store.kind = \"postgres\"`: a libpq connection string \
+                         such as \"host=db.internal port=5432 user=storyline dbname=storyline\" or a \
+                         postgresql://user@host:5432/dbname URL (PGPASSWORD and the other PG* variables fill in \
+                         what it leaves out)"
+                    );
+                };
+                if url.trim().is_empty() {
+                    anyhow::bail!(
+                        "key `store.url`: empty; give at least the host, e.g. \"host=db.internal user=storyline \
+                         dbname=storyline\""
+                    );
+                }
+                if let Err(e) = url.parse::<postgres::Config>() {
+                    anyhow::bail!(
+                        "key `store.url`: {:?} is not a valid PostgreSQL connection string ({e}); use \
+                         \"host=H port=P user=U dbname=D\" or postgresql://user@host:port/dbname",
+                        redact_password(url)
+                    );
+                }
+                storyline_store::postgres::schema::validate_schema(&self.schema)
+                    .map_err(|e| anyhow::anyhow!("key `store.schema`: {e}"))?;
+                if self.durability != Durability::Fsync {
+                    anyhow::bail!(
+                        "key `store.durability`: only the embedded store has durability levels; PostgreSQL \
+                         acknowledges after COMMIT with synchronous_commit on (remove the key)"
+                    );
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -181,6 +314,77 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("kafka") || e.contains("variant"), "{e}");
+    }
+
+    #[test]
+    fn store_kinds_parse_and_postgres_needs_a_url() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.store.kind, StoreKind::Embedded);
+        assert_eq!(c.store.schema, "storyline");
+        let c = Config::parse(
+            "[store]\nkind = \"postgres\"\nurl = \"host=db user=storyline dbname=storyline\"\nschema = \"sl_prod\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.kind, StoreKind::Postgres);
+        assert_eq!(c.store.schema, "sl_prod");
+        let c = Config::parse(
+            "[store]\nkind = \"postgres\"\nurl = \"postgresql://storyline@db:5432/storyline\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.schema, "storyline");
+        // `storyline check` prints the effective configuration; it reads back the same.
+        let printed = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::parse(&printed).unwrap(), c, "{printed}");
+
+        let e = Config::parse("[store]\nkind = \"postgres\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.url") && e.contains("required"), "{e}");
+        let e = Config::parse("[store]\nkind = \"postgres\"\nurl = \"host=db port=notaport\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.url"), "{e}");
+        let e = Config::parse(
+            "[store]\nkind = \"postgres\"\nurl = \"host=db\"\nschema = \"Bad-Name\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("store.schema"), "{e}");
+        let e = Config::parse("[store]\nurl = \"host=db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.url") && e.contains("postgres"), "{e}");
+        let e = Config::parse("[store]\nkind = \"scylla\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scylla"), "{e}");
+        let e = Config::parse(
+            "[store]\nkind = \"postgres\"\nurl = \"host=db\"\ndurability = \"none\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("store.durability"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_password("host=db password=s3cret user=u"),
+            "host=db password=*** user=u"
+        );
+        assert_eq!(
+            redact_password("host=db password = 'a b\\'c' user=u"),
+            "host=db password=*** user=u"
+        );
+        assert_eq!(
+            redact_password("postgresql://u:s3cret@db:5432/x"),
+            "postgresql://u:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_password("postgres://u@db/x?password=s3cret&sslmode=disable"),
+            "postgres://u@db/x?password=***&sslmode=disable"
+        );
+        assert_eq!(redact_password("host=db user=u"), "host=db user=u");
     }
 
     #[test]
@@ -287,7 +491,10 @@ gzip = true
 "#;
         let c = Config::parse(text).unwrap();
         assert_eq!(c.sinks.len(), 2);
-        assert_eq!(c.sinks[1].rotate_every, Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(
+            c.sinks[1].rotate_every,
+            Some(std::time::Duration::from_secs(3600))
+        );
         let printed = toml::to_string_pretty(&c).unwrap();
         assert_eq!(Config::parse(&printed).unwrap(), c, "{printed}");
         let e = Config::parse(&format!("[output]\nkind = \"stdout\"\n{text}"))

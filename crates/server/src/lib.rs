@@ -5,6 +5,7 @@ pub mod config;
 pub mod http;
 pub mod service;
 pub mod sources;
+pub mod store;
 
 pub use config::Config;
 pub use service::Service;

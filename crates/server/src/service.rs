@@ -6,12 +6,13 @@ use std::sync::{Arc, OnceLock};
 use storyline_io::{PrettySink, RotatingFileSink, StdoutSink, StorySink};
 use storyline_parse::Limits;
 use storyline_pipeline::{Ingestor, WorkerPool};
-use storyline_store::embedded::EmbeddedStore;
 use storyline_store::Store;
 
 pub struct Service {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// The same store with its health (`GET /readyz`).
+    pub health: Arc<crate::store::ServiceStore>,
     pub ingestor: Arc<Ingestor>,
     pool: Option<WorkerPool>,
     /// The `[[sinks]]` fanout, stopped after the workers.
@@ -21,12 +22,18 @@ pub struct Service {
 /// How long the sinks keep delivering their backlogs on a graceful stop; the rest waits in the backlogs.
 pub const SINK_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Gauges not set for this long are dropped from `/metrics`: a partition that moved to another process
+/// stops being reported here instead of freezing at its last value (the backlog an autoscaler reads).
+pub const STALE_GAUGE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .idle_timeout(metrics_util::MetricKindMask::GAUGE, Some(STALE_GAUGE))
+                .build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is installed (tests that embed two services): reuse that one.
             let _ = metrics::set_global_recorder(recorder);
@@ -48,23 +55,13 @@ pub fn make_sink(output: &OutputConfig) -> anyhow::Result<Arc<dyn StorySink>> {
 }
 
 impl Service {
-    /// Opens the store and starts the workers. `sink` overrides the configured output (the demo prints).
+    /// Opens the configured store (`[store] kind`) and starts the workers. `sink` overrides the configured
+    /// output (the demo prints). An unreachable PostgreSQL does not stop the start: the service runs not
+    /// ready (`/readyz` says why, ingest answers 503) until the database answers.
     pub fn start(config: Config, sink: Option<Arc<dyn StorySink>>) -> anyhow::Result<Self> {
         metrics_handle();
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            anyhow::anyhow!(
-                "data_dir {}: cannot create it: {e}",
-                config.data_dir.display()
-            )
-        })?;
-        let store: Arc<dyn Store> = Arc::new(
-            EmbeddedStore::open(&config.data_dir, config.store.durability).map_err(|e| {
-                anyhow::anyhow!(
-                    "data_dir {}: cannot open the store: {e}",
-                    config.data_dir.display()
-                )
-            })?,
-        );
+        let health = crate::store::ServiceStore::start(&config.store, &config.data_dir)?;
+        let store: Arc<dyn Store> = health.clone();
         let limits = Limits {
             max_record_bytes: config.limits.max_record_bytes,
         };
@@ -98,6 +95,7 @@ impl Service {
         Ok(Self {
             config,
             store,
+            health,
             ingestor,
             pool: Some(pool),
             sinks: fanout,
@@ -107,6 +105,23 @@ impl Service {
     /// Serves HTTP until `shutdown` resolves, then stops the workers gracefully (commit, release leases).
     pub async fn serve(
         mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let served = self.serve_http(shutdown).await;
+        // Stopping joins threads, and dropping the last handle of a PostgreSQL store closes its connections
+        // with blocking calls: neither may run on the runtime's own thread.
+        let stopped = tokio::task::spawn_blocking(move || {
+            let r = self.stop();
+            drop(self);
+            r
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("stopping the service: {e}"))?;
+        served.and(stopped)
+    }
+
+    async fn serve_http(
+        &mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(self.config.listen)
@@ -119,14 +134,17 @@ impl Service {
             })?;
         tracing::info!(addr = %listener.local_addr()?, tenant = %self.config.tenant, "storyline listening");
         let sources = crate::sources::start(&self.config, self.ingestor.clone()).await?;
-        let app = crate::http::router(self.ingestor.clone(), self.config.limits.max_body_bytes);
+        let app = crate::http::router_with_health(
+            self.ingestor.clone(),
+            self.config.limits.max_body_bytes,
+            Some(self.health.clone()),
+        );
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         // Sources stop reading and flush what they read before the workers stop.
         sources.stop().await;
-        served?;
-        self.stop()
+        Ok(served?)
     }
 
     pub fn stop(&mut self) -> anyhow::Result<()> {

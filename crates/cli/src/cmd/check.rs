@@ -14,6 +14,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "# {} is valid; effective configuration:",
         a.config.display()
     );
-    print!("{}", toml::to_string_pretty(&cfg)?);
+    let mut shown = cfg.clone();
+    shown.store.url = cfg.store.redacted_url();
+    print!("{}", toml::to_string_pretty(&shown)?);
     Ok(())
 }

@@ -1,4 +1,6 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+use storyline_server::config::StoreKind;
 use storyline_store::embedded::{Durability, EmbeddedStore};
 use storyline_store::Store;
 
@@ -10,7 +12,7 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct ListArgs {
-    /// Read the data dir and tenant from this config file.
+    /// Read the store (data dir or PostgreSQL) and tenant from this config file.
     #[arg(long, conflicts_with = "data_dir")]
     config: Option<PathBuf>,
     /// The store's data directory.
@@ -28,25 +30,35 @@ pub struct ListArgs {
     json: bool,
 }
 
-pub fn run(c: Command) -> anyhow::Result<()> {
-    let Command::List(a) = c;
-    let (data_dir, tenant) = match (&a.config, &a.data_dir) {
-        (Some(p), _) => {
-            let cfg = storyline_server::Config::load(p)?;
-            (cfg.data_dir, cfg.tenant)
-        }
-        (None, Some(d)) => (d.clone(), a.tenant.clone()),
-        (None, None) => anyhow::bail!("say where the store is: --data-dir DIR or --config FILE"),
-    };
+fn open_embedded(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
     if !data_dir.exists() {
         anyhow::bail!("{}: no such data directory", data_dir.display());
     }
-    let store = EmbeddedStore::open(&data_dir, Durability::Fsync).map_err(|e| {
+    let store = EmbeddedStore::open(data_dir, Durability::Fsync).map_err(|e| {
         anyhow::anyhow!(
             "{}: {e} (is a storyline process using it? stop it first)",
             data_dir.display()
         )
     })?;
+    Ok(Arc::new(store))
+}
+
+pub fn run(c: Command) -> anyhow::Result<()> {
+    let Command::List(a) = c;
+    let (store, tenant) = match (&a.config, &a.data_dir) {
+        (Some(p), _) => {
+            let cfg = storyline_server::Config::load(p)?;
+            // The store the config names: the data dir, or the PostgreSQL schema (which running processes
+            // may keep using meanwhile).
+            let store = match cfg.store.kind {
+                StoreKind::Embedded => open_embedded(&cfg.data_dir)?,
+                StoreKind::Postgres => storyline_server::store::open(&cfg.store, &cfg.data_dir)?,
+            };
+            (store, cfg.tenant)
+        }
+        (None, Some(d)) => (open_embedded(d)?, a.tenant.clone()),
+        (None, None) => anyhow::bail!("say where the store is: --data-dir DIR or --config FILE"),
+    };
     let letters = store.dead_letters(&tenant, a.after, a.limit)?;
     for d in &letters {
         if a.json {
