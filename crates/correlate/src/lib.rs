@@ -64,7 +64,7 @@ impl Default for Config {
             max_clock_skew: Duration::from_secs(5),
             max_story_events: 10_000,
             max_story_span: Duration::from_secs(3600),
-            dns_link_window: Duration::from_secs(3),
+            dns_link_window: Duration::from_secs(1),
             dns_cross_sensor_tolerance: Duration::from_secs(1),
             estimate_clock_offsets: true,
             max_key_fanout: 32,

@@ -55,11 +55,12 @@ pub struct Args {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     gap: std::time::Duration,
     /// How long after a DNS answer a connection to an answered address joins the lookup's story.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     dns_link_window: std::time::Duration,
     /// How often workers checkpoint offsets and correlation state. A replay can be run again from its
-    /// input, so it checkpoints less often than the service (each checkpoint serializes the whole state).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// input, so by default it checkpoints only when it finishes (each checkpoint serializes the whole
+    /// correlation state, hundreds of MB for a million events).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     commit_interval: std::time::Duration,
     /// Largest accepted record.
     #[arg(long, default_value_t = 16 << 20)]
