@@ -57,10 +57,10 @@ pub struct Args {
     /// How long after a DNS answer a connection to an answered address joins the lookup's story.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     dns_link_window: std::time::Duration,
-    /// How often workers checkpoint offsets and correlation state. A replay can be run again from its
-    /// input, so by default it checkpoints only when it finishes (each checkpoint serializes the whole
-    /// correlation state, hundreds of MB for a million events).
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    /// How often workers checkpoint offsets and correlation state; stories are published right after the
+    /// checkpoint that covers them. Each checkpoint serializes the whole correlation state (hundreds of MB
+    /// for a million events), so a replay checkpoints less often than the service.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     commit_interval: std::time::Duration,
     /// Largest accepted record.
     #[arg(long, default_value_t = 16 << 20)]
