@@ -19,7 +19,7 @@
 //! each JSON format (`json.rs`) remains the definition of the format: the fast path answers only for
 //! records it parses exactly as the DOM path would, and leaves everything else, including every
 //! rejection, to it. `differential.rs` checks that the two agree; `benches/parsers.rs` and
-//! `BENCHMARKS.md` give the numbers.
+//! docs/benchmarks.md give the numbers.
 
 mod csv;
 #[cfg(test)]
