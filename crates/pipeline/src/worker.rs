@@ -466,6 +466,19 @@ impl PartitionWorker {
             ("partition", self.lease.shard.to_string()),
         ];
         gauge!("storyline_open_stories", &labels).set(self.correlator.open_stories() as f64);
+        // The engine's own counts travel in the checkpoint, so they survive restarts and takeovers.
+        let st = self.correlator.stats();
+        for (name, value) in [
+            ("storyline_correlated_events_total", st.events),
+            ("storyline_duplicate_events_total", st.duplicates),
+            ("storyline_late_events_reopened_total", st.reopened),
+            ("storyline_too_late_events_total", st.too_late),
+            ("storyline_future_capped_events_total", st.future_capped),
+            ("storyline_stories_merged_total", st.merged),
+            ("storyline_cut_links_total", st.cut_links),
+        ] {
+            counter!(name, &labels).absolute(value);
+        }
         gauge!("storyline_correlation_state_bytes", &labels)
             .set(self.correlator.state_bytes() as f64);
         let offset = self.offset();

@@ -118,6 +118,19 @@ fn envelopes_are_acknowledged_with_per_line_errors_and_become_stories() {
     }
     assert_eq!(stories.len(), 1);
     assert_eq!(stories[0].event_count, 2);
+    // The engine's counts are exported for operators.
+    let metrics = reqwest::blocking::get(format!("{}/metrics", r.base))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("storyline_correlated_events_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("storyline_too_late_events_total"),
+        "{metrics}"
+    );
 }
 
 #[test]
