@@ -80,7 +80,27 @@ struct Entry {
 }
 
 fn sensor_tag(e: &Event) -> u32 {
-    xxhash_rust::xxh3::xxh3_64(e.observer.name.as_bytes()) as u32
+    tag_of(&e.observer.name)
+}
+
+fn tag_of(sensor: &str) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(sensor.as_bytes()) as u32
+}
+
+/// Fills each sensor's estimated clock offset against the first sensor listed.
+fn with_clock_offsets(
+    mut views: Vec<storyline_model::SensorView>,
+    clocks: &Clocks,
+) -> Vec<storyline_model::SensorView> {
+    let Some(reference) = views.first().map(|v| tag_of(&v.sensor)) else {
+        return views;
+    };
+    for v in &mut views {
+        v.clock_offset_ms = clocks
+            .offset_ns(tag_of(&v.sensor), reference)
+            .map(|ns| ns / 1_000_000);
+    }
+    views
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -552,7 +572,7 @@ impl Correlator {
                 event_ids: s.events.iter().map(|(_, id)| id.clone()).collect(),
                 sensors: s.sensors.clone(),
                 merged_into: None,
-                provenance: s.acc.sorted_views(),
+                provenance: with_clock_offsets(s.acc.sorted_views(), &self.clocks),
                 cuts: s.cuts.clone(),
                 fused: s.acc.fused.clone(),
             });

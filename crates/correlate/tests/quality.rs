@@ -65,6 +65,13 @@ fn score(events: u64, seed: u64, cfg: Config) -> Scores {
         }
     }
     assert_eq!(seen, truth.len(), "every event is in exactly one story");
+    // Sensor clocks are skewed by up to ±5 s; stories show the estimated offsets.
+    let shown = latest
+        .values()
+        .flat_map(|s| &s.provenance)
+        .filter(|v| v.clock_offset_ms.is_some_and(|o| o != 0))
+        .count();
+    assert!(shown > 0, "no story shows a clock offset");
     let tp: u64 = cell.values().map(|n| pairs(*n)).sum();
     Scores {
         precision: tp as f64 / pred.values().map(|n| pairs(*n)).sum::<u64>() as f64,

@@ -43,6 +43,9 @@ pub struct SensorView {
     /// Bytes from the responder, as this sensor counted them.
     pub destination_bytes: Option<u64>,
     pub actions: Vec<Str>,
+    /// This sensor's clock minus the clock of the first sensor listed in the story's provenance, in ms, as
+    /// estimated from flows both reported (absent until enough flows were matched).
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// The fused fields: what the story's events say together, in ECS names.

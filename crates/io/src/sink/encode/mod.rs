@@ -194,6 +194,7 @@ pub(crate) mod fixtures {
             source_bytes: Some(1830),
             destination_bytes: Some(48211),
             actions: vec!["allow".into()],
+            clock_offset_ms: None,
         }];
         s
     }
