@@ -59,6 +59,7 @@ struct StoryState {
     /// Slots folded into this one.
     absorbed: Vec<Slot>,
     cuts: Vec<Str>,
+    related: Vec<StoryId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,8 +126,15 @@ pub struct Correlator {
     /// Versions produced outside `advance` (merges), handed out by the next `advance` or `flush`.
     pending: Vec<Story>,
     clocks: Clocks,
+    /// Flow and session keys of evicted stories, so an event that arrives after its story was forgotten
+    /// can still name it (`related_story_ids`). Kept for `RELATED_MEMORY` of event time.
+    gone: HashMap<Key, (StoryId, Timestamp)>,
+    gone_order: BTreeSet<(Timestamp, Key)>,
     stats: CorrelatorStats,
 }
+
+/// How long, in event time after eviction, the keys of a forgotten story are remembered.
+const RELATED_MEMORY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Correlator {
     pub fn new(tenant: &str, cfg: Config) -> Self {
@@ -146,6 +154,8 @@ impl Correlator {
             max_event_time: Timestamp::MIN,
             pending: Vec::new(),
             clocks: Clocks::default(),
+            gone: HashMap::new(),
+            gone_order: BTreeSet::new(),
             stats: CorrelatorStats::default(),
         }
     }
@@ -211,7 +221,7 @@ impl Correlator {
         let sensor = sensor_tag(e);
         self.clocks.name(sensor, &e.observer.name);
         let (candidates, hot) = self.candidates(&links, t, sensor);
-        let slot = self.join(candidates, t);
+        let slot = self.join(candidates, t, &links.exact);
         if hot {
             self.note_cut(slot, "hot_key");
         }
@@ -290,7 +300,7 @@ impl Correlator {
 
     /// Folds the candidate stories into the oldest that the guards allow and returns it, or opens a new
     /// story. Guards: a story never grows past `max_story_events` or `max_story_span`.
-    fn join(&mut self, candidates: Vec<Slot>, t: Timestamp) -> Slot {
+    fn join(&mut self, candidates: Vec<Slot>, t: Timestamp, exact: &[Key]) -> Slot {
         let max_events = self.cfg.max_story_events;
         let max_span = self.cfg.max_story_span;
         let fits = |s: &StoryState, extra_events: usize, first: Timestamp, last: Timestamp| {
@@ -329,10 +339,21 @@ impl Correlator {
         if let Some(k) = keep {
             return k;
         }
-        if t.saturating_add(self.cfg.gap + self.cfg.allowed_lateness) < self.watermark {
+        let too_late = t.saturating_add(self.cfg.gap + self.cfg.allowed_lateness) < self.watermark;
+        let slot = self.new_story(t);
+        if too_late {
             self.stats.too_late += 1;
+            let related: Vec<StoryId> = exact
+                .iter()
+                .filter_map(|k| self.gone.get(k).map(|(id, _)| *id))
+                .collect();
+            if let Some(s) = self.stories.get_mut(&slot) {
+                for id in related {
+                    push_unique(&mut s.related, id);
+                }
+            }
         }
-        self.new_story(t)
+        slot
     }
 
     fn note_cut(&mut self, slot: Slot, why: &str) {
@@ -362,6 +383,7 @@ impl Correlator {
                 keys: Vec::new(),
                 absorbed: Vec::new(),
                 cuts: Vec::new(),
+                related: Vec::new(),
             },
         );
         self.closing.insert((self.close_at(t), slot));
@@ -542,6 +564,13 @@ impl Correlator {
             self.evicting.pop_first();
             self.evict(slot);
         }
+        while let Some(&(at, k)) = self.gone_order.first() {
+            if at >= self.watermark {
+                break;
+            }
+            self.gone_order.pop_first();
+            self.gone.remove(&k);
+        }
         out[start..].sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
     }
 
@@ -574,6 +603,11 @@ impl Correlator {
                 merged_into: None,
                 provenance: with_clock_offsets(s.acc.sorted_views(), &self.clocks),
                 cuts: s.cuts.clone(),
+                related_story_ids: s
+                    .related
+                    .iter()
+                    .map(|id| Str::from(id.to_string()))
+                    .collect(),
                 fused: s.acc.fused.clone(),
             });
         }
@@ -606,6 +640,15 @@ impl Correlator {
         }
         for m in &s.absorbed {
             self.parent.remove(m);
+        }
+        let forget_at = s.last.saturating_add(RELATED_MEMORY);
+        for (index, k) in &s.keys {
+            if *index == Index::Exact {
+                if let Some((_, old)) = self.gone.insert(*k, (s.id, forget_at)) {
+                    self.gone_order.remove(&(old, *k));
+                }
+                self.gone_order.insert((forget_at, *k));
+            }
         }
     }
 

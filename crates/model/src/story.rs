@@ -27,6 +27,9 @@ pub struct Story {
     pub provenance: Vec<SensorView>,
     /// Links that were not followed because a guard stopped them (`max_events`, `max_span`, `hot_key`).
     pub cuts: Vec<Str>,
+    /// For a story of events that arrived later than the allowed lateness: the stories (already final)
+    /// they would have joined.
+    pub related_story_ids: Vec<Str>,
     #[serde(flatten)]
     pub fused: Fused,
 }
