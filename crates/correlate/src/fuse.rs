@@ -41,6 +41,10 @@ fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 /// Who knows best who initiated a session and from which inside address: the endpoint itself, then a
 /// firewall that saw the translation, then inside sensors, then outside flow logs.
 fn authority(e: &Event) -> u8 {
+    if e.dns.question.name.is_some() || e.network.protocol.as_deref() == Some("dns") {
+        // A lookup's own flow (client → resolver) is part of the story, but not the session it tells.
+        return 0;
+    }
     match e.observer.kind.as_deref() {
         Some("host") => 4,
         Some("firewall") if e.source.nat.ip.is_some() || e.destination.nat.ip.is_some() => 3,
@@ -216,5 +220,36 @@ fn merge_counts(a: &mut FusedEndpoint, b: &FusedEndpoint) {
     if a.nat.ip.is_none() {
         a.nat.ip = b.nat.ip;
         a.nat.port = b.nat.port;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(kind: &str, src: &str, sp: u16, dst: &str, dp: u16) -> Event {
+        let mut e = Event::default();
+        e.observer.kind = Some(kind.into());
+        e.source.ip = Some(src.parse().unwrap());
+        e.source.port = Some(sp);
+        e.destination.ip = Some(dst.parse().unwrap());
+        e.destination.port = Some(dp);
+        e
+    }
+
+    #[test]
+    fn the_session_not_its_dns_lookup_names_the_endpoints() {
+        let mut lookup = flow("sensor", "10.0.0.5", 53000, "10.0.0.53", 53);
+        lookup.network.protocol = Some("dns".into());
+        lookup.dns.question.name = Some("files.corp".into());
+        let conn = flow("firewall", "10.0.0.5", 50000, "10.20.0.10", 445);
+        for order in [[&lookup, &conn], [&conn, &lookup]] {
+            let mut acc = FusedAcc::default();
+            for (i, e) in order.iter().enumerate() {
+                acc.add_event(e, EventKey(i as u128), Timestamp(0));
+            }
+            assert_eq!(acc.fused.destination.port, Some(445), "whatever the order");
+            assert_eq!(acc.fused.dns.question.names, vec!["files.corp"]);
+        }
     }
 }
