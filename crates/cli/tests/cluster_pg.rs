@@ -220,46 +220,5 @@ fn three_processes_share_partitions_and_survive_a_sigkill() {
         "both survivors published stories: {per_file:?}"
     );
 
-    let latest = latest(&all);
-    let mut home: BTreeMap<String, String> = BTreeMap::new();
-    for (id, s) in &latest {
-        for e in event_ids(s) {
-            if let Some(other) = home.insert(e.clone(), id.clone()) {
-                let versions: Vec<String> = files
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, f)| read_stories(f).into_iter().map(move |s| (i, s)))
-                    .filter(|(_, s)| {
-                        s["story_id"] == other.as_str() || s["story_id"] == id.as_str()
-                    })
-                    .map(|(i, s)| {
-                        format!(
-                            "process {i}: {} v{} {:?}",
-                            s["story_id"],
-                            s["version"],
-                            event_ids(&s)
-                        )
-                    })
-                    .collect();
-                panic!(
-                    "event {e} is in two stories: {other} and {id}; their versions:\n{}",
-                    versions.join("\n")
-                );
-            }
-        }
-    }
-    for e in &acked {
-        assert!(home.contains_key(e), "acknowledged event {e} is missing");
-    }
-    for s in &all {
-        let id = s["story_id"].as_str().unwrap();
-        for e in event_ids(s) {
-            let now_in = &home[&e];
-            let merged = latest[id].get("merged_into").is_some();
-            assert!(
-                now_in == id || merged,
-                "event {e} moved from story {id} to {now_in}"
-            );
-        }
-    }
+    check_exactly_one_story(&all, &acked);
 }

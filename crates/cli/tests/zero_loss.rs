@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use storyline_generate::{GenConfig, Generator};
 use storyline_model::Timestamp;
@@ -101,30 +101,5 @@ fn acknowledged_events_survive_sigkill_in_exactly_one_story() {
     }
     server.terminate();
 
-    let all = read_stories(&out);
-    let latest = latest(&all);
-    let mut home: BTreeMap<String, String> = BTreeMap::new();
-    for (id, s) in &latest {
-        for e in event_ids(s) {
-            if let Some(other) = home.insert(e.clone(), id.clone()) {
-                panic!("event {e} is in two stories: {other} and {id}");
-            }
-        }
-    }
-    for e in &acked {
-        assert!(home.contains_key(e), "acknowledged event {e} is missing");
-    }
-    // No story id changed: every version that ever held an event is of the story that holds it now, or of a
-    // story whose final version says it was merged into another.
-    for s in &all {
-        let id = s["story_id"].as_str().unwrap();
-        for e in event_ids(s) {
-            let now_in = &home[&e];
-            let merged = latest[id].get("merged_into").is_some();
-            assert!(
-                now_in == id || merged,
-                "event {e} moved from story {id} to {now_in}"
-            );
-        }
-    }
+    check_exactly_one_story(&read_stories(&out), &acked);
 }

@@ -137,3 +137,38 @@ pub fn event_ids(story: &serde_json::Value) -> BTreeSet<String> {
         .map(|a| a.iter().map(|e| e.as_str().unwrap().to_string()).collect())
         .unwrap_or_default()
 }
+
+/// Every acknowledged event in exactly one story (latest versions), none twice, no story id changed.
+pub fn check_exactly_one_story(all: &[serde_json::Value], acked: &BTreeSet<String>) {
+    let latest = latest(all);
+    let mut home: BTreeMap<String, String> = BTreeMap::new();
+    for (id, s) in &latest {
+        for e in event_ids(s) {
+            if let Some(other) = home.insert(e.clone(), id.clone()) {
+                let versions: Vec<String> = all
+                    .iter()
+                    .filter(|s| s["story_id"] == other.as_str() || s["story_id"] == id.as_str())
+                    .map(|s| format!("{} v{} {:?}", s["story_id"], s["version"], event_ids(s)))
+                    .collect();
+                panic!(
+                    "event {e} is in two stories: {other} and {id}; their versions:\n{}",
+                    versions.join("\n")
+                );
+            }
+        }
+    }
+    for e in acked {
+        assert!(home.contains_key(e), "acknowledged event {e} is missing");
+    }
+    for s in all {
+        let id = s["story_id"].as_str().unwrap();
+        for e in event_ids(s) {
+            let now_in = &home[&e];
+            let merged = latest[id].get("merged_into").is_some();
+            assert!(
+                now_in == id || merged,
+                "event {e} moved from story {id} to {now_in}"
+            );
+        }
+    }
+}
