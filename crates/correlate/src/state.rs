@@ -261,7 +261,7 @@ impl Correlator {
         }
         let cross = self.cfg.dns_cross_sensor_tolerance;
         let clocks = &self.clocks;
-        let estimate = self.cfg.estimate_clock_offsets;
+        let estimate = self.cfg.dns_links_use_clock_offsets;
         // `t` on the clock of the sensor that wrote the entry, and the allowance left for clock error.
         let aligned = |en: &Entry| -> (Timestamp, std::time::Duration) {
             if en.sensor == sensor {

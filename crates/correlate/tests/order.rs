@@ -78,29 +78,29 @@ fn shuffle(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Every link rule is order-independent. (Clock-offset estimation is off here: it is learned from
-    /// the flows seen so far, so with it on, a DNS link between two sensors' reports can depend on order.)
+    /// Every link rule, at the defaults, is order-independent.
     #[test]
     fn any_arrival_order_within_the_lateness_gives_the_same_stories(
         seed in 0u64..1000,
         swaps in prop::collection::vec((any::<prop::sample::Index>(), 1usize..200), 0..300),
         dups in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
     ) {
-        let cfg = Config { estimate_clock_offsets: false, ..Config::default() };
+        let cfg = Config::default();
         let evs = events(seed);
         let reference = grouping(&evs, &cfg);
         prop_assert_eq!(grouping(&shuffle(&evs, &swaps, &dups), &cfg), reference);
     }
 
-    /// With estimation on (the default), any order and duplicates still put every event in exactly one
-    /// story, and the groupings differ in DNS links only.
+    /// With DNS links lined up by the estimated clock offsets (learned from the flows seen so far, so a
+    /// cross-sensor DNS link can depend on order), any order and duplicates still put every event in
+    /// exactly one story.
     #[test]
     fn with_clock_estimation_every_event_is_still_in_exactly_one_story(
         seed in 0u64..1000,
         swaps in prop::collection::vec((any::<prop::sample::Index>(), 1usize..200), 0..300),
         dups in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
     ) {
-        let cfg = Config::default();
+        let cfg = Config { dns_links_use_clock_offsets: true, ..Config::default() };
         let evs = events(seed);
         let got = grouping(&shuffle(&evs, &swaps, &dups), &cfg);
         let total: usize = got.iter().map(|g| g.len()).sum();

@@ -96,3 +96,4 @@ fn stories_match_the_truth_at_default_conditions() {
         s.recall
     );
 }
+
