@@ -583,6 +583,9 @@ impl Store for SlowScans {
     fn delete_before(&self, t: &str, s: u16, b: i64) -> storyline_store::Result<u64> {
         self.0.delete_before(t, s, b)
     }
+    fn delete_tenant(&self, t: &str) -> storyline_store::Result<u64> {
+        self.0.delete_tenant(t)
+    }
 }
 
 #[test]

@@ -433,4 +433,8 @@ impl Store for ServiceStore {
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64> {
         self.call(|s| s.delete_before(tenant, shard, before))
     }
+
+    fn delete_tenant(&self, tenant: &str) -> Result<u64> {
+        self.call(|s| s.delete_tenant(tenant))
+    }
 }

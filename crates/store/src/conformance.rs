@@ -289,6 +289,64 @@ pub fn tenants_are_isolated(s: &dyn Store) {
         .is_empty());
 }
 
+pub fn deleting_a_tenant_removes_all_of_it_and_nothing_else(s: &dyn Store) {
+    for t in ["gone", "gone2", "kept"] {
+        s.ensure_tenant(t, 2).unwrap();
+        append_all(s, t, &[ev(0, 1000, 1), ev(1, 2000, 2)]);
+        s.put_dead_letters(&[DeadLetter {
+            id: 0,
+            tenant: t.into(),
+            received: storyline_model::Timestamp(1),
+            source: "http".into(),
+            line: Some(1),
+            format: None,
+            code: "malformed_json".into(),
+            reason: "bad".into(),
+            raw: b"{".to_vec(),
+        }])
+        .unwrap();
+        let lease = s
+            .acquire_lease(t, "g", 0, "me", 10_000, 0)
+            .unwrap()
+            .unwrap();
+        s.commit(
+            t,
+            "g",
+            &lease,
+            &Checkpoint {
+                offset: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(s.delete_tenant("gone").unwrap(), 2);
+    for shard in 0..2 {
+        assert!(s
+            .scan("gone", shard, BucketRange::all(), None, 10)
+            .unwrap()
+            .is_empty());
+        assert!(s
+            .bucket_marks("gone", shard, BucketRange::all())
+            .unwrap()
+            .is_empty());
+    }
+    assert!(s.dead_letters("gone", None, 10).unwrap().is_empty());
+    assert!(s.leases("gone", "g").unwrap().is_empty());
+    assert_eq!(s.load_checkpoint("gone", "g", 0).unwrap(), None);
+    assert!(s.offsets("gone", 0).unwrap().is_empty());
+    // Registered again, with another shard count: the old registration went too.
+    s.ensure_tenant("gone", 4).unwrap();
+    // A tenant whose name starts with the deleted one's keeps everything.
+    for t in ["gone2", "kept"] {
+        assert_eq!(s.scan(t, 0, BucketRange::all(), None, 10).unwrap().len(), 1);
+        assert_eq!(s.scan(t, 1, BucketRange::all(), None, 10).unwrap().len(), 1);
+        assert_eq!(s.dead_letters(t, None, 10).unwrap().len(), 1);
+        assert_eq!(s.leases(t, "g").unwrap().len(), 1);
+        assert!(s.load_checkpoint(t, "g", 0).unwrap().is_some());
+    }
+}
+
 /// Generates one `#[test]` per conformance check. `$make` builds a fresh, empty store behind a pointer to a
 /// guard that derefs to the store (`Box<Guard>` where `Guard: Deref<Target = YourStore>`), so the guard can
 /// clean up (remove a temp dir, drop a schema) when the test ends.
@@ -298,7 +356,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             scan_returns_bucket_range_in_order, scan_pages_with_resume, payloads_are_kept_apart,
             marks_change_on_every_write, leases_have_one_owner_and_fence_commits, offsets_list_every_group,
-            dead_letters_are_kept_and_listed, retention_deletes_only_older_buckets, tenants_are_isolated);
+            dead_letters_are_kept_and_listed, retention_deletes_only_older_buckets, tenants_are_isolated,
+            deleting_a_tenant_removes_all_of_it_and_nothing_else);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

@@ -113,4 +113,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every event (and payload and mark) of the shard in buckets `< before`. Returns how many
     /// events went.
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64>;
+
+    /// Deletes everything of the tenant: events, payloads, marks, checkpoints, leases, dead letters and
+    /// its registration. Returns how many events went. Other tenants are untouched.
+    fn delete_tenant(&self, tenant: &str) -> Result<u64>;
 }

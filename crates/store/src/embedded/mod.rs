@@ -102,6 +102,30 @@ impl EmbeddedStore {
         self.make_durable()
     }
 
+    /// Removes every key under `prefix` from the first keyspace, and the same keys from the others (events
+    /// and their payloads share keys), in bounded batches. Returns how many keys went.
+    fn delete_prefix(&self, spaces: &[&Keyspace], prefix: &[u8]) -> Result<u64> {
+        let mut deleted = 0u64;
+        loop {
+            let keys: Vec<_> = spaces[0]
+                .prefix(prefix)
+                .take(10_000)
+                .map(|g| g.key().map_err(engine))
+                .collect::<Result<_>>()?;
+            if keys.is_empty() {
+                return Ok(deleted);
+            }
+            let mut batch = self.db.batch();
+            for k in &keys {
+                for ks in spaces {
+                    batch.remove(ks, k.clone());
+                }
+            }
+            deleted += keys.len() as u64;
+            batch.commit().map_err(engine)?;
+        }
+    }
+
     pub fn disk_space(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
     }
@@ -438,6 +462,25 @@ impl Store for EmbeddedStore {
             out.push(postcard::from_bytes(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
         Ok(out)
+    }
+
+    fn delete_tenant(&self, tenant: &str) -> Result<u64> {
+        validate_tenant(tenant)?;
+        let data = tenant_prefix(tenant);
+        let deleted = self.delete_prefix(&[&self.events, &self.payloads], &data)?;
+        self.delete_prefix(&[&self.marks], &data)?;
+        self.delete_prefix(&[&self.dead], &data)?;
+        let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
+        for kind in ["checkpoint", "lease"] {
+            let mut p = meta_key(kind, &[tenant.as_bytes()]);
+            p.push(0);
+            self.delete_prefix(&[&self.meta], &p)?;
+        }
+        self.meta
+            .remove(meta_key("tenant", &[tenant.as_bytes()]))
+            .map_err(engine)?;
+        self.make_durable()?;
+        Ok(deleted)
     }
 
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64> {

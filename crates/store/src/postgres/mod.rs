@@ -1022,6 +1022,33 @@ impl Store for PostgresStore {
         })
     }
 
+    fn delete_tenant(&self, tenant: &str) -> Result<u64> {
+        validate_tenant(tenant)?;
+        let s = quote(&self.schema);
+        self.run(|c| {
+            let mut tx = c.client.transaction()?;
+            let events = tx.execute(
+                format!("DELETE FROM {s}.events WHERE tenant = $1").as_str(),
+                &[&tenant],
+            )?;
+            for table in [
+                "marks",
+                "retention",
+                "checkpoints",
+                "leases",
+                "dead_letters",
+                "tenants",
+            ] {
+                tx.execute(
+                    format!("DELETE FROM {s}.{table} WHERE tenant = $1").as_str(),
+                    &[&tenant],
+                )?;
+            }
+            tx.commit()?;
+            Ok(events)
+        })
+    }
+
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64> {
         let shard_db = shard_i32(shard);
         let (horizon, deleted): (i64, i64) = self.run(|c| {
