@@ -586,6 +586,17 @@ impl Store for SlowScans {
     fn delete_tenant(&self, t: &str) -> storyline_store::Result<u64> {
         self.0.delete_tenant(t)
     }
+    fn put_record(&self, k: &str, v: Option<&str>) -> storyline_store::Result<()> {
+        self.0.put_record(k, v)
+    }
+    fn records(
+        &self,
+        p: &str,
+        a: Option<&str>,
+        l: usize,
+    ) -> storyline_store::Result<Vec<(String, String)>> {
+        self.0.records(p, a, l)
+    }
 }
 
 #[test]

@@ -437,4 +437,17 @@ impl Store for ServiceStore {
     fn delete_tenant(&self, tenant: &str) -> Result<u64> {
         self.call(|s| s.delete_tenant(tenant))
     }
+
+    fn put_record(&self, key: &str, value: Option<&str>) -> Result<()> {
+        self.call(|s| s.put_record(key, value))
+    }
+
+    fn records(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        self.call(|s| s.records(prefix, after, limit))
+    }
 }

@@ -347,6 +347,29 @@ pub fn deleting_a_tenant_removes_all_of_it_and_nothing_else(s: &dyn Store) {
     }
 }
 
+pub fn records_are_kept_by_key_and_listed_by_prefix(s: &dyn Store) {
+    s.put_record("tenant/b", Some(r#"{"id":"b"}"#)).unwrap();
+    s.put_record("tenant/a", Some("first")).unwrap();
+    s.put_record("tenant/a", Some("second")).unwrap();
+    s.put_record("tenants", Some("not under tenant/")).unwrap();
+    s.put_record("history/a/1", Some("x")).unwrap();
+    let all = s.records("tenant/", None, 10).unwrap();
+    assert_eq!(
+        all,
+        vec![
+            ("tenant/a".to_string(), "second".to_string()),
+            ("tenant/b".to_string(), r#"{"id":"b"}"#.to_string())
+        ]
+    );
+    assert_eq!(s.records("tenant/", None, 1).unwrap().len(), 1);
+    let rest = s.records("tenant/", Some("tenant/a"), 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0, "tenant/b");
+    s.put_record("tenant/a", None).unwrap();
+    assert_eq!(s.records("tenant/", None, 10).unwrap().len(), 1);
+    assert_eq!(s.records("history/", None, 10).unwrap().len(), 1);
+}
+
 /// Generates one `#[test]` per conformance check. `$make` builds a fresh, empty store behind a pointer to a
 /// guard that derefs to the store (`Box<Guard>` where `Guard: Deref<Target = YourStore>`), so the guard can
 /// clean up (remove a temp dir, drop a schema) when the test ends.
@@ -357,7 +380,7 @@ macro_rules! conformance_tests {
             scan_returns_bucket_range_in_order, scan_pages_with_resume, payloads_are_kept_apart,
             marks_change_on_every_write, leases_have_one_owner_and_fence_commits, offsets_list_every_group,
             dead_letters_are_kept_and_listed, retention_deletes_only_older_buckets, tenants_are_isolated,
-            deleting_a_tenant_removes_all_of_it_and_nothing_else);
+            deleting_a_tenant_removes_all_of_it_and_nothing_else, records_are_kept_by_key_and_listed_by_prefix);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

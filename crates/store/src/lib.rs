@@ -117,4 +117,17 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes everything of the tenant: events, payloads, marks, checkpoints, leases, dead letters and
     /// its registration. Returns how many events went. Other tenants are untouched.
     fn delete_tenant(&self, tenant: &str) -> Result<u64>;
+
+    /// Stores a small record of the deployment itself (the tenant registry, job history) under `key`, or
+    /// deletes it (`None`). Durable when this returns. Several processes on one shared store see the same
+    /// records.
+    fn put_record(&self, key: &str, value: Option<&str>) -> Result<()>;
+
+    /// Records whose key starts with `prefix` and sorts after `after` (byte order), at most `limit`.
+    fn records(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>>;
 }

@@ -464,6 +464,38 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
+    fn put_record(&self, key: &str, value: Option<&str>) -> Result<()> {
+        let k = meta_key("record", &[key.as_bytes()]);
+        match value {
+            Some(v) => self.meta.insert(k, v.as_bytes()).map_err(engine)?,
+            None => self.meta.remove(k).map_err(engine)?,
+        }
+        self.make_durable()
+    }
+
+    fn records(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let head = meta_key("record", &[b""]);
+        let from = meta_key("record", &[prefix.as_bytes()]);
+        let mut out = Vec::new();
+        for item in self.meta.prefix(&from) {
+            let (k, v) = item.into_inner().map_err(engine)?;
+            let key = String::from_utf8_lossy(&k[head.len()..]).into_owned();
+            if after.is_some_and(|a| key.as_str() <= a) {
+                continue;
+            }
+            out.push((key, String::from_utf8_lossy(&v).into_owned()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     fn delete_tenant(&self, tenant: &str) -> Result<u64> {
         validate_tenant(tenant)?;
         let data = tenant_prefix(tenant);

@@ -1022,6 +1022,59 @@ impl Store for PostgresStore {
         })
     }
 
+    fn put_record(&self, key: &str, value: Option<&str>) -> Result<()> {
+        // Records share the `meta` table with the schema's own keys, under a prefix of their own.
+        let s = quote(&self.schema);
+        let k = format!("record:{key}");
+        self.run(|c| {
+            match value {
+                Some(v) => c.client.execute(
+                    format!(
+                        "INSERT INTO {s}.meta (key, value) VALUES ($1, $2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                    )
+                    .as_str(),
+                    &[&k, &v],
+                )?,
+                None => c.client.execute(
+                    format!("DELETE FROM {s}.meta WHERE key = $1").as_str(),
+                    &[&k],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    fn records(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let s = quote(&self.schema);
+        let from = format!("record:{prefix}");
+        let after = format!("record:{}", after.unwrap_or(""));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(|c| {
+            let rows = c.client.query(
+                format!(
+                    "SELECT key, value FROM {s}.meta
+                     WHERE starts_with(key, $1) AND key COLLATE \"C\" > $2 COLLATE \"C\"
+                     ORDER BY key COLLATE \"C\" LIMIT $3"
+                )
+                .as_str(),
+                &[&from, &after, &limit],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let k: String = r.get(0);
+                    (k["record:".len()..].to_string(), r.get(1))
+                })
+                .collect())
+        })
+    }
+
     fn delete_tenant(&self, tenant: &str) -> Result<u64> {
         validate_tenant(tenant)?;
         let s = quote(&self.schema);
