@@ -27,6 +27,8 @@ struct Shared {
     /// Partitions fully processed and flushed after `drain` was requested.
     drained: Mutex<BTreeSet<Shard>>,
     errors: Mutex<Vec<String>>,
+    /// Open stories of each partition this process works on, as of its last cycle (for quotas).
+    open_stories: Mutex<BTreeMap<Shard, u64>>,
 }
 
 pub struct WorkerPool {
@@ -70,6 +72,16 @@ impl WorkerPool {
             handles,
             partitions: cfg.partitions(),
         })
+    }
+
+    /// Open stories in this process's partitions of the tenant, as of each partition's last cycle.
+    pub fn open_stories(&self) -> u64 {
+        self.shared
+            .open_stories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
     }
 
     /// No more input will come: process everything stored, flush every open story, commit, and stop.
@@ -172,6 +184,11 @@ impl WorkerCtx {
                     Ok(r) => {
                         failures = 0;
                         busy |= r.events > 0;
+                        self.shared
+                            .open_stories
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(w.partition(), w.correlator().open_stories() as u64);
                         if drain && r.caught_up {
                             self.shared
                                 .drained

@@ -10,7 +10,8 @@ use storyline_store::embedded::Durability;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// The tenant this deployment serves (one tenant per deployment).
+    /// The default tenant: the one requests without a token go to (while `[tenants] anonymous` is on),
+    /// and sources (syslog, files) feed.
     pub tenant: String,
     /// Where the embedded store keeps its files.
     pub data_dir: PathBuf,
@@ -26,6 +27,8 @@ pub struct Config {
     /// any are given they replace `[output]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<storyline_io::SinkConfig>,
+    /// Tenants beside `tenant`: tokens, quotas, idle sleep (docs/operations.md).
+    pub tenants: crate::tenants::TenantsConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -167,6 +170,7 @@ impl Default for Config {
             },
             sources: Default::default(),
             sinks: Vec::new(),
+            tenants: Default::default(),
         }
     }
 }
@@ -442,9 +446,11 @@ sensor = "suricata-dmz"
     #[test]
     fn source_mistakes_are_named() {
         let base = "[[sources.syslog]]\nlisten = \"127.0.0.1:5514\"\nprotocol = \"tcp\"\n";
-        let e = Config::parse(&format!("{base}format = \"cef\"\nsensor = \"x\"\n"))
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(&format!(
+            "{base}format = \"nosuchformat\"\nsensor = \"x\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("sources.syslog[0].format") && e.contains("panos"),
             "{e}"

@@ -6,6 +6,7 @@ pub mod http;
 pub mod service;
 pub mod sources;
 pub mod store;
+pub mod tenants;
 
 pub use config::Config;
 pub use service::Service;

@@ -5,18 +5,20 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use storyline_io::{PrettySink, RotatingFileSink, StdoutSink, StorySink};
 use storyline_parse::Limits;
-use storyline_pipeline::{Ingestor, WorkerPool};
 use storyline_store::Store;
+
+use crate::tenants::Tenants;
 
 pub struct Service {
     pub config: Config,
     pub store: Arc<dyn Store>,
     /// The same store with its health (`GET /readyz`).
     pub health: Arc<crate::store::ServiceStore>,
-    pub ingestor: Arc<Ingestor>,
-    pool: Option<WorkerPool>,
+    /// Every tenant's ingest and workers; `config.tenant` is the default one.
+    pub tenants: Arc<Tenants>,
     /// The `[[sinks]]` fanout, stopped after the workers.
     sinks: Option<Arc<storyline_io::SinkFanout>>,
+    stopped: bool,
 }
 
 /// How long the sinks keep delivering their backlogs on a graceful stop; the rest waits in the backlogs.
@@ -65,12 +67,6 @@ impl Service {
         let limits = Limits {
             max_record_bytes: config.limits.max_record_bytes,
         };
-        let ingestor = Arc::new(Ingestor::new(
-            store.clone(),
-            &config.tenant,
-            &config.pipeline,
-            limits,
-        )?);
         let mut fanout = None;
         let sink = match sink {
             Some(s) => s,
@@ -85,20 +81,22 @@ impl Service {
             None => make_sink(&config.output)?,
         };
         let owner = format!("{}-{}", hostname(), std::process::id());
-        let pool = WorkerPool::start(
+        let tenants = Tenants::start(
             store.clone(),
-            sink,
             config.pipeline.clone(),
+            limits,
+            config.tenants.clone(),
+            sink,
+            owner,
             &config.tenant,
-            &owner,
         )?;
         Ok(Self {
             config,
             store,
             health,
-            ingestor,
-            pool: Some(pool),
+            tenants,
             sinks: fanout,
+            stopped: false,
         })
     }
 
@@ -133,9 +131,9 @@ impl Service {
                 )
             })?;
         tracing::info!(addr = %listener.local_addr()?, tenant = %self.config.tenant, "storyline listening");
-        let sources = crate::sources::start(&self.config, self.ingestor.clone()).await?;
+        let sources = crate::sources::start(&self.config, self.tenants.clone()).await?;
         let app = crate::http::router_with_health(
-            self.ingestor.clone(),
+            self.tenants.clone(),
             self.config.limits.max_body_bytes,
             Some(self.health.clone()),
         );
@@ -148,10 +146,10 @@ impl Service {
     }
 
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        let stopped = match self.pool.take() {
-            Some(pool) => pool.stop(),
-            None => Ok(()),
-        };
+        if std::mem::replace(&mut self.stopped, true) {
+            return Ok(());
+        }
+        let stopped = self.tenants.stop();
         if let Some(f) = self.sinks.take() {
             f.stop(SINK_DRAIN);
         }

@@ -1,17 +1,21 @@
 //! Runs the configured sources (`[[sources.syslog]]`, `[[sources.file]]`, see docs/sources.md) against the
-//! service's [`Ingestor`].
+//! default tenant.
 
 use crate::config::Config;
 use std::sync::Arc;
 use storyline_io::source::{IngestOutcome, RecordIngest, Rejected, Running};
 use storyline_pipeline::ingest::Framing;
-use storyline_pipeline::Ingestor;
 use storyline_store::DeadLetter;
 
-/// The pipeline's ingestor as the sources see it.
-pub struct IngestorRecords(pub Arc<Ingestor>);
+use crate::tenants::{IngestError, Tenants};
 
-impl RecordIngest for IngestorRecords {
+/// One tenant's ingest as the sources see it.
+pub struct TenantRecords {
+    pub tenants: Arc<Tenants>,
+    pub tenant: String,
+}
+
+impl RecordIngest for TenantRecords {
     fn ingest(
         &self,
         body: &[u8],
@@ -20,9 +24,20 @@ impl RecordIngest for IngestorRecords {
         source: &str,
         first_line: u64,
     ) -> anyhow::Result<IngestOutcome> {
-        let report =
-            self.0
-                .ingest_from_line(body, Framing::Plain { format, sensor }, source, first_line)?;
+        let report = self
+            .tenants
+            .ingest(
+                &self.tenant,
+                body,
+                Framing::Plain { format, sensor },
+                source,
+                first_line,
+            )
+            .map_err(|e| match e {
+                // A source cannot answer 429: it waits and retries (the sender sees back-pressure).
+                IngestError::Store(e) => e,
+                other => anyhow::anyhow!("{other}"),
+            })?;
         Ok(IngestOutcome {
             accepted: report.accepted,
             rejected: report.rejected,
@@ -30,12 +45,16 @@ impl RecordIngest for IngestorRecords {
     }
 
     fn dead_letter(&self, r: &Rejected<'_>) -> anyhow::Result<()> {
-        let keep = r.raw.len().min(self.0.limits.max_record_bytes);
-        metrics::counter!("storyline_events_rejected_total", "tenant" => self.0.tenant().to_string(), "code" => r.code.to_string())
+        let ingestor = self
+            .tenants
+            .ingestor(&self.tenant)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let keep = r.raw.len().min(ingestor.limits.max_record_bytes);
+        metrics::counter!("storyline_events_rejected_total", "tenant" => self.tenant.clone(), "code" => r.code.to_string())
             .increment(1);
-        self.0.store().put_dead_letters(&[DeadLetter {
+        ingestor.store().put_dead_letters(&[DeadLetter {
             id: 0,
-            tenant: self.0.tenant().to_string(),
+            tenant: self.tenant.clone(),
             received: storyline_model::Timestamp::now(),
             source: r.source.to_string(),
             line: None,
@@ -49,12 +68,15 @@ impl RecordIngest for IngestorRecords {
 }
 
 /// Binds and starts every configured source. Must run inside the tokio runtime that serves.
-pub async fn start(config: &Config, ingestor: Arc<Ingestor>) -> anyhow::Result<Running> {
+pub async fn start(config: &Config, tenants: Arc<Tenants>) -> anyhow::Result<Running> {
     storyline_io::source::start(
         &config.sources,
         &config.data_dir,
         config.limits.max_record_bytes,
-        Arc::new(IngestorRecords(ingestor)),
+        Arc::new(TenantRecords {
+            tenant: config.tenant.clone(),
+            tenants,
+        }),
     )
     .await
 }

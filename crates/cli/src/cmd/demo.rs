@@ -61,7 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         versions: AtomicU64::new(0),
     });
     let service = Service::start(cfg, Some(sink.clone()))?;
-    let ingestor = service.ingestor.clone();
+    let tenants = service.tenants.clone();
     eprintln!(
         "storyline demo: store in {}, HTTP on http://{} (/metrics, /healthz, POST /v1/events); Ctrl-C to stop",
         a.data_dir.display(),
@@ -94,7 +94,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     n += 1;
                 }
                 if n > 0 {
-                    let report = ingestor.ingest(body.as_bytes(), Framing::Envelopes, "demo")?;
+                    let report = tenants
+                        .ingest(
+                            tenants.default_tenant(),
+                            body.as_bytes(),
+                            Framing::Envelopes,
+                            "demo",
+                            1,
+                        )
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
                     fed.fetch_add(report.accepted, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(100));
