@@ -86,8 +86,23 @@ impl Rejection {
 /// derived from the field's well-known name.
 fn timestamp_hint(field: &str) -> &'static str {
     match field {
-        "ts" => "a Zeek time: epoch seconds like 1763719200.123456, or RFC 3339 like 2026-11-21T10:00:00Z",
-        "start" | "end" => "epoch seconds like 1763719200 (VPC Flow Logs start/end)",
+        "ts" => "a Zeek time: epoch seconds like 1763719200.123456, or RFC 3339 like 2026-11-21T10:00:00Z \
+                 (nfdump csv: 2026-11-21 10:00:00.123)",
+        "te" | "t_first" | "t_last" | "first" | "last" => {
+            "an nfdump time like 2026-11-21 10:00:00.123 (UTC), or epoch seconds"
+        }
+        "StartTime" | "LastTime" => {
+            "an argus time with a date: epoch seconds (ra -u) or 2026/11/21 10:00:00.123456 \
+             (RA_TIME_FORMAT=\"%Y/%m/%d %T.%f\")"
+        }
+        "start" | "end" => {
+            "epoch seconds like 1763719200 (VPC Flow Logs start/end); for CEF start/end, epoch \
+             milliseconds or a date like Nov 21 2026 10:00:00"
+        }
+        "rt" | "deviceReceiptTime" | "startTime" | "endTime" => {
+            "a CEF time: epoch milliseconds like 1763719200123, or MMM dd yyyy HH:mm:ss[.SSS][ zone] \
+             with a year and zone UTC, GMT or a numeric offset"
+        }
         "Generated Time" | "Receive Time" | "Start Time" => {
             "a PAN-OS time like 2026/11/21 10:00:00 (UTC)"
         }

@@ -13,6 +13,11 @@
 //! | `aws_vpc` | VPC Flow Logs v2 default-format line, or the same fields as JSON | none |
 //! | `sysmon` | Sysmon event 3 as shipped by Winlogbeat (JSON) | `<winlog.computer_name>:<winlog.record_id>` |
 //! | `panos` | PAN-OS TRAFFIC/THREAT CSV line, syslog header allowed | `<serial>:<sequence number>` |
+//! | `zeek_tsv` | Zeek TSV log line with its header (see [`HeaderTracker`]), or `{"fields", "line"}` | none |
+//! | `nfdump` | `nfdump -o csv` line or `nfdump -o json` object (NetFlow v5/v9, IPFIX) | none |
+//! | `argus` | Argus `ra -c ,` CSV line (header via [`HeaderTracker`]) | none |
+//! | `gcp_vpc` | GCP VPC Flow Logs Cloud Logging entry (JSON) | none |
+//! | `cef` | ArcSight CEF line, syslog header allowed | none |
 //!
 //! Speed: the usual envelope is read by a byte scan (`envelope.rs`) and a JSON record is deserialized
 //! once, straight into borrowed per-format structs (`fast.rs`). The `serde_json::Value` (DOM) path of
@@ -32,8 +37,10 @@ mod json;
 #[cfg(test)]
 mod reference;
 mod timefmt;
+mod tracker;
 
 pub use error::Rejection;
+pub use tracker::HeaderTracker;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -42,7 +49,10 @@ use storyline_model::ids::content_event_id;
 use storyline_model::{Event, Str};
 
 /// Known format names, as written in envelopes and on command lines.
-pub const FORMATS: &[&str] = &["ecs", "zeek", "suricata", "aws_vpc", "sysmon", "panos"];
+pub const FORMATS: &[&str] = &[
+    "ecs", "zeek", "suricata", "aws_vpc", "sysmon", "panos", "zeek_tsv", "nfdump", "argus",
+    "gcp_vpc", "cef",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -1,13 +1,19 @@
 //! One module per input format. Each fills an [`Event`] from the record bytes and returns the record's
 //! own event id where the format has one; `lib.rs` does what is common (observer name, id, `finish`).
 
+pub(crate) mod argus;
 pub(crate) mod aws_vpc;
+pub(crate) mod cef;
+mod columns;
 mod common;
 pub(crate) mod ecs;
+pub(crate) mod gcp_vpc;
+pub(crate) mod nfdump;
 pub(crate) mod panos;
 pub(crate) mod suricata;
 pub(crate) mod sysmon;
 pub(crate) mod zeek;
+pub(crate) mod zeek_tsv;
 
 use crate::error::Rejection;
 use crate::fast::Fast;
@@ -60,6 +66,11 @@ pub(crate) fn lookup(name: &str) -> Option<(&'static str, ParseFn)> {
         "aws_vpc" => aws_vpc::parse,
         "sysmon" => sysmon::parse,
         "panos" => panos::parse,
+        "zeek_tsv" => zeek_tsv::parse,
+        "nfdump" => nfdump::parse,
+        "argus" => argus::parse,
+        "gcp_vpc" => gcp_vpc::parse,
+        "cef" => cef::parse,
         _ => return None,
     };
     let canonical = crate::FORMATS.iter().find(|f| **f == name)?;

@@ -28,27 +28,33 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
 /// The definition of the format, and the path that names the field of a rejected record.
 pub(crate) fn parse_dom(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
     let o = json::parse_object(raw, "a Zeek record")?;
-    observer(ev, "sensor", "Zeek", "Zeek");
-    ev.timestamp = timestamp(&o)?;
+    fill(&o, ev)
+}
 
-    let path = json::text(&o, "_path")?;
+/// The mapping of one record, whatever it was read from: `zeek_tsv` builds the same object from a TSV
+/// line so that both forms of a record give the same event.
+pub(crate) fn fill(o: &Obj, ev: &mut Event) -> Result<Option<Str>, Rejection> {
+    observer(ev, "sensor", "Zeek", "Zeek");
+    ev.timestamp = timestamp(o)?;
+
+    let path = json::text(o, "_path")?;
     let log = match path.as_deref() {
         Some(p) => log_named(p),
-        None => detect(&o),
+        None => detect(o),
     };
     categorize_log(ev, path.as_deref(), log);
 
-    tuple(&o, ev)?;
-    ev.session.id = json::text(&o, "uid")?;
-    ev.network.community_id = json::text(&o, "community_id")?;
-    if let Some(service) = json::text(&o, "service")? {
+    tuple(o, ev)?;
+    ev.session.id = json::text(o, "uid")?;
+    ev.network.community_id = json::text(o, "community_id")?;
+    if let Some(service) = json::text(o, "service")? {
         ev.network.protocol = app_protocol(&service);
     }
     match log {
-        Log::Conn | Log::Other => conn(&o, ev)?,
-        Log::Dns => dns(&o, ev)?,
-        Log::Http => http(&o, ev)?,
-        Log::Ssl => ssl(&o, ev)?,
+        Log::Conn | Log::Other => conn(o, ev)?,
+        Log::Dns => dns(o, ev)?,
+        Log::Http => http(o, ev)?,
+        Log::Ssl => ssl(o, ev)?,
     }
     Ok(None)
 }

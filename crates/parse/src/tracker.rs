@@ -1,0 +1,133 @@
+//! Reading a stream of text lines whose records depend on a header line seen earlier in the same
+//! stream: Zeek TSV (`#fields`, `#types`, ...), nfdump csv and Argus `ra` csv (column names).
+//! [`crate::parse_record`] treats every line on its own, so it can only read such a line in the
+//! format's default column order (nfdump, Argus) or not at all (Zeek TSV); a caller that reads a file
+//! or a connection in order keeps one tracker per stream and feeds it every line.
+
+use crate::formats::{argus, nfdump, zeek_tsv, ParseFn};
+use crate::{
+    check_sensor, check_size, complete, lookup, strip_terminator, Limits, Parsed, Rejection,
+};
+use std::borrow::Cow;
+use storyline_model::Event;
+
+/// One stream's header state for one format. For formats without header lines it parses each line
+/// like [`crate::parse_record`].
+#[derive(Clone, Debug)]
+pub struct HeaderTracker {
+    format: &'static str,
+    parse_fn: ParseFn,
+    state: State,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    ZeekTsv(Box<zeek_tsv::Header>),
+    Nfdump {
+        layout: Option<Box<nfdump::Layout>>,
+        /// After nfdump's `Summary` line, until the next header: totals, not flows.
+        in_summary: bool,
+    },
+    Argus(Option<Box<argus::Layout>>),
+    Stateless,
+}
+
+impl HeaderTracker {
+    /// A tracker for a stream of `format` records, or the unknown-format rejection.
+    pub fn new(format: &str) -> Result<Self, Rejection> {
+        let (format, parse_fn) = lookup(format)?;
+        let state = match format {
+            "zeek_tsv" => State::ZeekTsv(Box::default()),
+            "nfdump" => State::Nfdump {
+                layout: None,
+                in_summary: false,
+            },
+            "argus" => State::Argus(None),
+            _ => State::Stateless,
+        };
+        Ok(HeaderTracker {
+            format,
+            parse_fn,
+            state,
+        })
+    }
+
+    /// Whether records of `format` can depend on an earlier header line.
+    pub fn has_headers(format: &str) -> bool {
+        matches!(format, "zeek_tsv" | "nfdump" | "argus")
+    }
+
+    /// One line of the stream: `None` for a header (or other non-record) line, which updates the
+    /// tracker; otherwise the record's outcome, as [`crate::parse_record`] gives it. A header line that
+    /// cannot be used is a rejection (and leaves the previous header in force).
+    pub fn parse_line(
+        &mut self,
+        sensor: &str,
+        line: &[u8],
+        limits: &Limits,
+    ) -> Option<Result<Parsed, Rejection>> {
+        if let Err(e) = check_size(line, limits).and_then(|()| check_sensor(sensor)) {
+            return Some(Err(e));
+        }
+        let raw = strip_terminator(Cow::Borrowed(line));
+        if raw.trim_ascii().is_empty() {
+            return Some(Err(Rejection::Empty));
+        }
+        let mut event = Event::default();
+        let own_id = match &mut self.state {
+            State::Stateless => (self.parse_fn)(&raw, &mut event),
+            State::ZeekTsv(header) => {
+                if raw.first() == Some(&b'#') {
+                    let mut next = (**header).clone();
+                    return match zeek_tsv::header_line(&mut next, &raw) {
+                        Ok(_) => {
+                            **header = next;
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
+                }
+                zeek_tsv::parse_line(header, &raw, &mut event)
+            }
+            State::Nfdump { layout, in_summary } => {
+                let trimmed = raw.trim_ascii();
+                match std::str::from_utf8(trimmed) {
+                    Ok(text) if !text.starts_with('{') => {
+                        if let Some(l) = nfdump::header(text) {
+                            *layout = Some(Box::new(l));
+                            *in_summary = false;
+                            return None;
+                        }
+                        if nfdump::starts_summary(text) {
+                            *in_summary = true;
+                            return None;
+                        }
+                        if *in_summary {
+                            return None;
+                        }
+                        match layout {
+                            Some(l) => nfdump::parse_line(l, text, &mut event),
+                            None => (self.parse_fn)(&raw, &mut event),
+                        }
+                    }
+                    // JSON records carry their own names; bad UTF-8 is the parser's to reject.
+                    _ => (self.parse_fn)(&raw, &mut event),
+                }
+            }
+            State::Argus(layout) => match std::str::from_utf8(raw.trim_ascii()) {
+                Ok(text) => {
+                    if let Some(l) = argus::header(text) {
+                        *layout = Some(Box::new(l));
+                        return None;
+                    }
+                    match layout {
+                        Some(l) => argus::parse_line(l, text, &mut event),
+                        None => (self.parse_fn)(&raw, &mut event),
+                    }
+                }
+                Err(_) => (self.parse_fn)(&raw, &mut event),
+            },
+        };
+        Some(own_id.map(|own_id| complete(self.format, sensor, raw, event, own_id)))
+    }
+}
