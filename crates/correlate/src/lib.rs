@@ -13,7 +13,7 @@ mod fuse;
 pub mod keys;
 mod state;
 
-pub use state::{Correlator, CorrelatorStats, MERGED_VERSION};
+pub use state::{Correlator, CorrelatorStats, StateDelta, MERGED_VERSION};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
