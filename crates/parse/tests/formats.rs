@@ -476,3 +476,355 @@ fn envelope_with_string_record_uses_the_decoded_text() {
         Some("www.example.com")
     );
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Zeek TSV, nfdump, Argus, GCP VPC Flow Logs, CEF.
+
+/// Events equal but for the id, which is the content hash of differently written records.
+#[track_caller]
+fn assert_same_event(a: &storyline_model::Event, b: &storyline_model::Event) {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    a.event.id = Default::default();
+    b.event.id = Default::default();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn zeek_tsv_equals_zeek_json() {
+    for (tsv, json) in [
+        (
+            &fixture!("zeek_conn.tsv")[..],
+            &fixture!("zeek_conn.json")[..],
+        ),
+        (fixture!("zeek_dns.tsv"), fixture!("zeek_dns.json")),
+        (fixture!("zeek_http.tsv"), fixture!("zeek_http.json")),
+        (fixture!("zeek_ssl.tsv"), fixture!("zeek_ssl.json")),
+    ] {
+        let t = parse("zeek_tsv", tsv);
+        let j = parse("zeek", json);
+        assert_same_event(&t.event, &j.event);
+        assert_eq!(t.format, "zeek_tsv");
+        assert_eq!(t.event.event.id, content_id(&t));
+    }
+    let conn = parse("zeek_tsv", fixture!("zeek_conn.tsv")).event;
+    assert_eq!(conn.timestamp, ts("2026-11-21T10:00:00.123456Z"));
+    assert_eq!(
+        conn.network.community_id.as_deref(),
+        Some("1:zCu+VKUfzGTjHXzfd5+sBimJp2s=")
+    );
+    assert_eq!(conn.event.dataset.as_deref(), Some("zeek.conn"));
+    let dns = parse("zeek_tsv", fixture!("zeek_dns.tsv")).event;
+    assert_eq!(dns.dns.answers.len(), 2);
+    assert_eq!(dns.dns.answers[1].ttl, Some(60));
+}
+
+/// The record line alone, with the header as JSON: the same event as the whole file.
+#[test]
+fn zeek_tsv_object_form() {
+    let text = std::str::from_utf8(fixture!("zeek_conn.tsv")).unwrap();
+    let header = |d: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("#{d}\t")))
+            .unwrap()
+            .to_owned()
+    };
+    let line = text.lines().find(|l| !l.starts_with('#')).unwrap();
+    let fields: Vec<&str> = header("fields").leak().split('\t').collect();
+    let obj = serde_json::json!({"path": "conn", "fields": fields, "types": header("types"), "line": line});
+    let from_obj = parse("zeek_tsv", obj.to_string().as_bytes()).event;
+    assert_same_event(&from_obj, &parse("zeek_tsv", text.as_bytes()).event);
+    // Without types, numbers are read from text, and the result is the same.
+    let untyped = serde_json::json!({"path": "conn", "fields": fields, "line": line});
+    assert_same_event(
+        &parse("zeek_tsv", untyped.to_string().as_bytes()).event,
+        &from_obj,
+    );
+}
+
+#[test]
+fn zeek_tsv_header_tracker_over_concatenated_files() {
+    use storyline_parse::HeaderTracker;
+    let mut t = HeaderTracker::new("zeek_tsv").unwrap();
+    let mut events = Vec::new();
+    let stream = [&fixture!("zeek_conn.tsv")[..], fixture!("zeek_dns.tsv")].concat();
+    for line in stream.split_inclusive(|b| *b == b'\n') {
+        if let Some(r) = t.parse_line("sensor-1", line, &Limits::default()) {
+            events.push(r.unwrap().event);
+        }
+    }
+    assert_eq!(events.len(), 2, "header lines are not records");
+    assert_same_event(&events[0], &parse("zeek", fixture!("zeek_conn.json")).event);
+    assert_same_event(&events[1], &parse("zeek", fixture!("zeek_dns.json")).event);
+    // A bare line without any header cannot be read.
+    let line = std::str::from_utf8(fixture!("zeek_conn.tsv"))
+        .unwrap()
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap();
+    let mut fresh = HeaderTracker::new("zeek_tsv").unwrap();
+    let r = fresh.parse_line("z", line.as_bytes(), &Limits::default());
+    assert_eq!(r.unwrap().unwrap_err().code(), "missing_field");
+}
+
+#[test]
+fn nfdump_csv_line() {
+    let p = parse("nfdump", fixture!("nfdump_flow.csv"));
+    let e = &p.event;
+    assert_eq!(e.timestamp, ts("2026-11-21T10:00:00.123Z"));
+    assert_eq!(e.event.duration, Some(2_518_000_000));
+    assert_eq!(e.source.ip, ip("10.10.1.15"));
+    assert_eq!(e.destination.ip, ip("93.184.216.34"));
+    assert_eq!(
+        (e.source.port, e.destination.port),
+        (Some(51742), Some(443))
+    );
+    assert_eq!(e.network.transport.as_deref(), Some("tcp"));
+    assert_eq!((e.source.packets, e.source.bytes), (Some(12), Some(1830)));
+    assert_eq!(
+        (e.destination.packets, e.destination.bytes),
+        (None, None),
+        "NetFlow v5 has no reverse counters: zero is not reported"
+    );
+    assert_eq!(e.network.bytes, Some(1830));
+    assert_eq!(e.network.direction.as_deref(), Some("egress"));
+    assert_eq!(e.event.dataset.as_deref(), Some("nfdump.flow"));
+    assert_eq!(e.event.id, content_id(&p));
+    let zeek = parse("zeek", fixture!("zeek_conn.json")).event;
+    assert_eq!(e.network.community_id, zeek.network.community_id);
+}
+
+#[test]
+fn nfdump_whole_csv_output_through_a_tracker() {
+    use storyline_parse::HeaderTracker;
+    // Columns found by name: a reordered, shortened export reads the same.
+    let mut t = HeaderTracker::new("nfdump").unwrap();
+    let mut events = Vec::new();
+    let reordered = "pr,sa,da,sp,dp,ts,td,ibyt,ipkt\nTCP,10.10.1.15,93.184.216.34,51742,443,2026-11-21 10:00:00.123,2.518,1830,12\n";
+    let whole = [&fixture!("nfdump.csv")[..], reordered.as_bytes()].concat();
+    for line in whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if let Some(r) = t.parse_line("nf-1", line, &Limits::default()) {
+            events.push(r.unwrap().event);
+        }
+    }
+    assert_eq!(events.len(), 3, "headers and the summary block are skipped");
+    assert_eq!(events[1].network.transport.as_deref(), Some("udp"));
+    assert_eq!(events[1].destination.port, Some(53));
+    let mut a = events[0].clone();
+    let mut b = events[2].clone();
+    assert_eq!(b.network.direction, None, "no dir column");
+    a.network.direction = None;
+    (a.event.id, b.event.id) = (Default::default(), Default::default());
+    assert_eq!(a.event.duration, b.event.duration);
+    a.event.duration = None;
+    b.event.duration = None;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn nfdump_json_ipfix_biflow() {
+    let e = parse("nfdump", fixture!("nfdump_ipfix.json")).event;
+    assert_eq!(e.timestamp, ts("2026-11-21T10:00:00.123Z"));
+    assert_eq!(e.event.duration, Some(2_518_000_000));
+    assert_eq!(
+        (e.source.bytes, e.destination.bytes),
+        (Some(1830), Some(5969))
+    );
+    assert_eq!(
+        (e.source.packets, e.destination.packets),
+        (Some(12), Some(10))
+    );
+    assert_eq!(e.network.bytes, Some(7799));
+    assert_eq!(e.network.direction.as_deref(), Some("egress"));
+    let csv = parse("nfdump", fixture!("nfdump_flow.csv")).event;
+    assert_eq!(e.network.community_id, csv.network.community_id);
+    let v6 = br#"{"type":"FLOW","first":"2026-11-21T10:00:00","proto":17,"src6_addr":"2001:db8::1","dst6_addr":"2001:db8::2","src_port":5353,"dst_port":53,"in_packets":1,"in_bytes":80}"#;
+    let e = parse("nfdump", v6).event;
+    assert_eq!(e.source.ip, ip("2001:db8::1"));
+    assert!(e.network.community_id.is_some());
+}
+
+#[test]
+fn argus_default_columns_with_header() {
+    use storyline_parse::HeaderTracker;
+    let text = std::str::from_utf8(fixture!("argus.csv")).unwrap();
+    let first = text.lines().nth(1).unwrap();
+    let p = parse("argus", first.as_bytes());
+    let e = &p.event;
+    assert_eq!(e.timestamp, ts("2026-11-21T10:00:00.123456Z"));
+    assert_eq!(e.event.duration, Some(2_518_062_000));
+    assert_eq!(
+        (e.source.port, e.destination.port),
+        (Some(51742), Some(443))
+    );
+    assert_eq!(e.network.transport.as_deref(), Some("tcp"));
+    assert_eq!((e.network.packets, e.network.bytes), (Some(22), Some(7799)));
+    assert_eq!((e.source.bytes, e.destination.bytes), (None, None));
+    assert_eq!(e.observer.product.as_deref(), Some("Argus"));
+    assert_eq!(e.event.id, content_id(&p));
+    let zeek = parse("zeek", fixture!("zeek_conn.json")).event;
+    assert_eq!(e.network.community_id, zeek.network.community_id);
+
+    let mut t = HeaderTracker::new("argus").unwrap();
+    let events: Vec<_> = text
+        .lines()
+        .filter_map(|l| t.parse_line("argus-1", l.as_bytes(), &Limits::default()))
+        .map(|r| r.unwrap().event)
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].network.transport.as_deref(), Some("udp"));
+}
+
+#[test]
+fn argus_reordered_columns_split_counts_and_dates() {
+    use storyline_parse::HeaderTracker;
+    let mut t = HeaderTracker::new("argus").unwrap();
+    let events: Vec<_> = std::str::from_utf8(fixture!("argus_split.csv"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| t.parse_line("argus-1", l.as_bytes(), &Limits::default()))
+        .map(|r| r.unwrap().event)
+        .collect();
+    assert_eq!(events.len(), 2);
+    let e = &events[0];
+    assert_eq!(e.timestamp, ts("2026-11-21T10:00:00.123456Z"));
+    assert_eq!(e.event.duration, Some(2_518_062_000));
+    assert_eq!(
+        (e.source.bytes, e.destination.bytes),
+        (Some(1830), Some(5969))
+    );
+    assert_eq!(
+        (e.source.packets, e.destination.packets),
+        (Some(12), Some(10))
+    );
+    assert_eq!(e.network.bytes, Some(7799));
+    let zeek = parse("zeek", fixture!("zeek_conn.json")).event;
+    assert_eq!(e.network.community_id, zeek.network.community_id);
+    let icmp = &events[1];
+    assert_eq!(icmp.network.transport.as_deref(), Some("icmp"));
+    assert_eq!(
+        (icmp.source.port, icmp.destination.port),
+        (Some(8), Some(0))
+    );
+    assert!(icmp.network.community_id.is_some());
+}
+
+#[test]
+fn gcp_vpc_reported_by_source() {
+    let p = parse("gcp_vpc", fixture!("gcp_vpc.json"));
+    let e = &p.event;
+    assert_eq!(e.timestamp, ts("2026-11-21T10:00:00.123456Z"), "start_time");
+    assert_eq!(e.event.duration, Some(5_000_000_000));
+    assert_eq!(e.source.ip, ip("10.128.0.15"));
+    assert_eq!(e.destination.ip, ip("93.184.216.34"));
+    assert_eq!(
+        (e.source.port, e.destination.port),
+        (Some(51742), Some(443))
+    );
+    assert_eq!(e.network.transport.as_deref(), Some("tcp"));
+    assert_eq!((e.source.bytes, e.source.packets), (Some(1830), Some(12)));
+    assert_eq!(e.destination.bytes, None);
+    assert_eq!(e.network.direction.as_deref(), Some("egress"));
+    assert_eq!(e.host.name.as_deref(), Some("web-frontend-1"));
+    assert_eq!(e.event.dataset.as_deref(), Some("gcp.vpcflow"));
+    assert_eq!(e.event.id, content_id(&p));
+    assert!(e.network.community_id.is_some());
+}
+
+#[test]
+fn gcp_vpc_reported_by_destination_and_bare_payload() {
+    let e = parse("gcp_vpc", fixture!("gcp_vpc_dest.json")).event;
+    assert_eq!(e.network.direction.as_deref(), Some("ingress"));
+    assert_eq!(e.host.name.as_deref(), Some("bastion"));
+    assert_eq!(e.destination.port, Some(22));
+    let entry: serde_json::Value = serde_json::from_slice(fixture!("gcp_vpc_dest.json")).unwrap();
+    let bare = entry["jsonPayload"].to_string();
+    assert_same_event(&parse("gcp_vpc", bare.as_bytes()).event, &e);
+}
+
+#[test]
+fn cef_firewall_with_syslog_header() {
+    let p = parse("cef", fixture!("cef_firewall.log"));
+    let e = &p.event;
+    assert_eq!(e.timestamp, ts("2026-11-21T10:00:02.641Z"), "rt wins");
+    assert_eq!(e.event.duration, Some(2_518_000_000), "end - start");
+    assert_eq!(e.source.ip, ip("10.10.1.15"));
+    assert_eq!(e.destination.ip, ip("93.184.216.34"));
+    assert_eq!(
+        (e.source.port, e.destination.port),
+        (Some(51742), Some(443))
+    );
+    assert_eq!(e.network.transport.as_deref(), Some("tcp"));
+    assert_eq!(
+        (e.source.bytes, e.destination.bytes),
+        (Some(1830), Some(5969))
+    );
+    assert_eq!(e.network.bytes, Some(7799));
+    assert_eq!(e.network.direction.as_deref(), Some("egress"));
+    assert_eq!(e.source.nat.ip, ip("198.51.100.7"));
+    assert_eq!(e.source.nat.port, Some(40123));
+    assert_eq!(e.event.action.as_deref(), Some("accept"));
+    assert_eq!(e.event.outcome.as_deref(), Some("success"));
+    assert_eq!(
+        e.user.name.as_deref(),
+        Some(r"CORP\alice"),
+        "\\\\ unescaped"
+    );
+    assert_eq!(e.host.name.as_deref(), Some("WS-0142"));
+    assert_eq!(e.network.protocol.as_deref(), Some("https"));
+    assert_eq!(
+        e.rule.name.as_deref(),
+        Some("allow web, general"),
+        "cs1 labelled Rule Name; value with spaces"
+    );
+    assert_eq!(e.observer.vendor.as_deref(), Some("Example Networks"));
+    assert_eq!(e.observer.product.as_deref(), Some("EdgeWall"));
+    assert_eq!(e.event.dataset.as_deref(), Some("cef"));
+    assert_eq!(e.event.id, content_id(&p));
+    let zeek = parse("zeek", fixture!("zeek_conn.json")).event;
+    assert_eq!(e.network.community_id, zeek.network.community_id);
+}
+
+#[test]
+fn cef_proxy_escapes() {
+    let e = parse("cef", fixture!("cef_proxy.log")).event;
+    assert_eq!(e.timestamp, ts("2026-11-21T10:00:01.5Z"), "rt in epoch ms");
+    assert_eq!(
+        e.observer.product.as_deref(),
+        Some("Secure|Gateway"),
+        "\\| in the header"
+    );
+    assert_eq!(e.url.domain.as_deref(), Some("www.example.com"));
+    assert_eq!(e.url.path.as_deref(), Some("/index.html"));
+    assert_eq!(
+        e.url.full.as_deref(),
+        Some("http://www.example.com/index.html?lang=en"),
+        "\\= in a value"
+    );
+    assert_eq!(e.http.request.method.as_deref(), Some("GET"));
+    assert_eq!(e.network.protocol.as_deref(), Some("http"));
+    assert_eq!(e.event.outcome.as_deref(), Some("success"));
+    let zeek = parse("zeek", fixture!("zeek_http.json")).event;
+    assert_eq!(e.network.community_id, zeek.network.community_id);
+}
+
+#[test]
+fn new_formats_arrive_in_envelopes() {
+    for (format, raw) in [
+        ("zeek_tsv", &fixture!("zeek_conn.tsv")[..]),
+        ("nfdump", fixture!("nfdump_flow.csv")),
+        ("nfdump", fixture!("nfdump_ipfix.json")),
+        ("gcp_vpc", fixture!("gcp_vpc.json")),
+        ("cef", fixture!("cef_firewall.log")),
+    ] {
+        let text = std::str::from_utf8(raw).unwrap().trim_end();
+        let direct = parse(format, text.as_bytes());
+        let line = serde_json::json!({"format": format, "sensor": "sensor-1", "record": text});
+        let p = parse_envelope(line.to_string().as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(p.event, direct.event, "{format}");
+        if text.starts_with('{') {
+            let native = format!(r#"{{"format":"{format}","sensor":"sensor-1","record":{text}}}"#);
+            let p = parse_envelope(native.as_bytes(), &Limits::default()).unwrap();
+            assert_eq!(p.event, direct.event, "{format} native");
+        }
+    }
+}

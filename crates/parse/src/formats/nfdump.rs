@@ -78,11 +78,10 @@ fn default_layout() -> &'static Layout {
     CELL.get_or_init(|| Layout::new(&Columns::from_names(DEFAULT)))
 }
 
-/// An nfdump csv header line (its first column is `ts`).
+/// An nfdump csv header line: it names the `ts` column (a record has a time there, in any order).
 pub(crate) fn header(line: &str) -> Option<Layout> {
-    let first = line.split(',').next()?.trim();
-    first
-        .eq_ignore_ascii_case("ts")
+    line.split(',')
+        .any(|c| c.trim().eq_ignore_ascii_case("ts"))
         .then(|| Layout::new(&Columns::from_line(line)))
 }
 
