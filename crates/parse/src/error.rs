@@ -86,8 +86,8 @@ impl Rejection {
 /// derived from the field's well-known name.
 fn timestamp_hint(field: &str) -> &'static str {
     match field {
-        "ts" => "a Zeek time: epoch seconds like 1763719200.123456, or RFC 3339 like 2026-11-21T10:00:00Z \
-                 (nfdump csv: 2026-11-21 10:00:00.123)",
+        "ts" => "epoch seconds like 1763719200.123456, or a date and time: RFC 3339 like \
+                 2026-11-21T10:00:00Z (Zeek) or 2026-11-21 10:00:00.123 (nfdump csv)",
         "te" | "t_first" | "t_last" | "first" | "last" => {
             "an nfdump time like 2026-11-21 10:00:00.123 (UTC), or epoch seconds"
         }

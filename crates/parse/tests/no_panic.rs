@@ -4,7 +4,9 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use storyline_parse::{parse_envelope, parse_record, Limits, Parsed, Rejection, FORMATS};
+use storyline_parse::{
+    parse_envelope, parse_record, HeaderTracker, Limits, Parsed, Rejection, FORMATS,
+};
 
 const FIXTURES: &[(&str, &str)] = &[
     ("zeek", include_str!("fixtures/zeek_conn.json")),
@@ -23,6 +25,17 @@ const FIXTURES: &[(&str, &str)] = &[
     ("panos", include_str!("fixtures/panos_traffic.log")),
     ("panos", include_str!("fixtures/panos_threat.log")),
     ("ecs", include_str!("fixtures/ecs.json")),
+    ("zeek_tsv", include_str!("fixtures/zeek_conn.tsv")),
+    ("zeek_tsv", include_str!("fixtures/zeek_dns.tsv")),
+    ("nfdump", include_str!("fixtures/nfdump_flow.csv")),
+    ("nfdump", include_str!("fixtures/nfdump_ipfix.json")),
+    (
+        "argus",
+        "1795255200.123456,1795255202.641518,10.10.1.15,51742,93.184.216.34,443,tcp,22,7799",
+    ),
+    ("gcp_vpc", include_str!("fixtures/gcp_vpc.json")),
+    ("cef", include_str!("fixtures/cef_firewall.log")),
+    ("cef", include_str!("fixtures/cef_proxy.log")),
 ];
 
 /// Each fixture as an envelope line, with the record native (JSON formats) or as a string.
@@ -210,6 +223,31 @@ const KEYS: &[&str] = &[
     "network",
     "source.ip",
     "community_id",
+    "fields",
+    "types",
+    "line",
+    "path",
+    "separator",
+    "type",
+    "t_first",
+    "t_last",
+    "first",
+    "src4_addr",
+    "dst6_addr",
+    "src_port",
+    "in_bytes",
+    "out_packets",
+    "direction",
+    "jsonPayload",
+    "connection",
+    "src_ip",
+    "dest_port",
+    "reporter",
+    "bytes_sent",
+    "start_time",
+    "end_time",
+    "src_instance",
+    "vm_name",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -286,9 +324,39 @@ fn arb_text_record() -> impl Strategy<Value = String> {
         "99999",
         "é",
         "\t",
+        "\n",
+        "#fields\tts\tid.orig_h\tid.orig_p\tanswers\n",
+        "#types\ttime\taddr\tport\tvector[string]\n",
+        "#separator \\x09\n",
+        "#separator \n",
+        "(empty)",
+        "\\x",
+        "\\x09",
+        "ts,sa,da,pr\n",
+        "StartTime,SrcAddr,DstAddr,Proto,Sport\n",
+        "Summary\n",
+        "2026-11-21 10:00:00.123",
+        "0x0008",
+        "CEF:0|",
+        "|",
+        "\\|",
+        "=",
+        "\\=",
+        "\\",
+        " rt=",
+        " src=",
+        " spt=",
+        " cs1Label=Rule",
+        " cs1=",
+        " start=",
+        " deviceDirection=",
+        "Nov 21 2026 10:00:00",
+        "1795255200123",
     ]);
     vec(token, 0..120).prop_map(|t| t.concat())
 }
+
+const TEXT_FORMATS: &[&str] = &["panos", "aws_vpc", "zeek_tsv", "nfdump", "argus", "cef"];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
@@ -346,8 +414,39 @@ proptest! {
     }
 
     #[test]
-    fn token_soup_text_records(format in prop::sample::select(vec!["panos", "aws_vpc"]), text in arb_text_record()) {
+    fn token_soup_text_records(format in prop::sample::select(TEXT_FORMATS), text in arb_text_record()) {
         check(parse_record(format, "s1", text.as_bytes(), &Limits::default()), "s1")?;
+    }
+
+    /// A stream of lines (headers among them, in any order) through one tracker per format.
+    #[test]
+    fn token_soup_streams_through_a_header_tracker(
+        format in prop::sample::select(TEXT_FORMATS),
+        lines in vec(arb_text_record(), 0..8),
+    ) {
+        let mut t = HeaderTracker::new(format).expect("known format");
+        for line in lines.iter().flat_map(|l| l.split('\n')) {
+            if let Some(r) = t.parse_line("s1", line.as_bytes(), &Limits::default()) {
+                check(r, "s1")?;
+            }
+        }
+    }
+
+    /// Damaged copies of each fixture, whole files included, through a tracker.
+    #[test]
+    fn mutated_fixture_streams(which in any::<prop::sample::Index>(), muts in vec(mutation(), 1..4)) {
+        let (format, text) = *which.get(FIXTURES);
+        let mut bytes = text.as_bytes().to_vec();
+        for m in &muts {
+            apply(&mut bytes, m);
+        }
+        let mut t = HeaderTracker::new(format).expect("known format");
+        for line in bytes.split(|b| *b == b'\n') {
+            if let Some(r) = t.parse_line("s1", line, &Limits::default()) {
+                check(r, "s1")?;
+            }
+        }
+        check(parse_record(format, "s1", &bytes, &Limits::default()), "s1")?;
     }
 }
 

@@ -489,3 +489,404 @@ fn every_code_is_distinct() {
     let codes: std::collections::HashSet<_> = all.iter().map(Rejection::code).collect();
     assert_eq!(codes.len(), all.len());
 }
+
+// ---------------------------------------------------------------------------------------------------
+// zeek_tsv, nfdump, argus, gcp_vpc, cef.
+
+const ZEEK_TSV_HEAD: &str = "#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\torig_bytes\n#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tcount\n";
+
+#[test]
+fn zeek_tsv_rejections_name_the_field() {
+    let ok = "1795255200.5\tC1\t10.0.0.1\t1\t10.0.0.2\t2\ttcp\t5";
+    assert!(parse_record(
+        "zeek_tsv",
+        "s",
+        format!("{ZEEK_TSV_HEAD}{ok}").as_bytes(),
+        &Limits::default()
+    )
+    .is_ok());
+    // Truncated: the first missing field is named.
+    check(
+        &record(
+            "zeek_tsv",
+            &format!("{ZEEK_TSV_HEAD}1795255200.5\tC1\t10.0.0.1"),
+        ),
+        "missing_field",
+        "id.orig_p",
+    );
+    check(
+        &record("zeek_tsv", &format!("{ZEEK_TSV_HEAD}{ok}\textra")),
+        "bad_value",
+        "#fields",
+    );
+    // Wrong-typed values are rejected by the Zeek mapping, naming the field.
+    check(
+        &record(
+            "zeek_tsv",
+            &format!("{ZEEK_TSV_HEAD}{}", ok.replace("\t5", "\tmany")),
+        ),
+        "bad_value",
+        "orig_bytes",
+    );
+    check(
+        &record(
+            "zeek_tsv",
+            &format!("{ZEEK_TSV_HEAD}{}", ok.replace("10.0.0.2", "10.0.0.999")),
+        ),
+        "bad_value",
+        "id.resp_h",
+    );
+    check(
+        &record(
+            "zeek_tsv",
+            &format!("{ZEEK_TSV_HEAD}{}", ok.replace("1795255200.5", "noon")),
+        ),
+        "bad_timestamp",
+        "ts",
+    );
+    // No header at all.
+    check(&record("zeek_tsv", ok), "missing_field", "#fields");
+    check(
+        &record("zeek_tsv", ZEEK_TSV_HEAD),
+        "missing_field",
+        "record",
+    );
+    check(
+        &record("zeek_tsv", &format!("{ZEEK_TSV_HEAD}{ok}\n{ok}")),
+        "bad_value",
+        "one record line",
+    );
+    check(
+        &record(
+            "zeek_tsv",
+            "#separator \\x09\n#fields\ta\tb\n#types\tstring\n1\t2",
+        ),
+        "bad_value",
+        "#types",
+    );
+    check(
+        &record("zeek_tsv", r#"{"fields":["ts"],"line":["5"]}"#),
+        "bad_value",
+        "line",
+    );
+    check(
+        &record("zeek_tsv", r#"{"fields":["ts"]}"#),
+        "missing_field",
+        "line",
+    );
+    check(
+        &record("zeek_tsv", r#"{"fields":{"a":1},"line":"x"}"#),
+        "bad_value",
+        "fields",
+    );
+}
+
+#[test]
+fn nfdump_rejections_name_the_field() {
+    let ok = "2026-11-21 10:00:00.123,2026-11-21 10:00:02.641,2.518,10.10.1.15,93.184.216.34,51742,443,TCP,...AP.SF,0,0,12,1830,0,0";
+    assert!(parse_record("nfdump", "s", ok.as_bytes(), &Limits::default()).is_ok());
+    check(
+        &record("nfdump", "2026-11-21 10:00:00.123,2026-11-21"),
+        "missing_field",
+        "sa",
+    );
+    check(
+        &record(
+            "nfdump",
+            &ok.replace("2026-11-21 10:00:00.123,", "21/11/2026,"),
+        ),
+        "bad_timestamp",
+        "ts",
+    );
+    check(
+        &record("nfdump", &ok.replace("93.184.216.34", "example.com")),
+        "bad_value",
+        "da",
+    );
+    check(
+        &record("nfdump", &ok.replace(",51742,", ",http,")),
+        "bad_value",
+        "sp",
+    );
+    check(
+        &record("nfdump", &ok.replace(",1830,", ",-5,")),
+        "bad_value",
+        "ibyt",
+    );
+    check(
+        &record("nfdump", &ok.replace(",TCP,", ",,")),
+        "missing_field",
+        "pr",
+    );
+    check(
+        &record("nfdump", &ok.replace(",TCP,", ",T C P,")),
+        "bad_value",
+        "pr",
+    );
+    check(
+        &record("nfdump", "ts,te,td,sa,da,sp,dp,pr"),
+        "bad_value",
+        "header line",
+    );
+    check(&record("nfdump", "Summary"), "bad_value", "summary");
+    let json = r#"{"type":"FLOW","t_first":"2026-11-21T10:00:00","proto":6,"src4_addr":"10.0.0.1","dst4_addr":"10.0.0.2"}"#;
+    assert!(parse_record("nfdump", "s", json.as_bytes(), &Limits::default()).is_ok());
+    check(
+        &record("nfdump", &json.replace("\"proto\":6", "\"proto\":\"tcp\"")),
+        "bad_value",
+        "proto",
+    );
+    check(
+        &record("nfdump", &json.replace("\"proto\":6,", "")),
+        "missing_field",
+        "proto",
+    );
+    check(
+        &record("nfdump", &json.replace("2026-11-21T10:00:00", "later")),
+        "bad_timestamp",
+        "t_first",
+    );
+    check(
+        &record(
+            "nfdump",
+            &json.replace(r#""t_first":"2026-11-21T10:00:00","#, ""),
+        ),
+        "missing_field",
+        "t_first",
+    );
+    check(
+        &record("nfdump", &json.replace("10.0.0.1", "10.0.0")),
+        "bad_value",
+        "src4_addr",
+    );
+    check(
+        &record("nfdump", &json.replace("FLOW", "STAT")),
+        "bad_value",
+        "type",
+    );
+    check(
+        &record(
+            "nfdump",
+            &format!(
+                "{}\"in_bytes\":[1]}}",
+                json.trim_end_matches('}').to_owned() + ","
+            ),
+        ),
+        "bad_value",
+        "in_bytes",
+    );
+}
+
+#[test]
+fn argus_rejections_name_the_field() {
+    let ok = "1795255200.123456,1795255202.641518,10.10.1.15,51742,93.184.216.34,443,tcp,22,7799";
+    assert!(parse_record("argus", "s", ok.as_bytes(), &Limits::default()).is_ok());
+    check(
+        &record("argus", "1795255200.123456,1795255202.641518"),
+        "missing_field",
+        "SrcAddr",
+    );
+    check(
+        &record(
+            "argus",
+            &ok.replace("1795255200.123456,", "10:00:00.123456,"),
+        ),
+        "bad_timestamp",
+        "StartTime",
+    );
+    check(
+        &record("argus", &ok.replace(",51742,", ",https,")),
+        "bad_value",
+        "Sport",
+    );
+    check(
+        &record("argus", &ok.replace(",22,", ",lots,")),
+        "bad_value",
+        "TotPkts",
+    );
+    check(
+        &record("argus", &ok.replace(",tcp,", ",,")),
+        "missing_field",
+        "Proto",
+    );
+    check(
+        &record(
+            "argus",
+            "StartTime,LastTime,SrcAddr,Sport,DstAddr,Dport,Proto,TotPkts,TotBytes",
+        ),
+        "bad_value",
+        "header line",
+    );
+}
+
+#[test]
+fn gcp_vpc_rejections_name_the_field() {
+    let ok = r#"{"jsonPayload":{"connection":{"src_ip":"10.0.0.1","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"protocol":6},"reporter":"SRC","bytes_sent":"10","start_time":"2026-11-21T10:00:00Z","end_time":"2026-11-21T10:00:05Z"}}"#;
+    assert!(parse_record("gcp_vpc", "s", ok.as_bytes(), &Limits::default()).is_ok());
+    check(
+        &record("gcp_vpc", r#"{"logName":"x"}"#),
+        "missing_field",
+        "jsonPayload",
+    );
+    check(
+        &record("gcp_vpc", r#"{"jsonPayload":"flow"}"#),
+        "bad_value",
+        "jsonPayload",
+    );
+    check(
+        &record(
+            "gcp_vpc",
+            &ok.replace(r#""start_time":"2026-11-21T10:00:00Z","#, ""),
+        ),
+        "missing_field",
+        "jsonPayload.start_time",
+    );
+    check(
+        &record("gcp_vpc", &ok.replace("2026-11-21T10:00:05Z", "soon")),
+        "bad_timestamp",
+        "jsonPayload.end_time",
+    );
+    check(
+        &record(
+            "gcp_vpc",
+            &ok.replace(r#""dest_port":2"#, r#""dest_port":"ssh""#),
+        ),
+        "bad_value",
+        "jsonPayload.connection.dest_port",
+    );
+    check(
+        &record(
+            "gcp_vpc",
+            &ok.replace(r#""protocol":6"#, r#""protocol":300"#),
+        ),
+        "bad_value",
+        "jsonPayload.connection.protocol",
+    );
+    check(
+        &record(
+            "gcp_vpc",
+            &ok.replace(r#""bytes_sent":"10""#, r#""bytes_sent":"-1""#),
+        ),
+        "bad_value",
+        "jsonPayload.bytes_sent",
+    );
+    check(
+        &record("gcp_vpc", &ok.replace("SRC", "ME")),
+        "bad_value",
+        "jsonPayload.reporter",
+    );
+    check(
+        &record(
+            "gcp_vpc",
+            r#"{"jsonPayload":{"start_time":"2026-11-21T10:00:00Z"}}"#,
+        ),
+        "missing_field",
+        "jsonPayload.connection",
+    );
+    check(
+        &record("gcp_vpc", r#"{"jsonPayload":{"connection""#),
+        "malformed_json",
+        "EOF",
+    );
+}
+
+#[test]
+fn cef_rejections_name_the_field() {
+    let ok =
+        "CEF:0|V|P|1|100|N|5|rt=1795255200123 src=10.0.0.1 spt=1 dst=10.0.0.2 dpt=2 proto=TCP in=5";
+    assert!(parse_record("cef", "s", ok.as_bytes(), &Limits::default()).is_ok());
+    check(
+        &record("cef", "<134>Nov 21 10:00:00 host not cef"),
+        "bad_value",
+        "CEF:0|",
+    );
+    check(&record("cef", "CEF:0|V|P|1|100"), "missing_field", "Name");
+    check(
+        &record("cef", "CEF:0|V|P|1|100|N"),
+        "missing_field",
+        "Severity",
+    );
+    check(
+        &record("cef", &ok.replace("CEF:0", "CEF:9")),
+        "bad_value",
+        "CEF version",
+    );
+    check(
+        &record("cef", &ok.replace("rt=1795255200123 ", "")),
+        "missing_field",
+        "rt",
+    );
+    check(
+        &record("cef", &ok.replace("rt=1795255200123", "rt=Nov 21 10:00:00")),
+        "bad_timestamp",
+        "rt",
+    );
+    check(
+        &record("cef", &ok.replace("spt=1", "spt=http")),
+        "bad_value",
+        "spt",
+    );
+    check(
+        &record("cef", &ok.replace("dpt=2", "dpt=70000")),
+        "bad_value",
+        "dpt",
+    );
+    check(
+        &record("cef", &ok.replace("src=10.0.0.1", "src=host-a")),
+        "bad_value",
+        "src",
+    );
+    check(
+        &record("cef", &ok.replace("in=5", "in=five")),
+        "bad_value",
+        "in",
+    );
+    check(
+        &record("cef", &ok.replace("proto=TCP", "proto=T\\=CP")),
+        "bad_value",
+        "proto",
+    );
+    check(
+        &record("cef", &format!("{ok} deviceDirection=up")),
+        "bad_value",
+        "deviceDirection",
+    );
+}
+
+#[test]
+fn new_formats_binary_and_huge_input() {
+    let garbage: Vec<u8> = (0..=255u8).rev().cycle().take(3000).collect();
+    for f in ["zeek_tsv", "nfdump", "argus", "gcp_vpc", "cef"] {
+        let r = parse_record(f, "s", &garbage, &Limits::default()).unwrap_err();
+        assert!(!r.to_string().contains('\n'), "{f}: {r}");
+        assert!(r.to_string().chars().count() < 400, "{f}: {r}");
+        let small = Limits {
+            max_record_bytes: 1024,
+        };
+        let huge = "9,".repeat(4096);
+        check(
+            &parse_record(f, "s", huge.as_bytes(), &small).unwrap_err(),
+            "oversized",
+            "max_record_bytes",
+        );
+        // Huge but under the limit: a rejection that stays short, not a panic or a megabyte message.
+        let long = format!("{}{}", "x".repeat(200_000), ",1,2");
+        let r = parse_record(f, "s", long.as_bytes(), &Limits::default()).unwrap_err();
+        assert!(r.to_string().chars().count() < 400, "{f}: {r}");
+    }
+    // Non-UTF-8 text lines name the record.
+    for f in ["nfdump", "argus"] {
+        check(
+            &record_bytes(f, b"2026-11-21 10:00:00,\xff\xfe"),
+            "bad_value",
+            "UTF-8",
+        );
+    }
+}
+
+fn record_bytes(format: &str, raw: &[u8]) -> Rejection {
+    match parse_record(format, "s1", raw, &Limits::default()) {
+        Ok(p) => panic!("accepted {raw:?}: {:?}", p.event),
+        Err(e) => e,
+    }
+}

@@ -32,7 +32,7 @@ const HEADER: [&str; 7] = [
 ];
 
 const LAYOUT: &str =
-    "a CEF record is CEF:0|Vendor|Product|Version|SignatureID|Name|Severity|key=value ...";
+    "a CEF record: CEF:0|Vendor|Product|Version|SignatureID|Name|Severity|key=value ...";
 
 const TIME_HINT: &str = "a CEF event needs rt (receipt time), start or end: epoch milliseconds or \
                          MMM dd yyyy HH:mm:ss";
@@ -45,7 +45,7 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
     };
     let Some(at) = text.find("CEF:") else {
         return Err(Rejection::bad_value(
-            "CEF version",
+            "record",
             format!("{:?}", excerpt(text.trim())),
             LAYOUT,
         ));

@@ -120,7 +120,7 @@ pub(crate) fn parse_line(l: &Layout, line: &str, ev: &mut Event) -> Result<Optio
         return Err(Rejection::missing(
             "sa",
             format!(
-                "the line has {} csv fields; nfdump csv has {}: {}",
+                "the line has {} csv fields; nfdump csv lines have {} ({},...)",
                 row.fields.len(),
                 l.width,
                 DEFAULT.get(..8).unwrap_or_default().join(",")
