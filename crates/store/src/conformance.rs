@@ -370,6 +370,89 @@ pub fn records_are_kept_by_key_and_listed_by_prefix(s: &dyn Store) {
     assert_eq!(s.records("history/", None, 10).unwrap().len(), 1);
 }
 
+pub fn checkpoint_parts_change_with_their_checkpoint(s: &dyn Store) {
+    if !s.keyed_checkpoint_parts() {
+        return;
+    }
+    s.ensure_tenant(T, 2).unwrap();
+    let part = |k: &str, v: Option<&str>| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec()));
+    let parts_of = |group: &str, shard: Shard| -> Vec<(String, String)> {
+        s.checkpoint_parts(T, group, shard)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
+            .collect()
+    };
+    let owned = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let a = s.acquire_lease(T, G, 1, "a", 1000, 0).unwrap().unwrap();
+    let cp = |offset| Checkpoint {
+        shard: 1,
+        offset,
+        marks: Vec::new(),
+        state: b"header".to_vec(),
+    };
+    s.commit_parts(
+        T,
+        G,
+        &a,
+        &cp(1000),
+        true,
+        &[part("s1", Some("one")), part("s2", Some("two"))],
+    )
+    .unwrap();
+    // Another group of the same shard has parts of its own.
+    let other = s.acquire_lease(T, "g2", 1, "a", 1000, 0).unwrap().unwrap();
+    s.commit_parts(
+        T,
+        "g2",
+        &other,
+        &cp(500),
+        true,
+        &[part("s1", Some("theirs"))],
+    )
+    .unwrap();
+    assert_eq!(parts_of(G, 1), owned(&[("s1", "one"), ("s2", "two")]));
+    // A delta: one part changes, one goes, one is new; the rest stays.
+    s.commit_parts(
+        T,
+        G,
+        &a,
+        &cp(2000),
+        false,
+        &[
+            part("s2", None),
+            part("s3", Some("three")),
+            part("s1", Some("uno")),
+        ],
+    )
+    .unwrap();
+    assert_eq!(parts_of(G, 1), owned(&[("s1", "uno"), ("s3", "three")]));
+    assert_eq!(s.load_checkpoint(T, G, 1).unwrap(), Some(cp(2000)));
+    assert_eq!(parts_of("g2", 1), owned(&[("s1", "theirs")]));
+    assert!(parts_of(G, 0).is_empty());
+    let mut offs = s.offsets(T, 1).unwrap();
+    offs.sort();
+    assert_eq!(offs, vec![("g2".to_string(), 500), (G.to_string(), 2000)]);
+    // A fenced writer changes nothing.
+    let b = s.acquire_lease(T, G, 1, "b", 1000, 5000).unwrap().unwrap();
+    assert!(matches!(
+        s.commit_parts(T, G, &a, &cp(3000), true, &[part("s9", Some("stale"))]),
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert_eq!(parts_of(G, 1), owned(&[("s1", "uno"), ("s3", "three")]));
+    // A reset drops every earlier part.
+    s.commit_parts(T, G, &b, &cp(3000), true, &[part("s4", Some("four"))])
+        .unwrap();
+    assert_eq!(parts_of(G, 1), owned(&[("s4", "four")]));
+    s.delete_tenant(T).unwrap();
+    assert!(parts_of(G, 1).is_empty());
+    assert!(parts_of("g2", 1).is_empty());
+}
+
 /// Generates one `#[test]` per conformance check. `$make` builds a fresh, empty store behind a pointer to a
 /// guard that derefs to the store (`Box<Guard>` where `Guard: Deref<Target = YourStore>`), so the guard can
 /// clean up (remove a temp dir, drop a schema) when the test ends.
@@ -380,7 +463,8 @@ macro_rules! conformance_tests {
             scan_returns_bucket_range_in_order, scan_pages_with_resume, payloads_are_kept_apart,
             marks_change_on_every_write, leases_have_one_owner_and_fence_commits, offsets_list_every_group,
             dead_letters_are_kept_and_listed, retention_deletes_only_older_buckets, tenants_are_isolated,
-            deleting_a_tenant_removes_all_of_it_and_nothing_else, records_are_kept_by_key_and_listed_by_prefix);
+            deleting_a_tenant_removes_all_of_it_and_nothing_else, records_are_kept_by_key_and_listed_by_prefix,
+            checkpoint_parts_change_with_their_checkpoint);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

@@ -78,6 +78,45 @@ pub trait Store: Send + Sync + 'static {
         checkpoint: &Checkpoint,
     ) -> Result<()>;
 
+    /// Whether [`Store::commit_parts`] keeps a checkpoint's parts under keys of their own, so a commit
+    /// writes only what changed since the previous one. A store that does not (the default) is given the
+    /// whole state inside every [`Store::commit`].
+    fn keyed_checkpoint_parts(&self) -> bool {
+        false
+    }
+
+    /// [`Store::commit`] and changes to the checkpoint's keyed parts, in one atomic write fenced like
+    /// `commit`: with `reset` every part stored for the checkpoint is dropped first; then each
+    /// `(key, Some(value))` is stored and each `(key, None)` removed. Only when
+    /// [`Store::keyed_checkpoint_parts`].
+    fn commit_parts(
+        &self,
+        tenant: &str,
+        group: &str,
+        lease: &Lease,
+        checkpoint: &Checkpoint,
+        reset: bool,
+        parts: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<()> {
+        let _ = (tenant, group, lease, checkpoint, reset, parts);
+        Err(StoreError::Corrupt(
+            "this store does not keep checkpoint parts".into(),
+        ))
+    }
+
+    /// Every part stored for a checkpoint, in key order. Only when [`Store::keyed_checkpoint_parts`].
+    fn checkpoint_parts(
+        &self,
+        tenant: &str,
+        group: &str,
+        shard: Shard,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let _ = (tenant, group, shard);
+        Err(StoreError::Corrupt(
+            "the checkpoint was written with keyed parts, which this store does not keep".into(),
+        ))
+    }
+
     /// Read offsets of every consumer group of the tenant for one shard (retention keeps what any group
     /// has not read).
     fn offsets(&self, tenant: &str, shard: Shard) -> Result<Vec<(String, Bucket)>>;

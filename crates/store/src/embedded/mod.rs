@@ -149,6 +149,16 @@ fn checkpoint_key(tenant: &str, group: &str, shard: Shard) -> Vec<u8> {
     )
 }
 
+/// Prefix of a checkpoint's keyed parts. Not under "checkpoint", whose prefix scans list offsets.
+fn parts_prefix(tenant: &str, group: &str, shard: Shard) -> Vec<u8> {
+    let mut k = meta_key(
+        "cpart",
+        &[tenant.as_bytes(), &shard.to_be_bytes(), group.as_bytes()],
+    );
+    k.push(0);
+    k
+}
+
 /// Group commit: a writer whose data was already covered by someone else's fsync returns at once; the
 /// others queue on the mutex and the first one through syncs for all of them.
 #[derive(Default)]
@@ -334,6 +344,71 @@ impl Store for EmbeddedStore {
         self.put_meta(&checkpoint_key(tenant, group, lease.shard), checkpoint)
     }
 
+    fn keyed_checkpoint_parts(&self) -> bool {
+        true
+    }
+
+    fn commit_parts(
+        &self,
+        tenant: &str,
+        group: &str,
+        lease: &Lease,
+        checkpoint: &Checkpoint,
+        reset: bool,
+        parts: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<()> {
+        let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current: Option<Lease> = self.get_meta(&lease_key(tenant, group, lease.shard))?;
+        let held = current.is_some_and(|c| c.owner == lease.owner && c.epoch == lease.epoch);
+        if !held || lease.shard != checkpoint.shard {
+            return Err(StoreError::LeaseLost {
+                shard: lease.shard,
+                owner: lease.owner.clone(),
+                epoch: lease.epoch,
+            });
+        }
+        let prefix = parts_prefix(tenant, group, lease.shard);
+        let mut batch = self.db.batch();
+        if reset {
+            for item in self.meta.prefix(&prefix) {
+                batch.remove(&self.meta, item.key().map_err(engine)?);
+            }
+        }
+        let header =
+            postcard::to_stdvec(checkpoint).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        batch.insert(
+            &self.meta,
+            checkpoint_key(tenant, group, lease.shard),
+            header,
+        );
+        let mut key = prefix.clone();
+        for (k, v) in parts {
+            key.truncate(prefix.len());
+            key.extend_from_slice(k);
+            match v {
+                Some(v) => batch.insert(&self.meta, key.clone(), v.as_slice()),
+                None => batch.remove(&self.meta, key.clone()),
+            }
+        }
+        batch.commit().map_err(engine)?;
+        self.make_durable()
+    }
+
+    fn checkpoint_parts(
+        &self,
+        tenant: &str,
+        group: &str,
+        shard: Shard,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let prefix = parts_prefix(tenant, group, shard);
+        let mut out = Vec::new();
+        for item in self.meta.prefix(&prefix) {
+            let (k, v) = item.into_inner().map_err(engine)?;
+            out.push((k[prefix.len()..].to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     fn offsets(&self, tenant: &str, shard: Shard) -> Result<Vec<(String, Bucket)>> {
         let prefix = {
             let mut p = meta_key("checkpoint", &[tenant.as_bytes(), &shard.to_be_bytes()]);
@@ -503,7 +578,7 @@ impl Store for EmbeddedStore {
         self.delete_prefix(&[&self.marks], &data)?;
         self.delete_prefix(&[&self.dead], &data)?;
         let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
-        for kind in ["checkpoint", "lease"] {
+        for kind in ["checkpoint", "cpart", "lease"] {
             let mut p = meta_key(kind, &[tenant.as_bytes()]);
             p.push(0);
             self.delete_prefix(&[&self.meta], &p)?;
