@@ -1,85 +1,14 @@
 //! The HTTP API against a real server on loopback.
 
+mod common;
+
+use common::{envelope, Running};
 use flate2::write::GzEncoder;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
-use storyline_io::MemorySink;
-use storyline_server::{Config, Service};
-
-struct Running {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
-    sink: Arc<MemorySink>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap().unwrap();
-        }
-    }
-}
 
 fn start(max_record: usize) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cfg = Config {
-        tenant: "t".into(),
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
-    cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    cfg.limits.max_record_bytes = max_record;
-    cfg.limits.max_body_bytes = 1 << 20;
-    cfg.pipeline.bucket = Duration::from_millis(100);
-    cfg.pipeline.safety_delay = Duration::from_millis(100);
-    cfg.pipeline.poll_interval = Duration::from_millis(20);
-    cfg.pipeline.correlate.gap = Duration::from_millis(500);
-    let sink = Arc::new(MemorySink::default());
-    let service = Service::start(cfg, Some(sink.clone())).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(service.serve(async {
-            let _ = rx.await;
-        }))
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::blocking::get(format!("{base}/healthz")).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Running {
-        base,
-        stop: Some(tx),
-        thread: Some(thread),
-        sink,
-        _dir: dir,
-    }
-}
-
-fn envelope(id: &str, port: u16) -> String {
-    serde_json::json!({
-        "format": "ecs", "sensor": "fw",
-        "record": {"@timestamp": storyline_model::Timestamp::now().to_rfc3339(), "event": {"id": id},
-                   "source": {"ip": "10.0.0.1", "port": port}, "destination": {"ip": "10.0.0.2", "port": 22},
-                   "network": {"transport": "tcp"}}
-    })
-    .to_string()
+    common::start_with(|cfg| cfg.limits.max_record_bytes = max_record)
 }
 
 fn post(r: &Running, path: &str, body: Vec<u8>, gzip: bool) -> reqwest::blocking::Response {

@@ -368,7 +368,9 @@ impl Tenants {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .elapsed();
-            if idle < idle_after {
+            // Stories still correlating would wait unpublished until the next wake: keep working.
+            let unpublished = pool.as_ref().map_or(0, |p| p.open_stories());
+            if idle < idle_after || unpublished > 0 {
                 awake += 1;
                 continue;
             }
