@@ -44,6 +44,9 @@ enum Command {
     /// Delivery sinks: backlogs, dead letters, re-drive (`[[sinks]]`, docs/sinks.md).
     #[command(subcommand)]
     Sinks(cmd::sinks::Command),
+    /// Tenants of a running service: create, list, rotate tokens, set quotas, delete, history.
+    #[command(subcommand)]
+    Tenants(cmd::tenants::Command),
     /// Validate a config file and print the effective configuration.
     Check(cmd::check::Args),
     /// Score stories against ground truth: pairwise precision, recall, F1 and exact stories.
@@ -60,6 +63,7 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a),
         Command::DeadLetters(c) => cmd::dead_letters::run(c),
         Command::Sinks(c) => cmd::sinks::run(c),
+        Command::Tenants(c) => cmd::tenants::run(c),
         Command::Check(a) => cmd::check::run(a),
         Command::Eval(a) => cmd::eval::run(a),
     };

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod replay;
 pub mod run;
 pub mod sinks;
+pub mod tenants;
 
 use std::io::IsTerminal;
 
