@@ -33,9 +33,25 @@ struct Cursor {
     marks: HashMap<Bucket, u64>,
 }
 
-/// What a partition commits, inside `Checkpoint::state`.
+/// What a partition commits, inside `Checkpoint::state`, after [`STATE_MAGIC`]. The correlator's state is
+/// a small header plus keyed parts (`Correlator::checkpoint`): a store that keeps parts under keys of their
+/// own gets only the parts changed since the previous commit; any other store gets all of them, inline.
 #[derive(Serialize, Deserialize)]
 struct PartitionState {
+    cursors: Vec<Cursor>,
+    correlator_header: Vec<u8>,
+    /// NDJSON of [`Story`], as in [`PartitionStateV1::outbox`].
+    outbox: Vec<u8>,
+    /// Every part, when the store does not keep them apart (`None`: see `Store::checkpoint_parts`).
+    inline_parts: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+/// Marks the [`PartitionState`] layout; older layouts are plain postcard and start with the cursor count.
+const STATE_MAGIC: &[u8; 8] = b"SLPS\x002\x00\x00";
+
+/// The layout with the whole correlator serialized as one value (read for compatibility).
+#[derive(Deserialize)]
+struct PartitionStateV1 {
     cursors: Vec<Cursor>,
     correlator: Vec<u8>,
     /// Story versions the correlator state counts as published, committed before they go to the sink
@@ -51,10 +67,10 @@ struct PartitionStateV0 {
     correlator: Vec<u8>,
 }
 
-fn decode_state(bytes: &[u8]) -> Result<PartitionState, postcard::Error> {
-    postcard::from_bytes::<PartitionState>(bytes).or_else(|e| {
+fn decode_state_v1(bytes: &[u8]) -> Result<PartitionStateV1, postcard::Error> {
+    postcard::from_bytes::<PartitionStateV1>(bytes).or_else(|e| {
         postcard::from_bytes::<PartitionStateV0>(bytes)
-            .map(|v0| PartitionState {
+            .map(|v0| PartitionStateV1 {
                 cursors: v0.cursors,
                 correlator: v0.correlator,
                 outbox: Vec::new(),
@@ -88,6 +104,10 @@ pub struct PartitionWorker {
     /// Story versions that became final and are not published yet: they go to the sink right after the
     /// next commit, which includes them (the outbox).
     out: Vec<Story>,
+    /// The next commit writes every part of the correlator state, not just the changed ones: the first
+    /// after opening (parts of an older state may be stored) and any after a failed commit (its changes
+    /// may not have landed).
+    full_next: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -136,28 +156,46 @@ impl PartitionWorker {
                 (fresh(), c, Vec::new())
             }
             Some(cp) => {
-                let st = decode_state(&cp.state).map_err(|e| unreadable(&e))?;
+                let (cursors, correlator, outbox) = match cp.state.strip_prefix(STATE_MAGIC) {
+                    Some(bytes) => {
+                        let st: PartitionState =
+                            postcard::from_bytes(bytes).map_err(|e| unreadable(&e))?;
+                        let parts = match st.inline_parts {
+                            Some(parts) => parts,
+                            None => {
+                                store.checkpoint_parts(&lease.tenant, &lease.group, partition)?
+                            }
+                        };
+                        let correlator = Correlator::restore_parts(
+                            &st.correlator_header,
+                            parts.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+                        )
+                        .map_err(|e| unreadable(&e))?;
+                        (st.cursors, correlator, st.outbox)
+                    }
+                    None => {
+                        let st = decode_state_v1(&cp.state).map_err(|e| unreadable(&e))?;
+                        let correlator =
+                            Correlator::restore(&st.correlator).map_err(|e| unreadable(&e))?;
+                        (st.cursors, correlator, st.outbox)
+                    }
+                };
                 let expected = partition_shards(cfg, partition);
-                if st.cursors.iter().map(|c| c.shard).collect::<Vec<_>>() != expected {
+                if cursors.iter().map(|c| c.shard).collect::<Vec<_>>() != expected {
                     anyhow::bail!(
                         "partition {partition}: the checkpoint covers shards {:?} but the config puts {:?} in it; \
                          `pipeline.partitions` cannot change while a consumer group has state (use a new `group`)",
-                        st.cursors.iter().map(|c| c.shard).collect::<Vec<_>>(),
+                        cursors.iter().map(|c| c.shard).collect::<Vec<_>>(),
                         expected
                     );
                 }
-                let outbox = st
-                    .outbox
+                let outbox = outbox
                     .split(|b| *b == b'\n')
                     .filter(|l| !l.is_empty())
                     .map(serde_json::from_slice::<Story>)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| unreadable(&e))?;
-                (
-                    Correlator::restore(&st.correlator).map_err(|e| unreadable(&e))?,
-                    st.cursors,
-                    outbox,
-                )
+                (correlator, cursors, outbox)
             }
         };
         Ok(Self {
@@ -173,6 +211,7 @@ impl PartitionWorker {
             // Stories committed as published by the previous owner that it may not have delivered.
             flush_now: !outbox.is_empty(),
             out: outbox,
+            full_next: true,
         })
     }
 
@@ -404,24 +443,49 @@ impl PartitionWorker {
             serde_json::to_writer(&mut outbox, story).expect("a story serializes");
             outbox.push(b'\n');
         }
+        let keyed = store.keyed_checkpoint_parts();
+        let delta = self.correlator.checkpoint(self.full_next || !keyed);
+        let inline_parts = (!keyed).then(|| {
+            delta
+                .parts
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .collect()
+        });
         let state = PartitionState {
             cursors: self.cursors.clone(),
-            correlator: self.correlator.snapshot(),
+            correlator_header: delta.header,
             outbox,
+            inline_parts,
         };
-        let state = postcard::to_stdvec(&state).expect("partition state serializes");
+        let mut encoded = STATE_MAGIC.to_vec();
+        postcard::to_io(&state, &mut encoded).expect("partition state serializes");
         let cp = Checkpoint {
             shard: self.lease.shard,
             offset: self.offset(),
             marks: Vec::new(),
-            state,
+            state: encoded,
         };
-        store.commit(&self.lease.tenant, &self.lease.group, &self.lease, &cp)?;
+        let (tenant, group) = (&self.lease.tenant, &self.lease.group);
+        let mut written = cp.state.len();
+        let done = if keyed {
+            written += delta
+                .parts
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+            store.commit_parts(tenant, group, &self.lease, &cp, delta.full, &delta.parts)
+        } else {
+            store.commit(tenant, group, &self.lease, &cp)
+        };
+        // The correlator counts the changes as written: if they were not, only a full write is right.
+        self.full_next = done.is_err();
+        done?;
         self.last_commit = Instant::now();
         self.uncommitted = false;
         self.flush_now = false;
         gauge!("storyline_checkpoint_bytes", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
-            .set(cp.state.len() as f64);
+            .set(written as f64);
         Ok(())
     }
 
