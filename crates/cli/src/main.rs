@@ -47,6 +47,9 @@ enum Command {
     /// Tenants of a running service: create, list, rotate tokens, set quotas, delete, history.
     #[command(subcommand)]
     Tenants(cmd::tenants::Command),
+    /// Benchmarks of the whole service in one process (docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
     /// Validate a config file and print the effective configuration.
     Check(cmd::check::Args),
     /// Score stories against ground truth: pairwise precision, recall, F1 and exact stories.
@@ -64,6 +67,7 @@ fn main() {
         Command::DeadLetters(c) => cmd::dead_letters::run(c),
         Command::Sinks(c) => cmd::sinks::run(c),
         Command::Tenants(c) => cmd::tenants::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
         Command::Check(a) => cmd::check::run(a),
         Command::Eval(a) => cmd::eval::run(a),
     };

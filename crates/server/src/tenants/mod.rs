@@ -119,11 +119,15 @@ pub struct Tenants {
     pub registry: Registry,
     live: Mutex<HashMap<String, Arc<Live>>>,
     stopping: AtomicBool,
+    /// The registry was read and the default tenant registered.
+    loaded: AtomicBool,
 }
 
 impl Tenants {
-    /// Loads the registry, registers the default tenant, and wakes every tenant that was not asleep
-    /// when the last process stopped (it may have stored events or open stories to finish).
+    /// Loads the registry, registers the default tenant, and wakes the default tenant and every tenant
+    /// that was not asleep when the last process stopped (it may have stored events or open stories to
+    /// finish). A store that cannot be reached yet does not stop the start: the registry is loaded once
+    /// it answers.
     pub fn start(
         store: Arc<dyn Store>,
         pipeline: PipelineConfig,
@@ -133,8 +137,9 @@ impl Tenants {
         owner: String,
         default_tenant: &str,
     ) -> anyhow::Result<Arc<Self>> {
-        let registry = Registry::load(store.clone())?;
+        validate_tenant(default_tenant)?;
         let t = Arc::new(Self {
+            registry: Registry::new(store.clone()),
             store,
             pipeline,
             limits,
@@ -142,19 +147,15 @@ impl Tenants {
             sink,
             owner,
             default_tenant: default_tenant.to_string(),
-            registry,
             live: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
         });
-        if t.registry.get(default_tenant)?.is_none() {
-            t.create_record(default_tenant, None, false)?;
-        }
-        for rec in t.registry.list() {
-            if !rec.asleep {
-                let live = t.live(&rec.id)?;
-                t.wake(&rec.id, &live, "started")?;
-            }
-        }
+        // The deployment's own tenant always runs (single-tenant deployments and clusters of processes
+        // sharing its partitions expect its workers from the start).
+        let live = t.live(default_tenant)?;
+        t.wake(default_tenant, &live, "started")?;
+        t.load_registry();
         let reaper = Arc::downgrade(&t);
         std::thread::Builder::new()
             .name("tenant-reaper".into())
@@ -164,9 +165,36 @@ impl Tenants {
                 if t.stopping.load(Ordering::Relaxed) {
                     return;
                 }
+                if !t.loaded.load(Ordering::Relaxed) {
+                    t.load_registry();
+                }
                 t.sleep_idle();
             })?;
         Ok(t)
+    }
+
+    /// Reads the registry, registers the default tenant, wakes the tenants that were awake. Until it
+    /// succeeds (the store answers), only the default tenant is served.
+    fn load_registry(&self) {
+        let loaded = (|| -> anyhow::Result<()> {
+            self.registry.reload()?;
+            if self.registry.get(&self.default_tenant)?.is_none() {
+                self.create_record(&self.default_tenant, None, false)?;
+            }
+            for rec in self.registry.list() {
+                if !rec.asleep && rec.id != self.default_tenant {
+                    let live = self.live(&rec.id)?;
+                    self.wake(&rec.id, &live, "started")?;
+                }
+            }
+            Ok(())
+        })();
+        match loaded {
+            Ok(()) => self.loaded.store(true, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "tenant registry not loaded yet; retrying")
+            }
+        }
     }
 
     pub fn default_tenant(&self) -> &str {
@@ -295,11 +323,12 @@ impl Tenants {
         if let Some(l) = self.live_if_any(id) {
             return Ok(l);
         }
-        if self
-            .registry
-            .get(id)
-            .map_err(|e| IngestError::Store(e.into()))?
-            .is_none()
+        if id != self.default_tenant
+            && self
+                .registry
+                .get(id)
+                .map_err(|e| IngestError::Store(e.into()))?
+                .is_none()
         {
             return Err(IngestError::UnknownTenant(id.to_string()));
         }
@@ -330,7 +359,14 @@ impl Tenants {
         }
         let started = Instant::now();
         if self.registry.cached(id).is_some_and(|r| r.asleep) {
-            self.registry.update(id, |r| r.asleep = false)?;
+            match self.registry.update(id, |r| r.asleep = false) {
+                Ok(_) => {}
+                // The default tenant is woken at every start anyway.
+                Err(e) if id == self.default_tenant => {
+                    tracing::warn!(error = %e, "could not record the default tenant as awake")
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         *pool = Some(WorkerPool::start(
             self.store.clone(),
@@ -361,6 +397,10 @@ impl Tenants {
         for (id, live) in lives {
             let mut pool = live.pool.lock().unwrap_or_else(|p| p.into_inner());
             if pool.is_none() {
+                continue;
+            }
+            if id == self.default_tenant {
+                awake += 1;
                 continue;
             }
             let idle = live
@@ -452,11 +492,21 @@ impl Tenants {
         first_line: u64,
     ) -> Result<IngestReport, IngestError> {
         let live = self.live(tenant)?;
-        let rec = self
-            .registry
-            .get(tenant)
-            .map_err(|e| IngestError::Store(e.into()))?
-            .ok_or_else(|| IngestError::UnknownTenant(tenant.to_string()))?;
+        let rec = match self.registry.cached(tenant) {
+            Some(r) => r,
+            None if tenant == self.default_tenant => TenantRecord {
+                id: tenant.to_string(),
+                created: Timestamp::now(),
+                quotas: self.settings.default_quotas.clone(),
+                token_sha256: Vec::new(),
+                asleep: false,
+            },
+            None => self
+                .registry
+                .get(tenant)
+                .map_err(|e| IngestError::Store(e.into()))?
+                .ok_or_else(|| IngestError::UnknownTenant(tenant.to_string()))?,
+        };
         let lines = body
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())

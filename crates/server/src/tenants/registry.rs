@@ -105,11 +105,16 @@ fn history_prefix(id: &str) -> String {
 }
 
 impl Registry {
-    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        let r = Self {
+    /// An empty registry; [`Registry::reload`] fills it.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
             store,
             cache: RwLock::new(HashMap::new()),
-        };
+        }
+    }
+
+    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let r = Self::new(store);
         r.reload()?;
         Ok(r)
     }
