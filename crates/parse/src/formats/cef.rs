@@ -66,23 +66,11 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
     ev.observer.product = non_empty(&header[2]);
 
     let pairs = extension(ext);
-    let get = |keys: &[&str]| -> Option<&str> {
-        pairs
-            .iter()
-            .find(|(k, _)| keys.contains(k))
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    };
-    let field = |keys: &[&'static str]| -> Option<(&'static str, &str)> {
-        keys.iter().find_map(|k| get(&[k]).map(|v| (*k, v)))
-    };
+    let x = Ext::read(&pairs);
 
-    let rt = field(&["rt", "deviceReceiptTime"]);
-    let start = field(&["start", "startTime"]);
-    let end = field(&["end", "endTime"]);
-    let start_ts = start.map(|(k, v)| cef_time(k, v)).transpose()?;
-    let end_ts = end.map(|(k, v)| cef_time(k, v)).transpose()?;
-    ev.timestamp = match rt {
+    let start_ts = x.get(START).map(|(k, v)| cef_time(k, v)).transpose()?;
+    let end_ts = x.get(END).map(|(k, v)| cef_time(k, v)).transpose()?;
+    ev.timestamp = match x.get(RT) {
         Some((k, v)) => cef_time(k, v)?,
         None => start_ts
             .or(end_ts)
@@ -92,15 +80,15 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
         ev.event.duration = Some(e.nanos_since(s).max(0));
     }
 
-    ev.source.ip = ip(field(&["src", "sourceAddress", "c6a2"]))?;
-    ev.destination.ip = ip(field(&["dst", "destinationAddress", "c6a3"]))?;
-    ev.source.port = num(field(&["spt", "sourcePort"]), PORT_EXPECTED)?;
-    ev.destination.port = num(field(&["dpt", "destinationPort"]), PORT_EXPECTED)?;
-    ev.source.nat.ip = ip(field(&["sourceTranslatedAddress"]))?;
-    ev.source.nat.port = num(field(&["sourceTranslatedPort"]), PORT_EXPECTED)?;
-    ev.destination.nat.ip = ip(field(&["destinationTranslatedAddress"]))?;
-    ev.destination.nat.port = num(field(&["destinationTranslatedPort"]), PORT_EXPECTED)?;
-    if let Some((k, p)) = field(&["proto", "transportProtocol"]) {
+    ev.source.ip = ip(x.get(SRC).or(x.get(SRC6)))?;
+    ev.destination.ip = ip(x.get(DST).or(x.get(DST6)))?;
+    ev.source.port = num(x.get(SPT), PORT_EXPECTED)?;
+    ev.destination.port = num(x.get(DPT), PORT_EXPECTED)?;
+    ev.source.nat.ip = ip(x.get(SRC_NAT))?;
+    ev.source.nat.port = num(x.get(SPT_NAT), PORT_EXPECTED)?;
+    ev.destination.nat.ip = ip(x.get(DST_NAT))?;
+    ev.destination.nat.port = num(x.get(DPT_NAT), PORT_EXPECTED)?;
+    if let Some((k, p)) = x.get(PROTO) {
         if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(Rejection::bad_value(
                 k,
@@ -110,12 +98,12 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
         }
         set_transport(ev, p);
     }
-    ev.source.bytes = num(field(&["in", "bytesIn"]), COUNT_EXPECTED)?;
-    ev.destination.bytes = num(field(&["out", "bytesOut"]), COUNT_EXPECTED)?;
-    if let Some(app) = get(&["app", "applicationProtocol"]) {
+    ev.source.bytes = num(x.get(BYTES_IN), COUNT_EXPECTED)?;
+    ev.destination.bytes = num(x.get(BYTES_OUT), COUNT_EXPECTED)?;
+    if let Some((_, app)) = x.get(APP) {
         ev.network.protocol = app_protocol(app);
     }
-    ev.network.direction = match field(&["deviceDirection"]) {
+    ev.network.direction = match x.get(DIRECTION) {
         None => None,
         Some((_, "0")) => Some("ingress".into()),
         Some((_, "1")) => Some("egress".into()),
@@ -127,19 +115,19 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
             ))
         }
     };
-    if let Some(act) = get(&["act", "deviceAction"]) {
+    if let Some((_, act)) = x.get(ACT) {
         ev.event.outcome = outcome_of_verdict(act);
         ev.event.action = Some(act.to_ascii_lowercase().into());
     }
-    ev.user.name = get(&["suser", "sourceUserName"]).map(Str::from);
-    ev.host.name = get(&["shost", "sourceHostName"]).map(Str::from);
-    let dhost = get(&["dhost", "destinationHostName"]).map(Str::from);
-    let request = get(&["request", "requestUrl"]).map(Str::from);
+    let text = |slot: usize| x.get(slot).map(|(_, v)| Str::from(v));
+    ev.user.name = text(SUSER);
+    ev.host.name = text(SHOST);
+    let request = text(REQUEST);
     if request.is_some() {
-        super::set_url(ev, dhost, request);
+        super::set_url(ev, text(DHOST), request);
     }
-    ev.http.request.method = get(&["requestMethod"]).map(Str::from);
-    ev.rule.name = labelled_rule(&get);
+    ev.http.request.method = text(METHOD);
+    ev.rule.name = x.rule().map(Str::from);
 
     let kind_type = if ev.source.ip.is_some() && ev.destination.ip.is_some() {
         "connection"
@@ -286,36 +274,135 @@ fn unescape_value(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The rule or policy name from the custom string whose label says it holds one.
-fn labelled_rule<'a>(get: &dyn Fn(&[&str]) -> Option<&'a str>) -> Option<Str> {
-    for n in 1..=6 {
-        let label_key = format!("cs{n}Label");
-        let Some(label) = get(&[label_key.as_str()]) else {
-            continue;
-        };
-        let l = label.to_ascii_lowercase();
-        if matches!(
-            l.as_str(),
-            "rule"
-                | "rule name"
-                | "rulename"
-                | "rule_name"
-                | "policy"
-                | "policy name"
-                | "policyname"
-                | "acl"
-                | "firewall rule"
-        ) {
-            let key = format!("cs{n}");
-            if let Some(v) = get(&[key.as_str()]) {
-                return Some(v.into());
-            }
-        }
-    }
-    None
+// Slots of the extension keys read (the spec's short key and its full name share a slot).
+const RT: usize = 0;
+const START: usize = 1;
+const END: usize = 2;
+const SRC: usize = 3;
+const SRC6: usize = 4;
+const DST: usize = 5;
+const DST6: usize = 6;
+const SPT: usize = 7;
+const DPT: usize = 8;
+const SRC_NAT: usize = 9;
+const SPT_NAT: usize = 10;
+const DST_NAT: usize = 11;
+const DPT_NAT: usize = 12;
+const PROTO: usize = 13;
+const BYTES_IN: usize = 14;
+const BYTES_OUT: usize = 15;
+const APP: usize = 16;
+const DIRECTION: usize = 17;
+const ACT: usize = 18;
+const SUSER: usize = 19;
+const SHOST: usize = 20;
+const DHOST: usize = 21;
+const REQUEST: usize = 22;
+const METHOD: usize = 23;
+const SLOTS: usize = 24;
+
+fn slot(key: &str) -> Option<usize> {
+    Some(match key {
+        "rt" | "deviceReceiptTime" => RT,
+        "start" | "startTime" => START,
+        "end" | "endTime" => END,
+        "src" | "sourceAddress" => SRC,
+        "c6a2" => SRC6,
+        "dst" | "destinationAddress" => DST,
+        "c6a3" => DST6,
+        "spt" | "sourcePort" => SPT,
+        "dpt" | "destinationPort" => DPT,
+        "sourceTranslatedAddress" => SRC_NAT,
+        "sourceTranslatedPort" => SPT_NAT,
+        "destinationTranslatedAddress" => DST_NAT,
+        "destinationTranslatedPort" => DPT_NAT,
+        "proto" | "transportProtocol" => PROTO,
+        "in" | "bytesIn" => BYTES_IN,
+        "out" | "bytesOut" => BYTES_OUT,
+        "app" | "applicationProtocol" => APP,
+        "deviceDirection" => DIRECTION,
+        "act" | "deviceAction" => ACT,
+        "suser" | "sourceUserName" => SUSER,
+        "shost" | "sourceHostName" => SHOST,
+        "dhost" | "destinationHostName" => DHOST,
+        "request" | "requestUrl" => REQUEST,
+        "requestMethod" => METHOD,
+        _ => return None,
+    })
 }
 
-fn ip(f: Option<(&'static str, &str)>) -> Result<Option<IpAddr>, Rejection> {
+/// The extension values read, each with the key it was written as (rejections name that key). The
+/// first non-empty value of a slot wins.
+struct Ext<'a> {
+    slots: [Option<(&'a str, &'a str)>; SLOTS],
+    /// `cs1`..`cs6` and their labels.
+    cs: [Option<&'a str>; 6],
+    cs_label: [Option<&'a str>; 6],
+}
+
+impl<'a> Ext<'a> {
+    fn read(pairs: &'a [(&'a str, Cow<'a, str>)]) -> Self {
+        let mut x = Ext {
+            slots: [None; SLOTS],
+            cs: [None; 6],
+            cs_label: [None; 6],
+        };
+        for (k, v) in pairs {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            if let Some(i) = slot(k) {
+                if let Some(s) = x.slots.get_mut(i) {
+                    s.get_or_insert((k, v));
+                }
+            } else if let Some(rest) = k.strip_prefix("cs") {
+                let (n, label) = match rest.strip_suffix("Label") {
+                    Some(n) => (n, true),
+                    None => (rest, false),
+                };
+                let Some(i) = n.parse::<usize>().ok().and_then(|n| n.checked_sub(1)) else {
+                    continue;
+                };
+                let target = if label { &mut x.cs_label } else { &mut x.cs };
+                if let Some(s) = target.get_mut(i) {
+                    s.get_or_insert(v);
+                }
+            }
+        }
+        x
+    }
+
+    fn get(&self, slot: usize) -> Option<(&'a str, &'a str)> {
+        self.slots.get(slot).copied().flatten()
+    }
+
+    /// The custom string whose label says it holds the rule or policy name.
+    fn rule(&self) -> Option<&'a str> {
+        self.cs_label
+            .iter()
+            .zip(&self.cs)
+            .find_map(|(label, value)| {
+                let l = (*label)?.to_ascii_lowercase();
+                matches!(
+                    l.as_str(),
+                    "rule"
+                        | "rule name"
+                        | "rulename"
+                        | "rule_name"
+                        | "policy"
+                        | "policy name"
+                        | "policyname"
+                        | "acl"
+                        | "firewall rule"
+                )
+                .then_some(*value)
+                .flatten()
+            })
+    }
+}
+
+fn ip(f: Option<(&str, &str)>) -> Result<Option<IpAddr>, Rejection> {
     match f {
         None => Ok(None),
         Some((k, s)) => parse_ip(s)
@@ -325,7 +412,7 @@ fn ip(f: Option<(&'static str, &str)>) -> Result<Option<IpAddr>, Rejection> {
 }
 
 fn num<T: std::str::FromStr>(
-    f: Option<(&'static str, &str)>,
+    f: Option<(&str, &str)>,
     expected: &str,
 ) -> Result<Option<T>, Rejection> {
     match f {
