@@ -12,7 +12,7 @@
 //! (at least once), nothing is skipped.
 
 use crate::PipelineConfig;
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -423,6 +423,13 @@ impl PartitionWorker {
         let n = self.out.len() as u64;
         counter!("storyline_story_versions_published_total", "tenant" => self.lease.tenant.clone())
             .increment(n);
+        // Event-time latency: from the story's last event (sensor time) to its publication. It includes the
+        // gap the engine must wait to know a session is over, and any sensor clock skew.
+        let now = Timestamp::now();
+        let latency = histogram!("storyline_story_publish_latency_seconds", "tenant" => self.lease.tenant.clone());
+        for s in self.out.iter().filter(|s| !s.event_ids.is_empty()) {
+            latency.record(now.nanos_since(s.last_seen).max(0) as f64 / 1e9);
+        }
         self.out.clear();
         // The stored checkpoint still holds them: the next commit empties it.
         self.uncommitted = true;

@@ -541,6 +541,8 @@ impl Tenants {
             .ingest_from_line(body, framing, source, first_line)
             .map_err(|e| IngestError::Store(e.into()))?;
         *live.last_event.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        metrics::counter!("storyline_ingest_bytes_total", "tenant" => tenant.to_string())
+            .increment(body.len() as u64);
         Ok(report)
     }
 
