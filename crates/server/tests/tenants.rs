@@ -134,6 +134,24 @@ fn tenants_are_isolated_by_token_and_path() {
         .collect();
     assert_eq!(all.len(), 3);
 
+    // An envelope that names another tenant gains nothing: the token decides where a line goes.
+    let mut forged: Value = serde_json::from_str(&envelope("x5", 4000)).unwrap();
+    forged["tenant"] = "globex".into();
+    let resp = post_events(&r, "/v1/events", Some(&a), &[forged.to_string()]);
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().unwrap();
+    if v["accepted"] == 1 {
+        let landed = stories_of(&r, "acme", 1);
+        assert_eq!(landed[0].event_ids.len(), 1, "{landed:?}");
+    } else {
+        assert_eq!(v["rejected"], 1, "{v}");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        r.sink.take().iter().all(|s| s.tenant != "globex"),
+        "nothing reached globex"
+    );
+
     // Reading: own tenant yes, the other's no.
     assert_eq!(
         call(Method::GET, &r, "/v1/tenants/acme", Some(&a), None).status(),
