@@ -79,6 +79,11 @@ const FIXTURES: &[(&str, &str)] = &[
         include_str!("../tests/fixtures/aws_vpc_reject.json"),
     ),
     ("ecs", include_str!("../tests/fixtures/ecs.json")),
+    ("gcp_vpc", include_str!("../tests/fixtures/gcp_vpc.json")),
+    (
+        "gcp_vpc",
+        include_str!("../tests/fixtures/gcp_vpc_dest.json"),
+    ),
 ];
 
 /// Hand-written records in shapes the fixtures lack.
@@ -388,6 +393,29 @@ fn paths_of(format: &str) -> &'static [&'static [&'static str]] {
             &["labels", "x.y"],
             &["other"],
         ],
+        "gcp_vpc" => &[
+            &["jsonPayload"],
+            &["jsonPayload", "connection"],
+            &["jsonPayload", "connection", "src_ip"],
+            &["jsonPayload", "connection", "src_port"],
+            &["jsonPayload", "connection", "dest_ip"],
+            &["jsonPayload", "connection", "dest_port"],
+            &["jsonPayload", "connection", "protocol"],
+            &["jsonPayload", "connection.src_ip"],
+            &["jsonPayload", "reporter"],
+            &["jsonPayload", "bytes_sent"],
+            &["jsonPayload", "packets_sent"],
+            &["jsonPayload", "start_time"],
+            &["jsonPayload", "end_time"],
+            &["jsonPayload", "src_instance"],
+            &["jsonPayload", "src_instance", "vm_name"],
+            &["jsonPayload", "dest_instance", "vm_name"],
+            &["jsonPayload", "src_instance.vm_name"],
+            &["jsonPayload", "rtt_msec"],
+            &["connection"],
+            &["timestamp"],
+            &["other"],
+        ],
         _ => &[&["other"]],
     }
 }
@@ -443,6 +471,8 @@ fn value() -> impl Strategy<Value = Value> {
             json!("2026-11-21T10:00:00Z"),
             json!("2026-11-21T10:00:00.5+0000"),
             json!("2026-11-21 10:00:00"),
+            json!("SRC"),
+            json!("DEST_GATEWAY"),
             json!("1795255200.5"),
             json!("true"),
             json!("FALSE"),
@@ -717,6 +747,11 @@ fn aws_vpc_edits() {
 #[test]
 fn ecs_edits() {
     differential("ecs");
+}
+
+#[test]
+fn gcp_vpc_edits() {
+    differential("gcp_vpc");
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ pub(crate) fn paths(name: &str) -> Option<(FastFn, ParseFn)> {
         "sysmon" => (sysmon::fast::parse, sysmon::parse_dom),
         "aws_vpc" => (aws_vpc::fast::parse, aws_vpc::parse_dom),
         "ecs" => (ecs::fast::parse, ecs::parse_dom),
+        "gcp_vpc" => (gcp_vpc::fast::parse, gcp_vpc::parse_dom),
         _ => return None,
     })
 }
