@@ -54,8 +54,14 @@ pub(crate) struct Row<'a> {
 
 impl<'a> Row<'a> {
     pub(crate) fn split(line: &'a str, placeholder: &'a str) -> Self {
+        Self::split_upto(line, placeholder, usize::MAX)
+    }
+
+    /// Splits off the first `used` columns only (the rest of the line, if any, is one more field):
+    /// exports are wide and a parser reads a few leading columns.
+    pub(crate) fn split_upto(line: &'a str, placeholder: &'a str, used: usize) -> Self {
         Row {
-            fields: line.split(',').collect(),
+            fields: line.splitn(used.saturating_add(1), ',').collect(),
             placeholder,
         }
     }

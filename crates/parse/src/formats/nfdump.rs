@@ -49,12 +49,14 @@ pub(crate) struct Layout {
     obyt: Col,
     dir: Col,
     width: usize,
+    /// Columns up to the last one read.
+    used: usize,
 }
 
 impl Layout {
     pub(crate) fn new(cols: &Columns) -> Self {
         let c = |a: &[&'static str]| Col::find(cols, a);
-        Layout {
+        let mut l = Layout {
             ts: c(&["ts"]),
             te: c(&["te"]),
             td: c(&["td"]),
@@ -69,7 +71,16 @@ impl Layout {
             obyt: c(&["obyt"]),
             dir: c(&["dir"]),
             width: cols.0.len(),
-        }
+            used: 0,
+        };
+        l.used = [
+            l.ts, l.te, l.td, l.sa, l.da, l.sp, l.dp, l.pr, l.ipkt, l.ibyt, l.opkt, l.obyt, l.dir,
+        ]
+        .iter()
+        .filter_map(|c| c.at)
+        .max()
+        .map_or(0, |i| i + 1);
+        l
     }
 }
 
@@ -115,7 +126,7 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
 
 /// A csv flow line read with `l`.
 pub(crate) fn parse_line(l: &Layout, line: &str, ev: &mut Event) -> Result<Option<Str>, Rejection> {
-    let row = Row::split(line, "");
+    let row = Row::split_upto(line, "", l.used);
     if row.fields.len() < 4 {
         return Err(Rejection::missing(
             "sa",
