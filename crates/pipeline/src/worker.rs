@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 use storyline_correlate::Correlator;
 use storyline_io::StorySink;
-use storyline_model::{routing::Shard, Event, Story, Timestamp};
+use storyline_model::{routing::Shard, Event, Fused, SensorView, Story, StoryId, Str, Timestamp};
 use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, StoredEvent};
 
 /// How often a worker runs the retention pass on the shards it owns.
@@ -36,14 +36,149 @@ struct Cursor {
 /// What a partition commits, inside `Checkpoint::state`, after [`STATE_MAGIC`]. The correlator's state is
 /// a small header plus keyed parts (`Correlator::checkpoint`): a store that keeps parts under keys of their
 /// own gets only the parts changed since the previous commit; any other store gets all of them, inline.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct PartitionState {
     cursors: Vec<Cursor>,
+    #[serde(with = "storyline_store::bytes")]
     correlator_header: Vec<u8>,
-    /// NDJSON of [`Story`], as in [`PartitionStateV1::outbox`].
-    outbox: Vec<u8>,
+    /// Story versions the correlator counts as published and the sink may not have yet, as in
+    /// [`PartitionStateV1::outbox`].
+    outbox: Vec<OutboxStory>,
     /// Every part, when the store does not keep them apart (`None`: see `Store::checkpoint_parts`).
-    inline_parts: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    inline_parts: Option<Vec<Part>>,
+}
+
+/// [`PartitionState`] as written, borrowing what it holds.
+#[derive(Serialize)]
+struct PartitionStateRef<'a> {
+    cursors: &'a [Cursor],
+    #[serde(with = "storyline_store::bytes")]
+    correlator_header: &'a [u8],
+    outbox: Vec<OutboxStoryRef<'a>>,
+    inline_parts: Option<Vec<PartRef<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(with = "storyline_store::bytes")]
+    key: Vec<u8>,
+    #[serde(with = "storyline_store::bytes")]
+    value: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct PartRef<'a> {
+    #[serde(with = "storyline_store::bytes")]
+    key: &'a [u8],
+    #[serde(with = "storyline_store::bytes")]
+    value: &'a [u8],
+}
+
+/// A [`Story`] in a compact, non-self-describing form: its JSON form (flattened and omitted fields)
+/// cannot go through postcard, and JSON cost as much as the rest of the commit.
+#[derive(Deserialize)]
+struct OutboxStory(
+    u128,
+    u32,
+    Str,
+    Timestamp,
+    Timestamp,
+    u32,
+    Vec<Str>,
+    Vec<Str>,
+    Option<u128>,
+    Vec<SensorView>,
+    Vec<Str>,
+    Vec<Str>,
+    Fused,
+);
+
+#[derive(Serialize)]
+struct OutboxStoryRef<'a>(
+    u128,
+    u32,
+    &'a Str,
+    Timestamp,
+    Timestamp,
+    u32,
+    &'a [Str],
+    &'a [Str],
+    Option<u128>,
+    &'a [SensorView],
+    &'a [Str],
+    &'a [Str],
+    &'a Fused,
+);
+
+impl<'a> OutboxStoryRef<'a> {
+    fn new(story: &'a Story) -> Self {
+        // Every field by name: a field added to `Story` fails here until the outbox carries it.
+        let Story {
+            story_id,
+            version,
+            tenant,
+            first_seen,
+            last_seen,
+            event_count,
+            event_ids,
+            sensors,
+            merged_into,
+            provenance,
+            cuts,
+            related_story_ids,
+            fused,
+        } = story;
+        Self(
+            story_id.0,
+            *version,
+            tenant,
+            *first_seen,
+            *last_seen,
+            *event_count,
+            event_ids,
+            sensors,
+            merged_into.map(|id| id.0),
+            provenance,
+            cuts,
+            related_story_ids,
+            fused,
+        )
+    }
+}
+
+impl From<OutboxStory> for Story {
+    fn from(o: OutboxStory) -> Story {
+        let OutboxStory(
+            story_id,
+            version,
+            tenant,
+            first_seen,
+            last_seen,
+            event_count,
+            event_ids,
+            sensors,
+            merged_into,
+            provenance,
+            cuts,
+            related_story_ids,
+            fused,
+        ) = o;
+        Story {
+            story_id: StoryId(story_id),
+            version,
+            tenant,
+            first_seen,
+            last_seen,
+            event_count,
+            event_ids,
+            sensors,
+            merged_into: merged_into.map(StoryId),
+            provenance,
+            cuts,
+            related_story_ids,
+            fused,
+        }
+    }
 }
 
 /// Marks the [`PartitionState`] layout; older layouts are plain postcard and start with the cursor count.
@@ -161,7 +296,7 @@ impl PartitionWorker {
                         let st: PartitionState =
                             postcard::from_bytes(bytes).map_err(|e| unreadable(&e))?;
                         let parts = match st.inline_parts {
-                            Some(parts) => parts,
+                            Some(parts) => parts.into_iter().map(|p| (p.key, p.value)).collect(),
                             None => {
                                 store.checkpoint_parts(&lease.tenant, &lease.group, partition)?
                             }
@@ -171,13 +306,21 @@ impl PartitionWorker {
                             parts.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
                         )
                         .map_err(|e| unreadable(&e))?;
-                        (st.cursors, correlator, st.outbox)
+                        let outbox = st.outbox.into_iter().map(Story::from).collect();
+                        (st.cursors, correlator, outbox)
                     }
                     None => {
                         let st = decode_state_v1(&cp.state).map_err(|e| unreadable(&e))?;
                         let correlator =
                             Correlator::restore(&st.correlator).map_err(|e| unreadable(&e))?;
-                        (st.cursors, correlator, st.outbox)
+                        let outbox = st
+                            .outbox
+                            .split(|b| *b == b'\n')
+                            .filter(|l| !l.is_empty())
+                            .map(serde_json::from_slice::<Story>)
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| unreadable(&e))?;
+                        (st.cursors, correlator, outbox)
                     }
                 };
                 let expected = partition_shards(cfg, partition);
@@ -189,12 +332,6 @@ impl PartitionWorker {
                         expected
                     );
                 }
-                let outbox = outbox
-                    .split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(serde_json::from_slice::<Story>)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| unreadable(&e))?;
                 (correlator, cursors, outbox)
             }
         };
@@ -445,24 +582,24 @@ impl PartitionWorker {
 
     /// Commits the read offsets, the correlator state and the outbox (story versions not yet published).
     pub fn commit(&mut self, store: &dyn Store) -> anyhow::Result<()> {
-        let mut outbox = Vec::new();
-        for story in &self.out {
-            serde_json::to_writer(&mut outbox, story).expect("a story serializes");
-            outbox.push(b'\n');
-        }
         let keyed = store.keyed_checkpoint_parts();
         let delta = self.correlator.checkpoint(self.full_next || !keyed);
         let inline_parts = (!keyed).then(|| {
             delta
                 .parts
                 .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .filter_map(|(key, value)| {
+                    Some(PartRef {
+                        key,
+                        value: value.as_ref()?,
+                    })
+                })
                 .collect()
         });
-        let state = PartitionState {
-            cursors: self.cursors.clone(),
-            correlator_header: delta.header,
-            outbox,
+        let state = PartitionStateRef {
+            cursors: &self.cursors,
+            correlator_header: &delta.header,
+            outbox: self.out.iter().map(OutboxStoryRef::new).collect(),
             inline_parts,
         };
         let mut encoded = STATE_MAGIC.to_vec();

@@ -60,7 +60,45 @@ pub struct Checkpoint {
     pub offset: Bucket,
     /// Write marks of recently read buckets, to notice writes that land in them later.
     pub marks: Vec<(Bucket, u64)>,
+    #[serde(with = "bytes")]
     pub state: Vec<u8>,
+}
+
+/// `#[serde(with = "storyline_store::bytes")]` for a `Vec<u8>`: written as one byte string instead of a
+/// sequence of single bytes (postcard: the same encoding, without a call per byte), and read from either.
+pub mod bytes {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, T: AsRef<[u8]> + ?Sized>(
+        v: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v.as_ref())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,5 +139,36 @@ pub fn validate_tenant(t: &str) -> crate::Result<()> {
         Ok(())
     } else {
         Err(crate::StoreError::BadTenant(t.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_written_as_byte_sequences_still_read() {
+        #[derive(Serialize)]
+        struct Before {
+            shard: Shard,
+            offset: Bucket,
+            marks: Vec<(Bucket, u64)>,
+            state: Vec<u8>,
+        }
+        let cp = Checkpoint {
+            shard: 3,
+            offset: 1_700_000_000_000,
+            marks: vec![(1, 2)],
+            state: (0..=255).collect(),
+        };
+        let before = postcard::to_stdvec(&Before {
+            shard: cp.shard,
+            offset: cp.offset,
+            marks: cp.marks.clone(),
+            state: cp.state.clone(),
+        })
+        .unwrap();
+        assert_eq!(postcard::to_stdvec(&cp).unwrap(), before);
+        assert_eq!(postcard::from_bytes::<Checkpoint>(&before).unwrap(), cp);
     }
 }
