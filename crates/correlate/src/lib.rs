@@ -9,6 +9,7 @@
 
 pub mod baseline;
 mod clock;
+mod fasthash;
 mod fuse;
 pub mod keys;
 mod state;

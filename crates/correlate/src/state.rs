@@ -7,11 +7,12 @@
 //! time), which is also what makes duplicates harmless: an event key already held is ignored.
 
 use crate::clock::Clocks;
+use crate::fasthash::{Map, Set};
 use crate::fuse::FusedAcc;
 use crate::keys::{links, Key, Links};
 use crate::Config;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
@@ -109,13 +110,13 @@ pub struct Correlator {
     tenant: Str,
     cfg: Config,
     next_slot: Slot,
-    stories: HashMap<Slot, StoryState>,
+    stories: Map<Slot, StoryState>,
     /// Folded slot → the slot it was folded into.
-    parent: HashMap<Slot, Slot>,
-    exact: HashMap<Key, Vec<Entry>>,
-    offers: HashMap<Key, Vec<Entry>>,
-    demands: HashMap<Key, Vec<Entry>>,
-    by_event: HashMap<EventKey, Slot>,
+    parent: Map<Slot, Slot>,
+    exact: Map<Key, Vec<Entry>>,
+    offers: Map<Key, Vec<Entry>>,
+    demands: Map<Key, Vec<Entry>>,
+    by_event: Map<EventKey, Slot>,
     /// Open stories by the event time at which they close.
     closing: BTreeSet<(Timestamp, Slot)>,
     /// Closed stories by the event time at which no late event can join them any more.
@@ -128,7 +129,7 @@ pub struct Correlator {
     clocks: Clocks,
     /// Flow and session keys of evicted stories, so an event that arrives after its story was forgotten
     /// can still name it (`related_story_ids`). Kept for `RELATED_MEMORY` of event time.
-    gone: HashMap<Key, (StoryId, Timestamp)>,
+    gone: Map<Key, (StoryId, Timestamp)>,
     gone_order: BTreeSet<(Timestamp, Key)>,
     stats: CorrelatorStats,
     /// What changed since the last [`Correlator::checkpoint`]: the next one writes only that.
@@ -138,9 +139,9 @@ pub struct Correlator {
 
 #[derive(Clone, Debug, Default)]
 struct Changes {
-    stories: HashSet<Slot>,
-    index: HashSet<(Index, Key)>,
-    gone: HashSet<Key>,
+    stories: Set<Slot>,
+    index: Set<(Index, Key)>,
+    gone: Set<Key>,
 }
 
 /// How long, in event time after eviction, the keys of a forgotten story are remembered.
@@ -152,19 +153,19 @@ impl Correlator {
             tenant: tenant.into(),
             cfg,
             next_slot: 0,
-            stories: HashMap::new(),
-            parent: HashMap::new(),
-            exact: HashMap::new(),
-            offers: HashMap::new(),
-            demands: HashMap::new(),
-            by_event: HashMap::new(),
+            stories: Map::default(),
+            parent: Map::default(),
+            exact: Map::default(),
+            offers: Map::default(),
+            demands: Map::default(),
+            by_event: Map::default(),
             closing: BTreeSet::new(),
             evicting: BTreeSet::new(),
             watermark: Timestamp::MIN,
             max_event_time: Timestamp::MIN,
             pending: Vec::new(),
             clocks: Clocks::default(),
-            gone: HashMap::new(),
+            gone: Map::default(),
             gone_order: BTreeSet::new(),
             stats: CorrelatorStats::default(),
             changed: Changes::default(),
@@ -807,7 +808,7 @@ impl Correlator {
         Ok(c)
     }
 
-    fn index(&self, index: Index) -> &HashMap<Key, Vec<Entry>> {
+    fn index(&self, index: Index) -> &Map<Key, Vec<Entry>> {
         match index {
             Index::Exact => &self.exact,
             Index::Offer => &self.offers,
@@ -815,7 +816,7 @@ impl Correlator {
         }
     }
 
-    fn index_mut(&mut self, index: Index) -> &mut HashMap<Key, Vec<Entry>> {
+    fn index_mut(&mut self, index: Index) -> &mut Map<Key, Vec<Entry>> {
         match index {
             Index::Exact => &mut self.exact,
             Index::Offer => &mut self.offers,
