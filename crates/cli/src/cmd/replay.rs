@@ -58,8 +58,8 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     dns_link_window: std::time::Duration,
     /// How often workers checkpoint offsets and correlation state; stories are published right after the
-    /// checkpoint that covers them. Each checkpoint serializes the whole correlation state (hundreds of MB
-    /// for a million events), so a replay checkpoints less often than the service.
+    /// checkpoint that covers them. A checkpoint writes the stories and keys changed since the previous
+    /// one; each also costs an fsync and a sink write, so a replay checkpoints less often than the service.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     commit_interval: std::time::Duration,
     /// Largest accepted record.
