@@ -1,11 +1,18 @@
 //! Sensor clock offsets, estimated from matched pairs: when two sensors report the same flow, the
-//! difference of their times for it is one sample of their relative clock offset. The median of the
-//! recent samples is the estimate. Used to line up DNS answers and connections seen by different sensors
-//! (whose windows are seconds, less than the skew), exported as a metric, and shown in stories.
+//! difference of their times for it is one sample of their relative clock offset.
+//!
+//! Two estimators. [`Clocks::observe`] keeps the median of each pair's recent samples: what the metric
+//! and the stories' provenance show. [`Deferred`] is the one links use, built so that stories do not
+//! depend on arrival order: a DNS answer and a connection reported by different sensors are not linked
+//! when the second arrives (the running estimate would depend on how many flows came first) but recorded,
+//! and decided once the estimate for their time range is final — every flow report that can still arrive
+//! within the allowed lateness has arrived. That estimate comes from fixed event-time epochs and, in each,
+//! from the flows with the smallest keys (a bottom-k sample: which flows are kept does not depend on
+//! order either).
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use storyline_model::Str;
+use std::collections::{BTreeMap, HashMap};
+use storyline_model::{Str, Timestamp};
 
 /// Recent samples kept per sensor pair.
 const SAMPLES: usize = 63;
@@ -27,6 +34,7 @@ struct Pair {
 pub struct Clocks {
     pairs: HashMap<(u32, u32), Pair>,
     names: HashMap<u32, Str>,
+    pub deferred: Deferred,
 }
 
 impl Clocks {
@@ -92,6 +100,256 @@ impl Clocks {
     }
 }
 
+/// Event-time epochs of the deferred estimator.
+const EPOCH_NS: i64 = 60_000_000_000;
+/// Flow keys sampled per epoch (the smallest key values: keys are hashes, so this is a uniform sample).
+const EPOCH_KEYS: usize = 2048;
+/// A link's estimate uses the samples of its own epoch and of these many epochs before and after it.
+const WINDOW_BEFORE: i64 = 2;
+const WINDOW_AFTER: i64 = 1;
+/// Estimates from fewer samples than this are not used (the link is decided without an offset).
+const MIN_DEFERRED_SAMPLES: usize = 5;
+
+fn epoch_of(t: Timestamp) -> i64 {
+    t.0.div_euclid(EPOCH_NS)
+}
+
+/// A DNS answer and a connection from different sensors that may belong together, to be decided with
+/// the final offset estimate. `a` is the story of the report that arrived second, `b` the story that held
+/// the other one's index entry (slots as they were then; they may have been folded since).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingLink {
+    pub a: u64,
+    pub b: u64,
+    pub sensor_a: u32,
+    pub sensor_b: u32,
+    /// `a`'s time, on `a`'s clock.
+    pub t: Timestamp,
+    /// `b`'s entry, on `b`'s clock.
+    pub lo: Timestamp,
+    pub hi: Timestamp,
+    /// `Some(window)` when `a` is the DNS answer (it offers `[t, t + window]`), `None` when `a` is the
+    /// connection.
+    pub window_ns: Option<i64>,
+}
+
+impl PendingLink {
+    /// The epoch whose estimate decides it: the DNS answer's, whichever side arrived first.
+    fn epoch(&self) -> i64 {
+        epoch_of(if self.window_ns.is_some() {
+            self.t
+        } else {
+            self.lo
+        })
+    }
+
+    /// Whether the two belong together when `a`'s clock runs `offset_ns` ahead of `b`'s, allowing
+    /// `tol_ns` for what the estimate misses.
+    pub fn matches(&self, offset_ns: i64, tol_ns: i64) -> bool {
+        let t = self.t.0.saturating_sub(offset_ns);
+        match self.window_ns {
+            None => t >= self.lo.0.saturating_sub(tol_ns) && t <= self.hi.0.saturating_add(tol_ns),
+            Some(w) => {
+                self.hi.0 >= t.saturating_sub(tol_ns)
+                    && self.lo.0 <= t.saturating_add(w).saturating_add(tol_ns)
+            }
+        }
+    }
+}
+
+/// The order-independent estimator and the links waiting for it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Deferred {
+    /// Epochs still receiving flows: sampled key → (sensor, earliest time of that sensor's reports).
+    open: BTreeMap<i64, BTreeMap<u64, Vec<(u32, i64)>>>,
+    /// Final epochs: sensor pair (low tag, high tag) → samples of `t(low) − t(high)` in ms, sorted.
+    done: BTreeMap<i64, HashMap<(u32, u32), Vec<i32>>>,
+    /// Every epoch up to this one is final (`None`: none yet).
+    final_through: Option<i64>,
+    pending: Vec<PendingLink>,
+    /// Pending links per slot they name: a story stays until its links are decided.
+    refs: HashMap<u64, u32>,
+}
+
+impl Deferred {
+    /// One flow report. Reports later than `slack` behind `watermark` are past the allowed lateness: they
+    /// are left out, as they would be had they arrived after the epoch became final.
+    pub fn record(
+        &mut self,
+        key: u64,
+        sensor: u32,
+        t: Timestamp,
+        watermark: Timestamp,
+        slack_ns: i64,
+    ) {
+        if t.0.saturating_add(slack_ns) < watermark.0 {
+            return;
+        }
+        let e = epoch_of(t);
+        if self.final_through.is_some_and(|f| e <= f) {
+            return;
+        }
+        let keys = self.open.entry(e).or_default();
+        if keys.len() >= EPOCH_KEYS && keys.last_key_value().is_some_and(|(k, _)| key > *k) {
+            return;
+        }
+        let sensors = keys.entry(key).or_default();
+        match sensors.iter_mut().find(|(s, _)| *s == sensor) {
+            Some((_, first)) => *first = (*first).min(t.0),
+            None => sensors.push((sensor, t.0)),
+        }
+        if keys.len() > EPOCH_KEYS {
+            keys.pop_last();
+        }
+    }
+
+    pub fn defer(&mut self, link: PendingLink) {
+        for s in [link.a, link.b] {
+            *self.refs.entry(s).or_default() += 1;
+        }
+        self.pending.push(link);
+    }
+
+    /// Whether a pending link names any of these slots.
+    pub fn holds(&self, slots: impl IntoIterator<Item = u64>) -> bool {
+        !self.refs.is_empty() && slots.into_iter().any(|s| self.refs.contains_key(&s))
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Makes final every epoch that no report within the lateness can reach any more (all of them with
+    /// `everything`, at the end of input).
+    fn finalize(&mut self, watermark: Timestamp, slack_ns: i64, everything: bool) {
+        let through = if everything {
+            i64::MAX
+        } else if watermark == Timestamp::MIN {
+            return;
+        } else {
+            // Epoch e is final once its end plus the slack is behind the watermark.
+            epoch_of(Timestamp(watermark.0.saturating_sub(slack_ns))) - 1
+        };
+        if self.final_through.is_some_and(|f| f >= through) {
+            return;
+        }
+        while let Some(entry) = self.open.first_entry() {
+            if *entry.key() > through {
+                break;
+            }
+            let (e, keys) = entry.remove_entry();
+            let mut pairs: HashMap<(u32, u32), Vec<i32>> = HashMap::new();
+            for sensors in keys.values() {
+                for (i, &(sa, ta)) in sensors.iter().enumerate() {
+                    for &(sb, tb) in &sensors[i + 1..] {
+                        let (pair, d) = if sa < sb {
+                            ((sa, sb), ta - tb)
+                        } else {
+                            ((sb, sa), tb - ta)
+                        };
+                        let ms = (d / 1_000_000).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                        pairs.entry(pair).or_default().push(ms);
+                    }
+                }
+            }
+            for v in pairs.values_mut() {
+                v.sort_unstable();
+            }
+            if !pairs.is_empty() {
+                self.done.insert(e, pairs);
+            }
+        }
+        self.final_through = Some(through);
+    }
+
+    /// The final estimate of `t(a) − t(b)` (ns) around epoch `e`, if there are enough samples.
+    fn estimate(&self, a: u32, b: u32, e: i64) -> Option<i64> {
+        if a == b {
+            return Some(0);
+        }
+        let (pair, sign) = if a < b { ((a, b), 1) } else { ((b, a), -1) };
+        let mut all: Vec<i32> = self
+            .done
+            .range(e.saturating_sub(WINDOW_BEFORE)..=e.saturating_add(WINDOW_AFTER))
+            .filter_map(|(_, pairs)| pairs.get(&pair))
+            .flatten()
+            .copied()
+            .collect();
+        if all.len() < MIN_DEFERRED_SAMPLES {
+            return None;
+        }
+        all.sort_unstable();
+        Some(sign * i64::from(all[all.len() / 2]) * 1_000_000)
+    }
+
+    /// Takes the links whose estimate is final, each with the offset `t(a) − t(b)` to decide it by
+    /// (`None`: not enough samples, decide without one), in a fixed order.
+    pub fn due(
+        &mut self,
+        watermark: Timestamp,
+        slack_ns: i64,
+        everything: bool,
+    ) -> Vec<(PendingLink, Option<i64>)> {
+        self.finalize(watermark, slack_ns, everything);
+        if self.pending.is_empty() {
+            self.forget_old();
+            return Vec::new();
+        }
+        let through = self.final_through.unwrap_or(i64::MIN);
+        let (mut ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|l| l.epoch().saturating_add(WINDOW_AFTER) <= through);
+        self.pending = waiting;
+        // Decisions merge stories, and the guards (size, span) make merges order-sensitive: decide in an
+        // order that depends only on the links themselves.
+        ready.sort_by_key(|l| {
+            let (x, y) = (l.t.0.min(l.lo.0), l.t.0.max(l.lo.0));
+            (x, y, l.sensor_a.min(l.sensor_b), l.sensor_a.max(l.sensor_b))
+        });
+        for l in &ready {
+            for s in [l.a, l.b] {
+                if let Some(n) = self.refs.get_mut(&s) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.refs.remove(&s);
+                    }
+                }
+            }
+        }
+        let out = ready
+            .into_iter()
+            .map(|l| {
+                let off = self.estimate(l.sensor_a, l.sensor_b, l.epoch());
+                (l, off)
+            })
+            .collect();
+        self.forget_old();
+        out
+    }
+
+    /// Drops final epochs no pending or future link can ask for.
+    fn forget_old(&mut self) {
+        let Some(through) = self.final_through else {
+            return;
+        };
+        let oldest_needed = self
+            .pending
+            .iter()
+            .map(|l| l.epoch())
+            .min()
+            .unwrap_or(through.saturating_add(1))
+            .min(through.saturating_add(1))
+            .saturating_sub(WINDOW_BEFORE + WINDOW_AFTER + 1);
+        while self
+            .done
+            .first_key_value()
+            .is_some_and(|(e, _)| *e < oldest_needed)
+        {
+            self.done.pop_first();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +366,72 @@ mod tests {
         assert!((ab - 3_020_000_000).abs() <= 20_000_000, "{ab}");
         assert_eq!(c.offset_ns(2, 1), Some(-ab));
         assert_eq!(c.offset_ns(1, 3), None);
+    }
+
+    fn link(t_ms: i64, lo_ms: i64, window: bool) -> PendingLink {
+        PendingLink {
+            a: 1,
+            b: 2,
+            sensor_a: 10,
+            sensor_b: 20,
+            t: Timestamp(t_ms * 1_000_000),
+            lo: Timestamp(lo_ms * 1_000_000),
+            hi: Timestamp(lo_ms * 1_000_000),
+            window_ns: window.then_some(1_000_000_000),
+        }
+    }
+
+    #[test]
+    fn deferred_estimates_do_not_depend_on_the_order_of_reports() {
+        // Sensor 10 runs 3 s ahead of sensor 20; flows in three epochs, fed in two orders.
+        let mut reports = Vec::new();
+        for i in 0..300u64 {
+            let t = 1_000 + i as i64 * 500; // ms
+            reports.push((i.wrapping_mul(0x9E37_79B9_7F4A_7C15), 10u32, t + 3_000));
+            reports.push((i.wrapping_mul(0x9E37_79B9_7F4A_7C15), 20u32, t));
+        }
+        let run = |order: &[(u64, u32, i64)]| {
+            let mut d = Deferred::default();
+            d.defer(link(61_000 + 3_000, 61_300, false));
+            for &(k, s, t) in order {
+                d.record(k, s, Timestamp(t * 1_000_000), Timestamp::MIN, 0);
+            }
+            assert!(
+                d.due(Timestamp(100_000_000_000), 0, false).is_empty(),
+                "not final yet"
+            );
+            assert!(d.holds([1]));
+            let due = d.due(Timestamp::MIN, 0, true);
+            assert!(!d.holds([1, 2]));
+            due
+        };
+        let forward = run(&reports);
+        let mut backward = reports.clone();
+        backward.reverse();
+        let back = run(&backward);
+        assert_eq!(forward.len(), 1);
+        assert_eq!(forward[0].1, Some(3_000_000_000));
+        assert_eq!(back[0].1, forward[0].1);
+        // Lined up by the estimate, the connection 300 ms after the answer (on the answer's clock) matches.
+        assert!(forward[0].0.matches(forward[0].1.unwrap(), 1_000_000_000));
+        assert!(!forward[0].0.matches(0, 1_000_000_000));
+    }
+
+    #[test]
+    fn late_reports_are_left_out_and_the_sample_is_bounded() {
+        let mut d = Deferred::default();
+        for k in 0..(EPOCH_KEYS as u64 * 2) {
+            d.record(k, 1, Timestamp(5), Timestamp::MIN, 0);
+        }
+        assert_eq!(d.open[&0].len(), EPOCH_KEYS);
+        assert_eq!(*d.open[&0].keys().last().unwrap(), EPOCH_KEYS as u64 - 1);
+        d.record(
+            u64::MAX,
+            1,
+            Timestamp(5),
+            Timestamp(10 * EPOCH_NS),
+            EPOCH_NS,
+        );
+        assert!(!d.open[&0].contains_key(&u64::MAX));
     }
 }

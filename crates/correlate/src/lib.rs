@@ -47,12 +47,11 @@ pub struct Config {
     /// where the full ±skew would glue a client's back-to-back sessions to the same server together.
     #[serde(with = "humantime_serde_compat")]
     pub dns_cross_sensor_tolerance: Duration,
-    /// Line up DNS answers and connections from different sensors with the estimated clock offset of
-    /// the pair (offsets are always estimated: they are a metric and shown in stories). Off by default:
-    /// whether a lookup joins a cross-sensor connection would then depend on how many flows the estimate
-    /// had seen at that moment, i.e. on arrival order and on the shard count, and the engine promises the
-    /// same stories for any order within the allowed lateness. On, stories under skew are a little better
-    /// (F1 0.9841 → 0.9895 on 20k generated events at the generator's defaults).
+    /// Line up DNS answers and connections from different sensors with the estimated clock offset of the
+    /// pair. Such links are then decided once the estimate for their time range is final (after the
+    /// allowed lateness; at once at the end of a replay), so stories stay independent of arrival order
+    /// and shard count; the stories involved may be published apart first and merged then. Off, they
+    /// are decided on arrival within `dns_cross_sensor_tolerance`, without an offset.
     #[serde(alias = "estimate_clock_offsets")]
     pub dns_links_use_clock_offsets: bool,
     /// A link key shared by more live stories than this is "hot" (a resolver, a NAT gateway, a scanner):

@@ -6,7 +6,7 @@
 //! after they close for as long as a late event may still join them (`gap + allowed_lateness` of event
 //! time), which is also what makes duplicates harmless: an event key already held is ignored.
 
-use crate::clock::Clocks;
+use crate::clock::{Clocks, PendingLink};
 use crate::fasthash::{Map, Set};
 use crate::fuse::FusedAcc;
 use crate::keys::{links, Key, Links};
@@ -193,6 +193,11 @@ impl Correlator {
         self.closing.len()
     }
 
+    /// Cross-sensor DNS links waiting for a final clock estimate.
+    pub fn deferred_links(&self) -> usize {
+        self.clocks.deferred.pending()
+    }
+
     pub fn held_events(&self) -> usize {
         self.by_event.len()
     }
@@ -232,8 +237,12 @@ impl Correlator {
         let links = links(e, &self.cfg);
         let sensor = sensor_tag(e);
         self.clocks.name(sensor, &e.observer.name);
-        let (candidates, hot) = self.candidates(&links, t, sensor);
+        let (candidates, hot, deferred) = self.candidates(&links, t, sensor);
         let slot = self.join(candidates, t, &links.exact);
+        for mut link in deferred {
+            link.a = slot;
+            self.clocks.deferred.defer(link);
+        }
         if hot {
             self.note_cut(slot, "hot_key");
         }
@@ -241,62 +250,82 @@ impl Correlator {
         self.register(slot, &links, t, sensor);
     }
 
-    /// Roots of the stories this event links to, oldest first, and whether a hot key was skipped.
-    fn candidates(&mut self, links: &Links, t: Timestamp, sensor: u32) -> (Vec<Slot>, bool) {
+    /// Roots of the stories this event links to, oldest first, whether a hot key was skipped, and the
+    /// cross-sensor DNS links to decide later (see [`crate::clock`]; their `a` is filled in by the caller).
+    fn candidates(
+        &mut self,
+        links: &Links,
+        t: Timestamp,
+        sensor: u32,
+    ) -> (Vec<Slot>, bool, Vec<PendingLink>) {
         let gap = self.cfg.gap;
-
         let fanout = self.cfg.max_key_fanout;
+        let slack = (self.cfg.gap + self.cfg.allowed_lateness).as_nanos() as i64;
         let mut found = Vec::new();
         let mut hot = false;
-        let mut scan =
-            |list: Option<&Vec<Entry>>, matches: &dyn Fn(&Entry) -> bool, found: &mut Vec<Slot>| {
-                let Some(list) = list else { return };
-                if list.len() > fanout {
-                    hot = true;
-                    return;
-                }
-                found.extend(list.iter().filter(|en| matches(en)).map(|en| en.slot));
-            };
         let mut samples: Vec<(u32, i64)> = Vec::new();
         for k in &links.exact {
+            self.clocks
+                .deferred
+                .record(*k, sensor, t, self.watermark, slack);
             let within_gap =
                 |en: &Entry| t >= en.lo.saturating_sub(gap) && t <= en.hi.saturating_add(gap);
-            if let Some(list) = self.exact.get(k) {
-                // Another sensor's report of the same flow: a sample of the two clocks' difference.
-                samples.extend(
-                    list.iter()
-                        .filter(|en| en.sensor != sensor && within_gap(en))
-                        .map(|en| (en.sensor, t.nanos_since(en.lo))),
-                );
+            let Some(list) = self.exact.get(k) else {
+                continue;
+            };
+            // Another sensor's report of the same flow: a sample of the two clocks' difference.
+            samples.extend(
+                list.iter()
+                    .filter(|en| en.sensor != sensor && within_gap(en))
+                    .map(|en| (en.sensor, t.nanos_since(en.lo))),
+            );
+            if list.len() > fanout {
+                hot = true;
+                continue;
             }
-            scan(self.exact.get(k), &within_gap, &mut found);
+            found.extend(list.iter().filter(|en| within_gap(en)).map(|en| en.slot));
         }
-        let cross = self.cfg.dns_cross_sensor_tolerance;
-        let clocks = &self.clocks;
-        let estimate = self.cfg.dns_links_use_clock_offsets;
-        // `t` on the clock of the sensor that wrote the entry, and the allowance left for clock error.
-        let aligned = |en: &Entry| -> (Timestamp, std::time::Duration) {
-            if en.sensor == sensor {
-                return (t, std::time::Duration::ZERO);
+        let defer = self.cfg.dns_links_use_clock_offsets;
+        let cross = self.cfg.dns_cross_sensor_tolerance.as_nanos() as i64;
+        // Whatever the estimate turns out to be, two sensors' clocks differ by at most twice the skew bound.
+        let widest = cross + 2 * self.cfg.max_clock_skew.as_nanos() as i64;
+        let mut deferred = Vec::new();
+        let mut dns = |list: Option<&Vec<Entry>>, window_ns: Option<i64>| {
+            let Some(list) = list else { return };
+            if list.len() > fanout {
+                hot = true;
+                return;
             }
-            match clocks.offset_ns(sensor, en.sensor).filter(|_| estimate) {
-                Some(off) => (Timestamp(t.0.saturating_sub(off)), cross),
-                None => (t, cross),
+            for en in list {
+                let link = PendingLink {
+                    a: 0,
+                    b: en.slot,
+                    sensor_a: sensor,
+                    sensor_b: en.sensor,
+                    t,
+                    lo: en.lo,
+                    hi: en.hi,
+                    window_ns,
+                };
+                if en.sensor == sensor {
+                    // One sensor, one clock: no allowance needed.
+                    if link.matches(0, 0) {
+                        found.push(en.slot);
+                    }
+                } else if !defer {
+                    if link.matches(0, cross) {
+                        found.push(en.slot);
+                    }
+                } else if link.matches(0, widest) {
+                    deferred.push(link);
+                }
             }
         };
         for k in &links.demands {
-            let in_window = |en: &Entry| {
-                let (t, tol) = aligned(en);
-                t >= en.lo.saturating_sub(tol) && t <= en.hi.saturating_add(tol)
-            };
-            scan(self.offers.get(k), &in_window, &mut found);
+            dns(self.offers.get(k), None);
         }
         for (k, window) in &links.offers {
-            let overlaps = |en: &Entry| {
-                let (t, tol) = aligned(en);
-                en.hi >= t.saturating_sub(tol) && en.lo <= t.saturating_add(*window + tol)
-            };
-            scan(self.demands.get(k), &overlaps, &mut found);
+            dns(self.demands.get(k), Some(window.as_nanos() as i64));
         }
         for (other, delta) in samples {
             self.clocks.observe(sensor, other, delta);
@@ -307,7 +336,39 @@ impl Correlator {
         if hot {
             self.stats.cut_links += 1;
         }
-        (roots, hot)
+        (roots, hot, deferred)
+    }
+
+    /// Decides the cross-sensor DNS links whose clock estimate is final (all of them at the end of input),
+    /// folding the stories that belong together.
+    fn decide_deferred(&mut self, everything: bool) {
+        let slack = (self.cfg.gap + self.cfg.allowed_lateness).as_nanos() as i64;
+        let tol = self.cfg.dns_cross_sensor_tolerance.as_nanos() as i64;
+        let due = self.clocks.deferred.due(self.watermark, slack, everything);
+        for (link, offset) in due {
+            if !link.matches(offset.unwrap_or(0), tol) {
+                continue;
+            }
+            let (x, y) = (self.find(link.a), self.find(link.b));
+            if x == y || !self.stories.contains_key(&x) || !self.stories.contains_key(&y) {
+                continue;
+            }
+            // The older story survives, as when an event links two.
+            let (keep, other) = (x.min(y), x.max(y));
+            let o = &self.stories[&other];
+            let (n, first, last) = (o.events.len(), o.first, o.last);
+            let k = &self.stories[&keep];
+            let fits = k.events.len() + n < self.cfg.max_story_events
+                && last.max(k.last).nanos_since(first.min(k.first))
+                    <= self.cfg.max_story_span.as_nanos() as i64;
+            if fits {
+                self.merge(keep, other);
+            } else {
+                self.stats.cut_links += 1;
+                self.note_cut(keep, "max_events_or_span");
+                self.note_cut(other, "max_events_or_span");
+            }
+        }
     }
 
     /// Folds the candidate stories into the oldest that the guards allow and returns it, or opens a new
@@ -566,6 +627,7 @@ impl Correlator {
     /// may still be re-scanned; stories with members in newer buckets are kept for duplicate detection.
     pub fn advance(&mut self, watermark: Timestamp, dedupe_floor: i64, out: &mut Vec<Story>) {
         self.watermark = self.watermark.max(watermark);
+        self.decide_deferred(false);
         let start = out.len();
         out.append(&mut self.pending);
         while let Some(&(at, slot)) = self.closing.first() {
@@ -575,13 +637,22 @@ impl Correlator {
             self.closing.pop_first();
             self.close(slot, out);
         }
+        let mut held = Vec::new();
         while let Some(&(at, slot)) = self.evicting.first() {
             if at >= self.watermark || self.stories[&slot].max_bucket > dedupe_floor {
                 break;
             }
             self.evicting.pop_first();
+            // A story a pending link names stays until the link is decided, whatever the arrival order.
+            let s = &self.stories[&slot];
+            let members = std::iter::once(slot).chain(s.absorbed.iter().copied());
+            if self.clocks.deferred.holds(members) {
+                held.push((at, slot));
+                continue;
+            }
             self.evict(slot);
         }
+        self.evicting.extend(held);
         while let Some(&(at, k)) = self.gone_order.first() {
             if at >= self.watermark {
                 break;
@@ -595,6 +666,7 @@ impl Correlator {
 
     /// Closes every open story (end of input).
     pub fn flush(&mut self, out: &mut Vec<Story>) {
+        self.decide_deferred(true);
         let start = out.len();
         out.append(&mut self.pending);
         while let Some((_, slot)) = self.closing.pop_first() {
