@@ -57,6 +57,10 @@ pub struct Args {
     /// How long after a DNS answer a connection to an answered address joins the lookup's story.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     dns_link_window: std::time::Duration,
+    /// Line up DNS answers and connections from different sensors with the estimated clock offsets
+    /// (`true`/`false`; default: the engine's, docs/correlation.md).
+    #[arg(long)]
+    dns_links_use_clock_offsets: Option<bool>,
     /// How often workers checkpoint offsets and correlation state; stories are published right after the
     /// checkpoint that covers them. A checkpoint writes the stories and keys changed since the previous
     /// one; each also costs an fsync and a sink write, so a replay checkpoints less often than the service.
@@ -109,6 +113,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.correlate.gap = a.gap;
     cfg.commit_interval = a.commit_interval;
     cfg.correlate.dns_link_window = a.dns_link_window;
+    if let Some(on) = a.dns_links_use_clock_offsets {
+        cfg.correlate.dns_links_use_clock_offsets = on;
+    }
     let limits = Limits {
         max_record_bytes: a.max_record_bytes,
     };
