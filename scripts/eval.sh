@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Story quality on generated traffic, Storyline beside the 5-tuple baseline, for docs/correlation.md.
 # Usage: scripts/eval.sh [EVENTS]   (needs a release build: cargo build --release)
+# REPLAY_ARGS="--dns-links-use-clock-offsets true" scripts/eval.sh 50000   passes options to every replay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=./target/release/storyline
@@ -10,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 row() {
   local name=$1; shift
   "$S" generate --events "$N" --seed 7 --out "$work/g" "$@" >/dev/null 2>&1
-  "$S" replay --input "$work/g/events.ndjson" --output "$work/s.ndjson" >/dev/null 2>&1
+  "$S" replay --input "$work/g/events.ndjson" --output "$work/s.ndjson" ${REPLAY_ARGS:-} >/dev/null 2>&1
   "$S" eval --truth "$work/g/truth.ndjson" --stories "$work/s.ndjson" --baseline-events "$work/g/events.ndjson" --json |
     python3 scripts/eval_row.py "$name $*"
 }
