@@ -49,6 +49,10 @@ struct PartitionState {
     outbox: Vec<OutboxStory>,
     /// Every part, when the store does not keep them apart (`None`: see `Store::checkpoint_parts`).
     inline_parts: Option<Vec<Part>>,
+    /// (largest event time seen, wall time it was first seen): the idle watermark resumes where it was,
+    /// so a restarted worker closes stories — and decides deferred links — at the same points as one
+    /// that ran on.
+    idle_clock: (Timestamp, Timestamp),
 }
 
 /// [`PartitionState`] as written, borrowing what it holds.
@@ -59,6 +63,7 @@ struct PartitionStateRef<'a> {
     correlator_header: &'a [u8],
     outbox: Vec<OutboxStoryRef<'a>>,
     inline_parts: Option<Vec<PartRef<'a>>>,
+    idle_clock: (Timestamp, Timestamp),
 }
 
 #[derive(Deserialize)]
@@ -279,6 +284,8 @@ impl PartitionWorker {
                 "partition {partition}: checkpoint state is unreadable ({e}); it was written by an incompatible version"
             )
         };
+        // A fresh or older-layout state starts the idle clock now.
+        let mut idle_clock = (Timestamp::MIN, Timestamp::now());
         let (correlator, cursors, outbox) = match store.load_checkpoint(
             &lease.tenant,
             &lease.group,
@@ -310,6 +317,7 @@ impl PartitionWorker {
                         )
                         .map_err(|e| unreadable(&e))?;
                         let outbox = st.outbox.into_iter().map(Story::from).collect();
+                        idle_clock = st.idle_clock;
                         (st.cursors, correlator, outbox)
                     }
                     None => {
@@ -342,8 +350,8 @@ impl PartitionWorker {
             lease,
             correlator,
             cursors,
-            wall_at_max: Timestamp::now(),
-            seen_max: Timestamp::MIN,
+            seen_max: idle_clock.0,
+            wall_at_max: idle_clock.1,
             last_commit: Instant::now(),
             last_retention: None,
             last_renew: Instant::now(),
@@ -641,6 +649,7 @@ impl PartitionWorker {
             correlator_header: &delta.header,
             outbox: self.out.iter().map(OutboxStoryRef::new).collect(),
             inline_parts,
+            idle_clock: (self.seen_max, self.wall_at_max),
         };
         let mut encoded = STATE_MAGIC.to_vec();
         postcard::to_io(&state, &mut encoded).expect("partition state serializes");
