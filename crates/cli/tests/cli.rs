@@ -43,11 +43,8 @@ fn generate_replay_eval_and_every_event_lands_in_one_story() {
     assert_eq!(scores["events"], 3000);
     assert_eq!(scores["missing_events"], 0);
     // Generated traffic with skew, NAT, reversed reports, DNS and late events: the stories match the truth
-    // far better than chance (the 5-tuple baseline scores ~0.58). The quality figures themselves are in
-    // docs/correlation.md; this only catches a broken pipeline. (0.946 on these 3,000 events: DNS links
-    // across sensors with skewed clocks are missed while they are not lined up by the estimated offsets.)
-    assert!(scores["precision"].as_f64().unwrap() > 0.98, "{scores}");
-    assert!(scores["f1"].as_f64().unwrap() > 0.93, "{scores}");
+    // (the 5-tuple baseline scores ~0.58; the quality figures themselves are in docs/correlation.md).
+    assert!(scores["f1"].as_f64().unwrap() > 0.97, "{scores}");
 }
 
 #[test]
