@@ -723,6 +723,8 @@ impl PartitionWorker {
             ("partition", self.lease.shard.to_string()),
         ];
         gauge!("storyline_open_stories", &labels).set(self.correlator.open_stories() as f64);
+        gauge!("storyline_deferred_dns_links", &labels)
+            .set(self.correlator.deferred_links() as f64);
         // The engine's own counts travel in the checkpoint, so they survive restarts and takeovers.
         let st = self.correlator.stats();
         for (name, value) in [
