@@ -235,6 +235,22 @@ impl Config {
             );
         }
         self.store.validate()?;
+        if let Some(h) = &self.tenants.admin_token_sha256 {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                anyhow::bail!(
+                    "key `tenants.admin_token_sha256`: must be 64 hex digits, the SHA-256 of the admin token \
+                     (`storyline tenants new-admin-token` prints a token and its hash)"
+                );
+            }
+        }
+        if !self.tenants.anonymous
+            && self.tenants.admin_token_sha256.is_none()
+            && std::env::var_os("STORYLINE_ADMIN_TOKEN").is_none()
+        {
+            tracing::warn!(
+                "[tenants] anonymous = false without an admin token: only existing tenants' tokens work, and no tenant can be created"
+            );
+        }
         Ok(())
     }
 }
@@ -441,6 +457,25 @@ sensor = "suricata-dmz"
         // `storyline check` prints the effective configuration; it reads back the same.
         let printed = toml::to_string_pretty(&c).unwrap();
         assert_eq!(Config::parse(&printed).unwrap(), c, "{printed}");
+    }
+
+    #[test]
+    fn a_bad_admin_token_hash_is_named() {
+        let e = Config::parse("[tenants]\nadmin_token_sha256 = \"secret\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tenants.admin_token_sha256") && e.contains("new-admin-token"),
+            "{e}"
+        );
+        let e = Config::parse("[tenants]\nidle_after = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idle_after"), "{e}");
+        let c = Config::parse(&format!("[tenants]\nanonymous = false\nadmin_token_sha256 = \"{}\"\nidle_after = \"5m\"\n[tenants.default_quotas]\nevents_per_second = 100\n", "ab".repeat(32))).unwrap();
+        assert!(!c.tenants.anonymous);
+        assert_eq!(c.tenants.idle_after, std::time::Duration::from_secs(300));
+        assert_eq!(c.tenants.default_quotas.events_per_second, Some(100));
     }
 
     #[test]

@@ -475,3 +475,31 @@ fn the_openapi_document_describes_every_route_that_is_served() {
         }
     }
 }
+
+#[test]
+fn a_tenant_with_too_many_open_stories_is_asked_to_wait() {
+    let r = start_with(|_| {});
+    let tok = create(&r, "busy", Some(serde_json::json!({"max_open_stories": 3})));
+    // New flows faster than they close: open stories pile up until the quota answers.
+    let refused = eventually(10, || {
+        let port = 10_000 + (storyline_model::Timestamp::now().0 / 1_000_000 % 50_000) as u16;
+        let lines: Vec<String> = (0..5)
+            .map(|i| envelope(&format!("o{port}-{i}"), port + i))
+            .collect();
+        let resp = post_events(&r, "/v1/events", Some(&tok), &lines);
+        if resp.status() == 429 {
+            let v: Value = resp.json().unwrap();
+            return Some(v["error"].as_str().unwrap().to_string());
+        }
+        assert_eq!(resp.status(), 200);
+        std::thread::sleep(Duration::from_millis(20));
+        None
+    })
+    .expect("the open-stories quota never answered");
+    assert!(refused.contains("max_open_stories"), "{refused}");
+    // Another tenant is not held back by it.
+    assert_eq!(
+        post_events(&r, "/v1/events", None, &[envelope("free", 999)]).status(),
+        200
+    );
+}
