@@ -1,11 +1,37 @@
 //! Accepting input: parse every line, route it to a shard, write the batch durably, dead-letter the rest.
 
+pub mod replay;
+
 use metrics::counter;
+use std::borrow::Cow;
 use std::sync::Arc;
 use storyline_model::routing::shard_for;
 use storyline_model::{EventKey, Timestamp};
 use storyline_parse::{Limits, Parsed, Rejection};
 use storyline_store::{bucket_of, DeadLetter, NewEvent, Store, StoreError};
+
+/// The `source` of a plain record's dead letter: where it came from and, because a plain record does not
+/// name its sensor, the sensor it was received for, so `storyline dead-letters replay` can parse it again.
+/// The store's `DeadLetter` has no sensor field and its embedded encoding (postcard) cannot grow one without
+/// breaking letters already stored, hence the suffix: `http sensor="fw-edge-1"`. The name is a JSON
+/// string, in which an unescaped `"` cannot occur, so [`split_dead_letter_source`] finds it unambiguously.
+pub fn dead_letter_source(source: &str, sensor: &str) -> String {
+    let quoted = serde_json::to_string(sensor).unwrap_or_else(|_| "\"\"".into());
+    format!("{source}{SENSOR_MARK}{}", &quoted[1..])
+}
+
+const SENSOR_MARK: &str = " sensor=\"";
+
+/// A dead letter's `source` split into where it came from and the sensor [`dead_letter_source`] added
+/// (none for envelopes, source-level rejections and letters stored before the sensor was kept).
+pub fn split_dead_letter_source(source: &str) -> (&str, Option<String>) {
+    if let Some((base, rest)) = source.rsplit_once(SENSOR_MARK) {
+        if let Ok(sensor) = serde_json::from_str::<String>(&format!("\"{rest}")) {
+            return (base, Some(sensor));
+        }
+    }
+    (source, None)
+}
 
 /// One rejected line of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -110,9 +136,12 @@ impl Ingestor {
                 }
                 Err(rejection) => {
                     let line_no = first_line + i as u64;
-                    let format = match framing {
-                        Framing::Plain { format, .. } => Some(format.to_string()),
-                        Framing::Envelopes => None,
+                    let (format, source) = match framing {
+                        Framing::Plain { format, sensor } => (
+                            Some(format.to_string()),
+                            Cow::Owned(dead_letter_source(source, sensor)),
+                        ),
+                        Framing::Envelopes => (None, Cow::Borrowed(source)),
                     };
                     self.reject(
                         &mut report,
@@ -121,7 +150,7 @@ impl Ingestor {
                         rejection,
                         line,
                         format,
-                        source,
+                        &source,
                         now,
                     );
                 }

@@ -164,8 +164,27 @@ impl SyslogConfig {
         Ok(())
     }
 
-    fn source_name(&self) -> String {
+    /// How dead letters of this listener name their source: `syslog_tcp:0.0.0.0:5514`.
+    pub fn source_name(&self) -> String {
         format!("{}:{}", self.protocol.metric(), self.listen)
+    }
+
+    /// The sensor (if this listener's config names one for it) and the record of one whole frame, read as
+    /// the listener reads it now. For replaying frames that were dead-lettered as `unknown_sensor` once
+    /// the config maps their HOSTNAME or APP-NAME.
+    pub fn sensor_and_record(&self, frame: &[u8]) -> (Option<String>, Vec<u8>) {
+        let h = header::parse(frame);
+        let sensor = match Resolver::new(self).resolve(&h) {
+            Target::Sensor(s) => Some(s.to_string()),
+            Target::Reject { .. } => None,
+        };
+        let mut record = h.msg.to_vec();
+        for b in &mut record {
+            if *b == b'\n' {
+                *b = b' ';
+            }
+        }
+        (sensor, record)
     }
 }
 
