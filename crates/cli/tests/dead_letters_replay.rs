@@ -237,3 +237,52 @@ fn fixed_records_are_replayed_into_stories_and_a_second_replay_changes_nothing()
     }
     server.terminate();
 }
+
+#[path = "common/pg.rs"]
+mod pg;
+
+#[test]
+fn replay_on_postgres_while_the_service_runs() {
+    let Some(url) = pg::test_server() else { return };
+    let schema = pg::FreshSchema::new(&url, "sl_replay");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = pg::write_pg_config(dir.path(), port, &url, &schema.schema, 1, 1);
+    let server = pg::Guarded(Some(Server::start(&config, port)));
+    let base = server.get().base.clone();
+    let line =
+        serde_json::json!({"format": "klingon", "sensor": "edr-1", "record": ecs("pg-1", 40100)});
+    let r = post(&base, "", format!("{line}\n{{oops\n"));
+    assert_eq!(r["rejected"].as_u64(), Some(2), "{r}");
+
+    // PostgreSQL is shared: the running service picks the replayed event up.
+    let out = ok(storyline(
+        &["dead-letters", "replay", "--format", "ecs"],
+        &config,
+    ));
+    assert!(out.starts_with("1 replayed, 1 still failing"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stories = read_stories(&dir.path().join("stories.ndjson"));
+        if latest(&stories)
+            .values()
+            .any(|s| event_ids(s).iter().any(|e| e.ends_with("pg-1")))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replayed event is in no story"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = ok(storyline(&["dead-letters", "replay"], &config));
+    assert!(
+        out.starts_with("0 replayed, 1 still failing (1 tried, 1 replayed before)"),
+        "{out}"
+    );
+    let left = letters(&config, false);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["raw"]["text"], "{oops");
+    drop(server);
+}
