@@ -402,6 +402,13 @@ impl PartitionWorker {
             bucket_of(now.saturating_sub(cfg.safety_delay + cfg.bucket), res)
         };
         let mut report = CycleReport::default();
+        let offset = self.offset();
+        if offset != Bucket::MIN && upto > offset {
+            // How far behind this cycle starts: during a long catch-up, the end-of-cycle gauge would
+            // still show the previous, small lag.
+            gauge!("storyline_read_offset_lag_seconds", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
+                .set((now.as_millis() - offset) as f64 / 1000.0);
+        }
         for i in 0..self.cursors.len() {
             self.read_shard(i, store, cfg, upto, &mut report)?;
         }
@@ -496,6 +503,12 @@ impl PartitionWorker {
             shard,
             BucketRange::new(lookback_from, upto.max(offset)),
         )?;
+        // Backlog as this cycle finds it (gauges set at the end of a long catch-up cycle would only show
+        // what is left after it).
+        let behind = marks_now.iter().filter(|(b, _)| *b > offset).count();
+        gauge!("storyline_backlog_buckets", "tenant" => tenant.clone(), "shard" => shard.to_string())
+            .set(behind as f64);
+
         for &(bucket, mark) in &marks_now {
             if bucket <= offset
                 && offset != Bucket::MIN
