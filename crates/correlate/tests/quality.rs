@@ -96,4 +96,3 @@ fn stories_match_the_truth_at_default_conditions() {
         s.recall
     );
 }
-
