@@ -33,6 +33,33 @@ pub fn split_dead_letter_source(source: &str) -> (&str, Option<String>) {
     (source, None)
 }
 
+/// The elements of a body that is one JSON array, the shape log shippers' HTTP outputs send (Fluent
+/// Bit `format json`, Vector's `http` sink with `codec = "json"`, Logstash `format => "json_batch"`). Any
+/// other body, including one that only starts with `[`, is read as lines: no format's record line is a JSON
+/// array, so nothing that was accepted before is read differently.
+fn json_array(body: &[u8]) -> Option<Vec<&serde_json::value::RawValue>> {
+    let t = body.trim_ascii();
+    if t.first() != Some(&b'[') || t.last() != Some(&b']') {
+        return None;
+    }
+    serde_json::from_slice(t).ok()
+}
+
+/// One array element as a record: its JSON text, except that for plain records a string element is the
+/// record's raw line (text formats such as `panos` or `cef`, shipped as JSON strings).
+fn element_record<'a>(e: &'a serde_json::value::RawValue, framing: Framing<'_>) -> Cow<'a, [u8]> {
+    let text = e.get();
+    if let (Framing::Plain { .. }, Some(b'"')) = (framing, text.as_bytes().first()) {
+        if let Ok(s) = serde_json::from_str::<Cow<'a, str>>(text) {
+            return match s {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            };
+        }
+    }
+    Cow::Borrowed(text.as_bytes())
+}
+
 /// One rejected line of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LineError {
@@ -94,7 +121,8 @@ impl Ingestor {
         &self.tenant
     }
 
-    /// Parses and stores a batch of newline-separated records. Returns once accepted events are durable;
+    /// Parses and stores a batch of newline-separated records, or a JSON array of them (see
+    /// [`json_array`]), in which case "line" means the element's 1-based position. Returns once accepted events are durable;
     /// rejected lines are in dead_letters before this returns. An `Err` means the store failed and nothing
     /// of the batch may be assumed stored: the sender should retry the whole batch (ids make that safe).
     pub fn ingest(
@@ -119,10 +147,16 @@ impl Ingestor {
         let mut parsed: Vec<Parsed> = Vec::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
         let mut report = IngestReport::default();
-        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+        let elements = json_array(body);
+        let records: Box<dyn Iterator<Item = Cow<'_, [u8]>>> = match &elements {
+            Some(elements) => Box::new(elements.iter().map(|e| element_record(e, framing))),
+            None => Box::new(body.split(|b| *b == b'\n').map(Cow::Borrowed)),
+        };
+        for (i, line) in records.enumerate() {
             if line.trim_ascii().is_empty() {
                 continue;
             }
+            let line = &*line;
             let result = match framing {
                 Framing::Envelopes => storyline_parse::parse_envelope(line, &self.limits),
                 Framing::Plain { format, sensor } => {
