@@ -81,6 +81,54 @@ pub struct SyslogConfig {
     /// TCP connections served at once; more wait in the listen backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// TCP only: serve TLS (RFC 5425) with this certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `tls = { cert = "...", key = "..." }` of a TCP syslog listener.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM: the server certificate, then any intermediates.
+    pub cert: std::path::PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+}
+
+impl TlsConfig {
+    /// Reads the certificate and key. Errors name the file.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|i| i.collect::<Result<_, _>>())
+            .map_err(|e| format!("cert`: {}: {e}", self.cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "cert`: {}: no PEM certificate in it",
+                self.cert.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| format!("key`: {}: {e}", self.key.display()))?;
+        // The provider is named here rather than taken from a process-wide default, which another crate
+        // in the process may or may not have installed.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cert`: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| {
+                format!(
+                    "key`: {} does not go with {}: {e}",
+                    self.key.display(),
+                    self.cert.display()
+                )
+            })?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 fn default_batch_records() -> usize {
@@ -123,6 +171,7 @@ impl SyslogConfig {
             batch_wait: default_batch_wait(),
             queue_bytes: default_queue_bytes(),
             max_connections: default_max_connections(),
+            tls: None,
         }
     }
 
@@ -148,6 +197,14 @@ impl SyslogConfig {
         }
         if self.protocol == Protocol::Udp && self.framing != TcpFraming::Auto {
             return Err("framing`: applies to protocol \"tcp\" only".into());
+        }
+        if let Some(tls) = &self.tls {
+            if self.protocol == Protocol::Udp {
+                return Err(
+                    "tls`: applies to protocol \"tcp\" only (DTLS is not supported)".into(),
+                );
+            }
+            tls.acceptor().map_err(|e| format!("tls.{e}"))?;
         }
         if self.batch_records == 0 {
             return Err("batch_records`: must be at least 1".into());
@@ -263,14 +320,14 @@ impl Resolver {
 }
 
 pub enum Bound {
-    Tcp(tokio::net::TcpListener),
+    Tcp(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
     Udp(tokio::net::UdpSocket),
 }
 
 impl Bound {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         match self {
-            Bound::Tcp(l) => l.local_addr(),
+            Bound::Tcp(l, _) => l.local_addr(),
             Bound::Udp(s) => s.local_addr(),
         }
     }
@@ -278,7 +335,15 @@ impl Bound {
 
 pub async fn bind(c: &SyslogConfig) -> std::io::Result<Bound> {
     Ok(match c.protocol {
-        Protocol::Tcp => Bound::Tcp(tokio::net::TcpListener::bind(c.listen).await?),
+        Protocol::Tcp => {
+            let tls = match &c.tls {
+                Some(t) => Some(t.acceptor().map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("tls.{e}"))
+                })?),
+                None => None,
+            };
+            Bound::Tcp(tokio::net::TcpListener::bind(c.listen).await?, tls)
+        }
         Protocol::Udp => Bound::Udp(tokio::net::UdpSocket::bind(c.listen).await?),
     })
 }
@@ -312,7 +377,7 @@ pub fn spawn(
     tracing::info!(source = %source, format = %c.format, "syslog source listening");
     let listener = match bound {
         Bound::Udp(sock) => tokio::spawn(run_udp(sock, resolver, queue, cap, stop)),
-        Bound::Tcp(l) => tokio::spawn(run_tcp(l, c, resolver, queue, cap, stop)),
+        Bound::Tcp(l, tls) => tokio::spawn(run_tcp(l, tls, c, resolver, queue, cap, stop)),
     };
     vec![listener, batcher]
 }
@@ -352,8 +417,13 @@ async fn run_udp(
     }
 }
 
+/// A TLS handshake that has not finished by then is given up, so a client that connects and says nothing
+/// does not hold a connection slot for ever.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(30);
+
 async fn run_tcp(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     c: SyslogConfig,
     resolver: Arc<Resolver>,
     queue: Queue,
@@ -388,9 +458,29 @@ async fn run_tcp(
             framing: c.framing,
             cap,
         };
-        let stop = stop.clone();
+        let mut stop = stop.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
-            conn.serve(sock, peer, stop).await;
+            match tls {
+                None => conn.serve(sock, peer, stop).await,
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        h = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(sock)) => h,
+                        _ = stopped(&mut stop) => return,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => conn.serve(stream, peer, stop).await,
+                        Ok(Err(e)) => {
+                            metrics::counter!("storyline_source_tls_handshake_failures_total", "source" => "syslog_tcp").increment(1);
+                            tracing::warn!(%peer, error = %e, "syslog tls handshake failed");
+                        }
+                        Err(_) => {
+                            metrics::counter!("storyline_source_tls_handshake_failures_total", "source" => "syslog_tcp").increment(1);
+                            tracing::warn!(%peer, "syslog tls handshake timed out");
+                        }
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -406,9 +496,9 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(
+    async fn serve<S: tokio::io::AsyncRead + Unpin>(
         self,
-        mut sock: tokio::net::TcpStream,
+        mut sock: S,
         peer: SocketAddr,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -569,6 +659,121 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
+    }
+
+    /// A self-signed certificate for `localhost`, written as PEM files; returns its DER for clients.
+    pub(crate) fn self_signed(dir: &std::path::Path) -> (TlsConfig, Vec<u8>) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let tls = TlsConfig {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&tls.cert, ck.cert.pem()).unwrap();
+        std::fs::write(&tls.key, ck.key_pair.serialize_pem()).unwrap();
+        (tls, ck.cert.der().to_vec())
+    }
+
+    async fn tls_client(
+        addr: SocketAddr,
+        trusted: &[u8],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(trusted.to_vec()))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await
+    }
+
+    #[tokio::test]
+    async fn tls_octet_counted_frames_reach_the_ingestor_and_plain_tcp_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tls, der) = self_signed(dir.path());
+        let rec = Arc::new(Recorder::default());
+        let (stop_tx, stop) = watch::channel(false);
+        let mut c = config(Protocol::Tcp);
+        c.tls = Some(tls);
+        assert!(c.validate(&["panos"]).is_ok());
+        let b = bind(&c).await.unwrap();
+        let addr = b.local_addr().unwrap();
+        let tasks = spawn(c, b, 1024, rec.clone(), stop);
+
+        // A client speaking plain syslog to the TLS port: its bytes are not a handshake, nothing is read.
+        let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+        plain
+            .write_all(b"<14>Nov 21 10:00:03 fw-a plaintext\n")
+            .await
+            .unwrap();
+        plain.shutdown().await.unwrap();
+
+        // RFC 5425: octet-counted frames inside TLS, one split across writes.
+        let mut s = tls_client(addr, &der).await.unwrap();
+        let one = b"<14>1 2026-11-21T10:00:03Z fw-a app - - - one";
+        let two = b"<14>Nov 21 10:00:03 x suricata[1]: two\nlines";
+        s.write_all(format!("{} ", one.len()).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(one).await.unwrap();
+        s.write_all(format!("{} ", two.len()).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&two[..10]).await.unwrap();
+        s.flush().await.unwrap();
+        s.write_all(&two[10..]).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut got = wait_for(&rec, 2).await;
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("sensor-a".into(), "one".into()),
+                ("sensor-s".into(), "two lines".into()),
+            ]
+        );
+        stop_tx.send(true).unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(rec.records().len(), 2, "{:?}", rec.records());
+    }
+
+    #[test]
+    fn tls_config_errors_name_the_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tls, _) = self_signed(dir.path());
+        let f = &["panos"];
+        let mut c = config(Protocol::Udp);
+        c.tls = Some(tls.clone());
+        assert!(c.validate(f).unwrap_err().starts_with("tls`"));
+        let mut c = config(Protocol::Tcp);
+        c.tls = Some(TlsConfig {
+            cert: dir.path().join("missing.pem"),
+            key: tls.key.clone(),
+        });
+        let e = c.validate(f).unwrap_err();
+        assert!(
+            e.starts_with("tls.cert`") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let (other, _) = self_signed(&{
+            let d = dir.path().join("other");
+            std::fs::create_dir(&d).unwrap();
+            d
+        });
+        c.tls = Some(TlsConfig {
+            cert: tls.cert.clone(),
+            key: other.key,
+        });
+        let e = c.validate(f).unwrap_err();
+        assert!(e.starts_with("tls.key`"), "{e}");
     }
 
     #[tokio::test]
