@@ -268,6 +268,19 @@ fn no_tenant(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, format!("no tenant {id:?}"))
 }
 
+/// Answers a tenant operation: 404 when the tenant is not there (any more), 503 on a store error.
+fn answer<T, E: std::fmt::Display>(
+    tenant: &str,
+    result: Result<Option<T>, E>,
+    ok: impl FnOnce(T) -> Response,
+) -> Response {
+    match result {
+        Ok(Some(v)) => ok(v),
+        Ok(None) => no_tenant(tenant),
+        Err(e) => internal(e),
+    }
+}
+
 async fn post_events(
     State(st): State<AppState>,
     Query(params): Query<IngestParams>,
@@ -474,11 +487,9 @@ async fn show_tenant(
     headers: HeaderMap,
 ) -> Response {
     for_tenant(st, headers, tenant, false, |st, t| {
-        match st.tenants.registry.get(t) {
-            Ok(Some(rec)) => Json(st.tenants.view(&rec)).into_response(),
-            Ok(None) => no_tenant(t),
-            Err(e) => internal(e),
-        }
+        answer(t, st.tenants.registry.get(t), |rec| {
+            Json(st.tenants.view(&rec)).into_response()
+        })
     })
     .await
 }
@@ -489,13 +500,9 @@ async fn delete_tenant(
     headers: HeaderMap,
 ) -> Response {
     for_tenant(st, headers, tenant, true, |st, t| {
-        match st.tenants.delete(t) {
-            Ok(Some(events)) => {
-                Json(serde_json::json!({ "deleted": t, "events": events })).into_response()
-            }
-            Ok(None) => no_tenant(t),
-            Err(e) => internal(format!("{e:#}")),
-        }
+        answer(t, st.tenants.delete(t), |events| {
+            Json(serde_json::json!({ "deleted": t, "events": events })).into_response()
+        })
     })
     .await
 }
@@ -506,13 +513,9 @@ async fn rotate_token(
     headers: HeaderMap,
 ) -> Response {
     for_tenant(st, headers, tenant, false, |st, t| {
-        match st.tenants.rotate_token(t) {
-            Ok(Some(token)) => {
-                Json(serde_json::json!({ "tenant": t, "token": token })).into_response()
-            }
-            Ok(None) => no_tenant(t),
-            Err(e) => internal(format!("{e:#}")),
-        }
+        answer(t, st.tenants.rotate_token(t), |token| {
+            Json(serde_json::json!({ "tenant": t, "token": token })).into_response()
+        })
     })
     .await
 }
@@ -533,11 +536,9 @@ async fn set_quotas(
                 )
             }
         };
-        match st.tenants.set_quotas(t, quotas) {
-            Ok(Some(view)) => Json(view).into_response(),
-            Ok(None) => no_tenant(t),
-            Err(e) => internal(format!("{e:#}")),
-        }
+        answer(t, st.tenants.set_quotas(t, quotas), |view| {
+            Json(view).into_response()
+        })
     })
     .await
 }
