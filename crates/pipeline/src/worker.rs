@@ -21,9 +21,6 @@ use storyline_io::StorySink;
 use storyline_model::{routing::Shard, Event, Fused, SensorView, Story, StoryId, Str, Timestamp};
 use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, StoredEvent};
 
-/// Buckets a drain reads per cycle (see [`PartitionWorker::cycle`]).
-const DRAIN_STEP_BUCKETS: i64 = 2;
-
 /// How often a worker runs the retention pass on the shards it owns.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -387,17 +384,8 @@ impl PartitionWorker {
         drain: bool,
     ) -> anyhow::Result<CycleReport> {
         let res = cfg.bucket_ms();
-        let mut caught_up = drain;
         let upto = if drain {
-            // A drain reads its backlog a few buckets at a time, every shard in step, and moves the
-            // watermark in between, as a running service would: read in one go, every story of the
-            // backlog stays in memory until the end, then closes at once into one huge commit.
-            let all = bucket_of(now, res).saturating_add(res);
-            let step = self
-                .first_unread(store, all)?
-                .saturating_add(DRAIN_STEP_BUCKETS * res);
-            caught_up = step >= all;
-            all.min(step)
+            bucket_of(now, res).saturating_add(res)
         } else {
             bucket_of(now.saturating_sub(cfg.safety_delay + cfg.bucket), res)
         };
@@ -435,8 +423,8 @@ impl PartitionWorker {
         let floor = self.offset().saturating_sub(cfg.lookback_ms());
         let before = self.out.len();
         self.correlator.advance(watermark, floor, &mut self.out);
-        report.caught_up = caught_up;
-        if caught_up {
+        report.caught_up = drain;
+        if drain {
             self.correlator.flush(&mut self.out);
         }
         self.uncommitted |= report.events > 0 || self.out.len() > before;
@@ -448,7 +436,7 @@ impl PartitionWorker {
         // so). A crash between commit and publish publishes the outbox again (same ids and versions):
         // at least once. The cost: a story waits up to `commit_interval` for its commit.
         if (self.uncommitted || self.flush_now)
-            && (caught_up || self.flush_now || self.last_commit.elapsed() >= cfg.commit_interval)
+            && (drain || self.flush_now || self.last_commit.elapsed() >= cfg.commit_interval)
         {
             self.commit(store)?;
             report.published = self.publish_outbox(sink)?;
@@ -462,26 +450,6 @@ impl PartitionWorker {
             self.apply_retention(store, cfg, now)?;
         }
         Ok(report)
-    }
-
-    /// The bucket before the oldest unread one across the partition's shards (`upto` when all is read).
-    fn first_unread(&self, store: &dyn Store, upto: Bucket) -> anyhow::Result<Bucket> {
-        let mut first = upto;
-        for c in &self.cursors {
-            if c.offset >= first {
-                continue;
-            }
-            // Only a bucket that holds data counts, or a fresh partition would step from the epoch.
-            let marks = store.bucket_marks(
-                &self.lease.tenant,
-                c.shard,
-                BucketRange::new(c.offset, first),
-            )?;
-            if let Some((b, _)) = marks.first() {
-                first = first.min(b - 1);
-            }
-        }
-        Ok(first)
     }
 
     /// Re-checks recently read buckets of one shard for late writes, then reads its due buckets.
