@@ -11,16 +11,17 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-# The syslog source tests (crates/server/tests/sources.rs) run the real `logger` (bsdutils) and `rsyslogd`
-# (rsyslog); STORYLINE_REQUIRE_TOOLS=1 makes them fail, not skip, if the tools are missing.
-if ! command -v logger >/dev/null || ! { command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ]; }; then
+# The syslog source tests (crates/server/tests/sources.rs, syslog_tls.rs) run the real `logger` (bsdutils) and
+# `rsyslogd` (rsyslog, with rsyslog-gnutls for TLS); STORYLINE_REQUIRE_TOOLS=1 makes them fail, not skip, if the tools are missing.
+if ! command -v logger >/dev/null || ! { command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ]; } \
+  || ! { compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" || compgen -G "/usr/lib*/rsyslog/lmnsd_gtls.so"; } >/dev/null; then
   if [ "$(id -u)" != 0 ]; then
-    echo "logger and rsyslogd are needed: apt-get install -y rsyslog bsdutils (as root)" >&2
+    echo "logger, rsyslogd and its gtls driver are needed: apt-get install -y rsyslog rsyslog-gnutls bsdutils (as root)" >&2
     exit 1
   fi
-  echo "installing rsyslog and bsdutils (apt-get) for the syslog source tests"
+  echo "installing rsyslog, rsyslog-gnutls and bsdutils (apt-get) for the syslog source tests"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog bsdutils >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-gnutls bsdutils >/dev/null
 fi
 export STORYLINE_REQUIRE_TOOLS=1
 

@@ -169,6 +169,10 @@ pub async fn start(
     };
     let mut bound = Vec::new();
     for (i, s) in cfg.syslog.iter().enumerate() {
+        if let Some(t) = &s.tls {
+            t.acceptor()
+                .map_err(|e| anyhow::anyhow!("key `sources.syslog[{i}].tls.{e}"))?;
+        }
         let b = syslog::bind(s).await.map_err(|e| {
             anyhow::anyhow!(
                 "sources.syslog[{i}]: cannot listen on {} {}: {e}",
