@@ -284,5 +284,14 @@ fn replay_on_postgres_while_the_service_runs() {
     let left = letters(&config, false);
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["raw"]["text"], "{oops");
+    // The service's own listing leaves the replayed letter out too.
+    let api: serde_json::Value =
+        reqwest::blocking::get(format!("{base}/v1/tenants/t/dead-letters"))
+            .unwrap()
+            .json()
+            .unwrap();
+    let listed = api["dead_letters"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{api}");
+    assert_eq!(listed[0]["raw"], "{oops");
     drop(server);
 }

@@ -564,6 +564,26 @@ async fn history(
     .await
 }
 
+/// Letters not yet replayed by `storyline dead-letters replay`, with their latest reason; paging goes past
+/// replayed ones so a page is only short at the end.
+fn pending_dead_letters(
+    store: &dyn storyline_store::Store,
+    tenant: &str,
+    mut after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<storyline_store::DeadLetter>, storyline_store::StoreError> {
+    let states = storyline_pipeline::ingest::replay::LetterStates::load(store, tenant)?;
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let page = store.dead_letters(tenant, after, limit.max(1))?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        out.extend(page.into_iter().filter_map(|d| states.current(d)));
+    }
+    out.truncate(limit);
+    Ok(out)
+}
+
 async fn dead_letters(
     State(st): State<AppState>,
     Path(tenant): Path<String>,
@@ -572,7 +592,7 @@ async fn dead_letters(
 ) -> Response {
     for_tenant(st, headers, tenant, false, move |st, t| {
         let limit = page.limit.unwrap_or(100).min(1000);
-        match st.tenants.store().dead_letters(t, page.after, limit) {
+        match pending_dead_letters(&**st.tenants.store(), t, page.after, limit) {
             Ok(letters) => {
                 let items: Vec<_> = letters
                     .iter()
