@@ -23,6 +23,10 @@ use storyline_pipeline::ingest::{Framing, IngestReport};
 use storyline_pipeline::{Ingestor, PipelineConfig, WorkerPool};
 use storyline_store::{validate_tenant, Store};
 
+/// How often each process re-reads the tenant registry: a token revoked or a tenant deleted through
+/// another process sharing the store stops working here within this long.
+pub const REGISTRY_RELOAD: Duration = Duration::from_secs(15);
+
 /// `[tenants]` in the config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -159,16 +163,25 @@ impl Tenants {
         let reaper = Arc::downgrade(&t);
         std::thread::Builder::new()
             .name("tenant-reaper".into())
-            .spawn(move || loop {
-                std::thread::sleep(Duration::from_millis(500));
-                let Some(t) = reaper.upgrade() else { return };
-                if t.stopping.load(Ordering::Relaxed) {
-                    return;
+            .spawn(move || {
+                let mut last_reload = Instant::now();
+                loop {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let Some(t) = reaper.upgrade() else { return };
+                    if t.stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if !t.loaded.load(Ordering::Relaxed) {
+                        t.load_registry();
+                    } else if last_reload.elapsed() >= REGISTRY_RELOAD {
+                        // Other processes on a shared store rotate tokens and delete tenants too.
+                        last_reload = Instant::now();
+                        if let Err(e) = t.registry.reload() {
+                            tracing::warn!(error = %e, "tenant registry reload failed");
+                        }
+                    }
+                    t.sleep_idle();
                 }
-                if !t.loaded.load(Ordering::Relaxed) {
-                    t.load_registry();
-                }
-                t.sleep_idle();
             })?;
         Ok(t)
     }
