@@ -270,3 +270,54 @@ impl Ingestor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_whole_json_array_is_read_by_element() {
+        assert_eq!(
+            json_array(b" [{\"a\":1}, \"x\"]\n").map(|v| v.len()),
+            Some(2)
+        );
+        assert_eq!(json_array(b"[]").map(|v| v.len()), Some(0));
+        // Two arrays on two lines, a cut array, or a line that only starts with `[`: lines as before.
+        assert!(json_array(b"[1]\n[2]").is_none());
+        assert!(json_array(b"[{\"a\":1},").is_none());
+        assert!(json_array(b"[x] 1,2,3").is_none());
+        assert!(json_array(b"{\"a\":[1]}").is_none());
+    }
+
+    #[test]
+    fn a_string_element_is_a_raw_line_only_for_plain_records() {
+        let v = json_array(br#"["1,2,\"q\"", {"k": 1}]"#).unwrap();
+        let plain = Framing::Plain {
+            format: "panos",
+            sensor: "fw",
+        };
+        assert_eq!(&*element_record(v[0], plain), br#"1,2,"q""#);
+        assert_eq!(&*element_record(v[1], plain), br#"{"k": 1}"#);
+        assert_eq!(
+            &*element_record(v[0], Framing::Envelopes),
+            br#""1,2,\"q\"""#
+        );
+    }
+
+    #[test]
+    fn the_sensor_in_a_dead_letter_source_reads_back_whatever_its_name() {
+        for sensor in ["fw-edge-1", "a \" sensor=\"b", "x\\y", "ünï"] {
+            let s = dead_letter_source("file:/var/log/a sensor=\"c\".log", sensor);
+            assert_eq!(
+                split_dead_letter_source(&s),
+                ("file:/var/log/a sensor=\"c\".log", Some(sensor.to_string())),
+                "{s}"
+            );
+        }
+        assert_eq!(split_dead_letter_source("http"), ("http", None));
+        assert_eq!(
+            split_dead_letter_source("file:/x sensor=\"broken"),
+            ("file:/x sensor=\"broken", None)
+        );
+    }
+}
