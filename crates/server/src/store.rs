@@ -389,6 +389,34 @@ impl Store for ServiceStore {
         self.call(|s| s.commit(tenant, group, lease, checkpoint))
     }
 
+    // Keyed checkpoint parts are a property of the backend, fixed for the life of the process: the embedded
+    // store keeps them; PostgreSQL does not (yet), connected or not.
+    fn keyed_checkpoint_parts(&self) -> bool {
+        self.kind == StoreKind::Embedded
+            && self.current().is_some_and(|s| s.keyed_checkpoint_parts())
+    }
+
+    fn commit_parts(
+        &self,
+        tenant: &str,
+        group: &str,
+        lease: &Lease,
+        checkpoint: &Checkpoint,
+        reset: bool,
+        parts: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<()> {
+        self.call(|s| s.commit_parts(tenant, group, lease, checkpoint, reset, parts))
+    }
+
+    fn checkpoint_parts(
+        &self,
+        tenant: &str,
+        group: &str,
+        shard: Shard,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.call(|s| s.checkpoint_parts(tenant, group, shard))
+    }
+
     fn offsets(&self, tenant: &str, shard: Shard) -> Result<Vec<(String, Bucket)>> {
         self.call(|s| s.offsets(tenant, shard))
     }
