@@ -9,7 +9,7 @@
 pub mod quota;
 pub mod registry;
 
-use quota::Bucket;
+use quota::RateLimits;
 use registry::{new_token, Quotas, Registry, TenantRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -97,8 +97,7 @@ struct Live {
     /// `Some` while awake.
     pool: Mutex<Option<WorkerPool>>,
     last_event: Mutex<Instant>,
-    events: Mutex<Option<Bucket>>,
-    bytes: Mutex<Option<Bucket>>,
+    rates: RateLimits,
 }
 
 /// A tenant as the API shows it.
@@ -283,8 +282,7 @@ impl Tenants {
             return Ok(None);
         };
         if let Some(live) = self.live_if_any(id) {
-            *live.events.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            *live.bytes.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            live.rates.reset();
         }
         self.registry.note(id, "quotas_changed", detail);
         Ok(Some(self.view(&rec)))
@@ -355,8 +353,7 @@ impl Tenants {
                     ingestor: Arc::new(ingestor),
                     pool: Mutex::new(None),
                     last_event: Mutex::new(Instant::now()),
-                    events: Mutex::new(None),
-                    bytes: Mutex::new(None),
+                    rates: RateLimits::default(),
                 })
             })
             .clone())
@@ -449,52 +446,6 @@ impl Tenants {
         metrics::gauge!("storyline_tenants").set(self.registry.list().len() as f64);
     }
 
-    /// Admits a batch against the tenant's rate quotas; `events` is its line count.
-    fn admit(
-        &self,
-        rec: &TenantRecord,
-        live: &Live,
-        events: u64,
-        bytes: u64,
-    ) -> Result<(), IngestError> {
-        let now = Instant::now();
-        let mut checks: Vec<(&'static str, &Mutex<Option<Bucket>>, Option<u64>, u64)> = vec![
-            (
-                "events_per_second",
-                &live.events,
-                rec.quotas.events_per_second,
-                events,
-            ),
-            (
-                "bytes_per_second",
-                &live.bytes,
-                rec.quotas.bytes_per_second,
-                bytes,
-            ),
-        ];
-        // Check both before taking from either, so a refused batch costs nothing.
-        for (what, bucket, rate, _) in &checks {
-            let Some(rate) = rate else { continue };
-            let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
-            let b = b.get_or_insert_with(|| Bucket::new(*rate, now));
-            let wait = b.wait(now);
-            if !wait.is_zero() {
-                return Err(IngestError::Quota {
-                    what,
-                    retry_after: wait,
-                });
-            }
-        }
-        for (_, bucket, rate, amount) in checks.drain(..) {
-            if rate.is_some() {
-                if let Some(b) = bucket.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                    b.take(amount, now);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Stores a batch for the tenant: quota check, wake, durable ingest.
     pub fn ingest(
         &self,
@@ -524,12 +475,13 @@ impl Tenants {
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             .count() as u64;
-        if let Err(e) = self.admit(&rec, &live, lines, body.len() as u64) {
-            if let IngestError::Quota { what, .. } = &e {
-                metrics::counter!("storyline_quota_rejections_total", "tenant" => tenant.to_string(), "quota" => *what)
-                    .increment(1);
-            }
-            return Err(e);
+        if let Err((what, retry_after)) =
+            live.rates
+                .admit(&rec.quotas, lines, body.len() as u64, Instant::now())
+        {
+            metrics::counter!("storyline_quota_rejections_total", "tenant" => tenant.to_string(), "quota" => what)
+                .increment(1);
+            return Err(IngestError::Quota { what, retry_after });
         }
         if let Some(max) = rec.quotas.max_open_stories {
             let open = live

@@ -3,6 +3,8 @@
 //! the debt is repaid. So any batch size gets through (no batch is larger than the bucket forever) and
 //! the sustained rate is the quota.
 
+use super::registry::Quotas;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -47,6 +49,50 @@ impl Bucket {
     }
 }
 
+/// A tenant's rate buckets (created on first use, dropped when its quotas change).
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    buckets: Mutex<[Option<Bucket>; 2]>,
+}
+
+impl RateLimits {
+    /// Admits a batch of `events` records and `bytes` bytes, or says which quota refuses it and for how
+    /// long. Both buckets are checked before either is drawn from, so a refused batch costs nothing.
+    pub fn admit(
+        &self,
+        quotas: &Quotas,
+        events: u64,
+        bytes: u64,
+        now: Instant,
+    ) -> Result<(), (&'static str, Duration)> {
+        let limits = [
+            ("events_per_second", quotas.events_per_second, events),
+            ("bytes_per_second", quotas.bytes_per_second, bytes),
+        ];
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        for ((what, rate, _), bucket) in limits.iter().zip(buckets.iter_mut()) {
+            let Some(rate) = rate else { continue };
+            let wait = bucket
+                .get_or_insert_with(|| Bucket::new(*rate, now))
+                .wait(now);
+            if !wait.is_zero() {
+                return Err((what, wait));
+            }
+        }
+        for ((_, rate, amount), bucket) in limits.iter().zip(buckets.iter_mut()) {
+            if let (Some(_), Some(b)) = (rate, bucket.as_mut()) {
+                b.take(*amount, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the buckets: the next batch starts from the new quotas.
+    pub fn reset(&self) {
+        *self.buckets.lock().unwrap_or_else(|p| p.into_inner()) = [None, None];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +113,25 @@ mod tests {
         assert_eq!(b.wait(later), Duration::ZERO);
         b.take(1, later);
         assert!(b.wait(later) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_batch_refused_by_one_quota_draws_from_neither() {
+        let limits = RateLimits::default();
+        let q = Quotas {
+            events_per_second: Some(100),
+            bytes_per_second: Some(1000),
+            ..Quotas::default()
+        };
+        let t0 = Instant::now();
+        assert!(limits.admit(&q, 10, 2000, t0).is_ok()); // bytes overdrawn by 1000: 1 s of debt
+        let (what, wait) = limits.admit(&q, 10, 10, t0).unwrap_err();
+        assert_eq!(what, "bytes_per_second");
+        assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6);
+        // The refused batch took no events: 90 left, so 90 more fit once the bytes are repaid.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(limits.admit(&q, 90, 1, t1).is_ok());
+        limits.reset();
+        assert!(limits.admit(&q, 1, 1, t1).is_ok());
     }
 }
