@@ -122,3 +122,91 @@ fn check_names_the_bad_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("shardz"), "{err}");
 }
+
+/// A Zeek TSV log larger than one replay chunk, made of two concatenated logs with different column
+/// orders: every record is read with the header in force where it stands.
+#[test]
+fn a_long_zeek_tsv_log_replays_with_its_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../parse/tests/fixtures/zeek_conn.tsv"),
+    )
+    .unwrap();
+    let header: Vec<&str> = fixture
+        .lines()
+        .filter(|l| l.starts_with("#fields") || (l.starts_with('#') && !l.starts_with("#close")))
+        .collect();
+    let record = fixture.lines().find(|l| !l.starts_with('#')).unwrap();
+    let cols: Vec<&str> = record.split('\t').collect();
+    let mut log = String::new();
+    let per_part = 20_000;
+    for part in 0..2 {
+        // The second part lists its columns with `uid` and `ts` swapped.
+        for h in &header {
+            if part == 1 && h.starts_with("#fields") {
+                log.push_str(&h.replacen("ts\tuid", "uid\tts", 1));
+            } else if part == 1 && h.starts_with("#types") {
+                log.push_str(&h.replacen("time\tstring", "string\ttime", 1));
+            } else {
+                log.push_str(h);
+            }
+            log.push('\n');
+        }
+        for i in 0..per_part {
+            let mut c = cols.clone();
+            let uid = format!("C{part}x{i}");
+            let port = (1024 + i % 60000).to_string();
+            let ts = format!("{}.{:06}", 1_795_255_200 + i / 10, i % 1_000_000);
+            c[0] = &ts;
+            c[1] = &uid;
+            c[3] = &port;
+            if part == 1 {
+                c.swap(0, 1);
+            }
+            log.push_str(&c.join("\t"));
+            log.push('\n');
+        }
+        log.push_str("#close\t2026-11-21-11-00-00\n");
+    }
+    assert!(
+        log.len() > 4 << 20,
+        "spans more than one 4 MiB chunk: {}",
+        log.len()
+    );
+    let input = dir.path().join("conn.log");
+    std::fs::write(&input, log).unwrap();
+    let stories = dir.path().join("stories.ndjson");
+    let data = dir.path().join("data");
+    run(&[
+        "replay",
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "zeek_tsv",
+        "--sensor",
+        "zeek-core",
+        "--output",
+        stories.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let all = read_stories(&stories);
+    let ids: std::collections::BTreeSet<String> =
+        latest(&all).values().flat_map(event_ids).collect();
+    assert_eq!(ids.len(), 2 * per_part, "every record became an event");
+    let dl = run(&[
+        "dead-letters",
+        "list",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    let letters = String::from_utf8_lossy(&dl.stdout).lines().count();
+    assert_eq!(
+        letters,
+        0,
+        "no line was dead-lettered: {}",
+        String::from_utf8_lossy(&dl.stdout)
+    );
+}

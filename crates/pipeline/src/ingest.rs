@@ -152,14 +152,29 @@ impl Ingestor {
             Some(elements) => Box::new(elements.iter().map(|e| element_record(e, framing))),
             None => Box::new(body.split(|b| *b == b'\n').map(Cow::Borrowed)),
         };
+        // Records of some text formats depend on a header line earlier in the stream (Zeek TSV `#fields`,
+        // nfdump and Argus column names): a batch is read in order with one tracker, and callers that split
+        // a stream into batches repeat its header at the start of each.
+        let mut tracker = match framing {
+            Framing::Plain { format, .. } if storyline_parse::HeaderTracker::has_headers(format) => {
+                storyline_parse::HeaderTracker::new(format).ok()
+            }
+            _ => None,
+        };
         for (i, line) in records.enumerate() {
             if line.trim_ascii().is_empty() {
                 continue;
             }
             let line = &*line;
-            let result = match framing {
-                Framing::Envelopes => storyline_parse::parse_envelope(line, &self.limits),
-                Framing::Plain { format, sensor } => {
+            let result = match (framing, tracker.as_mut()) {
+                (Framing::Envelopes, _) => storyline_parse::parse_envelope(line, &self.limits),
+                (Framing::Plain { sensor, .. }, Some(t)) => {
+                    match t.parse_line(sensor, line, &self.limits) {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                }
+                (Framing::Plain { format, sensor }, None) => {
                     storyline_parse::parse_record(format, sensor, line, &self.limits)
                 }
             };

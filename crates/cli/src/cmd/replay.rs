@@ -179,7 +179,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .collect();
     drop(rx);
 
-    let read_result = read_chunks(&a.input, &tx, &bar);
+    // Zeek TSV records need their `#` header lines, which a file has once at its top (and again after
+    // each concatenated or rotated part): each chunk gets the header in force repeated in front.
+    let zeek_headers = a.format.as_deref() == Some("zeek_tsv");
+    let read_result = read_chunks(&a.input, zeek_headers, &tx, &bar);
     drop(tx);
     let mut ingest_error = None;
     for t in threads {
@@ -220,6 +223,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 fn read_chunks(
     inputs: &[PathBuf],
+    zeek_headers: bool,
     tx: &crossbeam_channel::Sender<Chunk>,
     bar: &ProgressBar,
 ) -> anyhow::Result<()> {
@@ -229,10 +233,18 @@ fn read_chunks(
         let source: Arc<str> = Arc::from(format!("replay:{}", path.display()));
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no = 1u64;
+        // The `#` lines in force, and whether the last line read was one of them.
+        let mut header: Vec<u8> = Vec::new();
+        let mut in_header = false;
         loop {
             let mut body = Vec::with_capacity(CHUNK_BYTES + 4096);
-            let first_line = line_no;
-            while body.len() < CHUNK_BYTES {
+            body.extend_from_slice(&header);
+            let prefix = header.len();
+            let repeated = header.iter().filter(|b| **b == b'\n').count() as u64;
+            let first_line = line_no - repeated;
+            let mut read_any = false;
+            while body.len() < CHUNK_BYTES + prefix {
+                let start = body.len();
                 let n = (&mut reader)
                     .take(u64::MAX)
                     .read_until(b'\n', &mut body)
@@ -240,12 +252,26 @@ fn read_chunks(
                 if n == 0 {
                     break;
                 }
+                read_any = true;
                 line_no += 1;
+                if zeek_headers {
+                    let line = &body[start..];
+                    if line.first() == Some(&b'#') {
+                        if !in_header {
+                            header.clear();
+                        }
+                        header.extend_from_slice(line);
+                        if !line.ends_with(b"\n") {
+                            header.push(b'\n');
+                        }
+                    }
+                    in_header = line.first() == Some(&b'#');
+                }
             }
-            if body.is_empty() {
+            if !read_any {
                 break;
             }
-            bar.inc(body.len() as u64);
+            bar.inc((body.len() - prefix) as u64);
             if tx
                 .send(Chunk {
                     source: source.clone(),
