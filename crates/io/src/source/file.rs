@@ -195,6 +195,10 @@ struct Cursor {
     skipping: bool,
     /// The path names another file now (or none): this one is read until it has been quiet.
     replaced_quiet_since: Option<Instant>,
+    /// Zeek TSV only: the `#` header lines in force, repeated in front of every batch (records cannot be
+    /// read without them, and a batch may start anywhere, also after a restart). Read from the top of the
+    /// file the first time it is needed.
+    header: Option<Vec<u8>>,
 }
 
 enum Step {
@@ -329,6 +333,7 @@ impl Tail {
             },
             skipping: false,
             replaced_quiet_since: None,
+            header: None,
         })
     }
 
@@ -362,6 +367,7 @@ impl Tail {
             pos: saved.clone(),
             skipping: false,
             replaced_quiet_since: replaced.then(Instant::now),
+            header: None,
         };
         if let Ok(file) = File::open(&self.cfg.path) {
             if matches(&file) {
@@ -455,12 +461,47 @@ impl Tail {
         } else {
             return Ok(Step::Idle);
         };
-        self.ingest_lines(body, n_lines, c.pos.line + 1)?;
+        if self.cfg.format == "zeek_tsv" {
+            let header = self.zeek_header(c, body)?;
+            let repeated = memchr_count(&header) as u64;
+            let mut with_header = header;
+            with_header.extend_from_slice(body);
+            self.ingest_lines(
+                &with_header,
+                n_lines,
+                (c.pos.line + 1).saturating_sub(repeated),
+            )?;
+        } else {
+            self.ingest_lines(body, n_lines, c.pos.line + 1)?;
+        }
         c.pos.offset += body.len() as u64;
         c.pos.line += n_lines as u64;
         self.update_fingerprint(c);
         self.save(&c.pos);
         Ok(Step::Progress)
+    }
+
+    /// The Zeek header in force before `body`; remembers the last header block inside `body` for the
+    /// batches after it.
+    fn zeek_header(&self, c: &mut Cursor, body: &[u8]) -> std::io::Result<Vec<u8>> {
+        let before = match &c.header {
+            Some(h) => h.clone(),
+            None => read_top_header(&c.file)?,
+        };
+        let mut current = before.clone();
+        let mut in_header = false;
+        for line in body.split_inclusive(|b| *b == b'\n') {
+            let is_header = line.first() == Some(&b'#');
+            if is_header {
+                if !in_header {
+                    current.clear();
+                }
+                current.extend_from_slice(line);
+            }
+            in_header = is_header;
+        }
+        c.header = Some(current);
+        Ok(before)
     }
 
     fn ingest_lines(&self, body: &[u8], lines: usize, first_line: u64) -> anyhow::Result<()> {
@@ -537,6 +578,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `#` lines at the top of a Zeek log (at most 64 KiB of them).
+fn read_top_header(file: &File) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 64 << 10];
+    let n = read_at(file, &mut buf, 0)?;
+    let mut header = Vec::new();
+    for line in buf[..n].split_inclusive(|b| *b == b'\n') {
+        if line.first() != Some(&b'#') || !line.ends_with(b"\n") {
+            break;
+        }
+        header.extend_from_slice(line);
+    }
+    Ok(header)
 }
 
 fn memchr_count(b: &[u8]) -> usize {
@@ -645,6 +700,82 @@ mod tests {
             .unwrap()
             .iter()
             .all(|(f, s, _)| f == "suricata" && s == "ids-1"));
+    }
+
+    #[test]
+    fn every_zeek_tsv_batch_carries_the_header_in_force_also_after_a_restart() {
+        let s = Setup::new();
+        let log = s.dir.path().join("conn.log");
+        let header = "#separator \\x09\n#fields\tts\tuid\n#types\ttime\tstring\n";
+        let mut text = String::from(header);
+        for i in 0..10 {
+            text.push_str(&format!("{i}.0\tC{i}\n"));
+        }
+        std::fs::write(&log, &text).unwrap();
+        let state = s.dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let start = || {
+            let mut cfg = FileConfig::new(&log, "zeek_tsv", "zeek-1");
+            cfg.poll_interval = Duration::from_millis(20);
+            cfg.batch_records = 4;
+            Follower::start(cfg, &state, 1 << 20, s.rec.clone()).unwrap()
+        };
+        let follower = start();
+        let records = |s: &Setup| {
+            s.lines()
+                .into_iter()
+                .filter(|l| !l.starts_with('#'))
+                .count()
+        };
+        for _ in 0..500 {
+            if records(&s) >= 10 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        follower.stop();
+        // A second header block mid-file replaces the first for the batches after it.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"#fields\tuid\tts\n#types\tstring\ttime\n")
+            .unwrap();
+        for i in 10..15 {
+            writeln!(f, "C{i}\t{i}.0").unwrap();
+        }
+        let follower = start();
+        for _ in 0..500 {
+            if records(&s) >= 15 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        follower.stop();
+        let batches = s.rec.batches.lock().unwrap().clone();
+        assert!(batches.len() >= 4, "{batches:?}");
+        for (_, _, body) in &batches {
+            let records: Vec<&str> = body.lines().filter(|l| !l.starts_with('#')).collect();
+            let Some(first) = records.first() else {
+                continue;
+            };
+            let fields = body
+                .lines()
+                .filter(|l| l.starts_with("#fields"))
+                .last()
+                .unwrap_or_else(|| panic!("a batch without its header: {body:?}"));
+            let expected = if first.starts_with('C') {
+                "#fields\tuid\tts"
+            } else {
+                "#fields\tts\tuid"
+            };
+            assert_eq!(fields, expected, "{body:?}");
+        }
+        assert_eq!(
+            batches
+                .iter()
+                .map(|(_, _, b)| b.lines().filter(|l| !l.starts_with('#')).count())
+                .sum::<usize>(),
+            15,
+            "every record once"
+        );
     }
 
     #[test]
