@@ -143,6 +143,33 @@ impl PendingLink {
         })
     }
 
+    /// The connection's story (as it was when the link was recorded) and its time, on its own clock.
+    pub fn connection(&self) -> (u64, Timestamp) {
+        match self.window_ns {
+            None => (self.a, self.t),
+            Some(_) => (self.b, self.lo),
+        }
+    }
+
+    /// How long after the answer the connection came, on the answer's clock, when `a`'s clock runs
+    /// `offset_ns` ahead of `b`'s.
+    pub fn delay_ns(&self, offset_ns: i64) -> i64 {
+        match self.window_ns {
+            None => self.t.0.saturating_sub(offset_ns).saturating_sub(self.lo.0),
+            Some(_) => self.lo.0.saturating_add(offset_ns).saturating_sub(self.t.0),
+        }
+    }
+
+    /// The last epoch that must be final before the link is decided. Every candidate answer of one
+    /// connection is decided in the same step (so the nearest can be chosen among all of them, whatever
+    /// the order they came in): answers precede their connection by seconds, so all fall in the
+    /// connection's epoch or the one after it (clocks may disagree).
+    fn decided_after(&self) -> i64 {
+        self.epoch()
+            .max(epoch_of(self.connection().1).saturating_add(1))
+            .saturating_add(WINDOW_AFTER)
+    }
+
     /// Whether the two belong together when `a`'s clock runs `offset_ns` ahead of `b`'s, allowing
     /// `tol_ns` for what the estimate misses.
     pub fn matches(&self, offset_ns: i64, tol_ns: i64) -> bool {
@@ -298,7 +325,7 @@ impl Deferred {
         let through = self.final_through.unwrap_or(i64::MIN);
         let (mut ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|l| l.epoch().saturating_add(WINDOW_AFTER) <= through);
+            .partition(|l| l.decided_after() <= through);
         self.pending = waiting;
         // Decisions merge stories, and the guards (size, span) make merges order-sensitive: decide in an
         // order that depends only on the links themselves.

@@ -345,10 +345,32 @@ impl Correlator {
         let slack = (self.cfg.gap + self.cfg.allowed_lateness).as_nanos() as i64;
         let tol = self.cfg.dns_cross_sensor_tolerance.as_nanos() as i64;
         let due = self.clocks.deferred.due(self.watermark, slack, everything);
-        for (link, offset) in due {
-            if !link.matches(offset.unwrap_or(0), tol) {
+        // A connection that could follow several lookups (a busy client resolving the same name again and
+        // again) joins the nearest one before it, not all of them: gluing them would join sessions.
+        type Rank = (i64, Timestamp, u32, usize);
+        let mut nearest: std::collections::BTreeMap<(Slot, Timestamp), Rank> =
+            std::collections::BTreeMap::new();
+        for (i, (link, offset)) in due.iter().enumerate() {
+            let off = offset.unwrap_or(0);
+            if !link.matches(off, tol) {
                 continue;
             }
+            let (conn, t) = link.connection();
+            // Ties go to the earlier answer (slots are not compared: they number stories in arrival order).
+            let (answer_t, answer_sensor) = match link.window_ns {
+                None => (link.lo, link.sensor_b),
+                Some(_) => (link.t, link.sensor_a),
+            };
+            let rank = (link.delay_ns(off).abs(), answer_t, answer_sensor, i);
+            let e = nearest.entry((self.find(conn), t)).or_insert(rank);
+            if rank < *e {
+                *e = rank;
+            }
+        }
+        let mut winners: Vec<usize> = nearest.into_values().map(|(_, _, _, i)| i).collect();
+        winners.sort_unstable();
+        for i in winners {
+            let link = &due[i].0;
             let (x, y) = (self.find(link.a), self.find(link.b));
             if x == y || !self.stories.contains_key(&x) || !self.stories.contains_key(&y) {
                 continue;
