@@ -156,7 +156,9 @@ impl Ingestor {
         // nfdump and Argus column names): a batch is read in order with one tracker, and callers that split
         // a stream into batches repeat its header at the start of each.
         let mut tracker = match framing {
-            Framing::Plain { format, .. } if storyline_parse::HeaderTracker::has_headers(format) => {
+            Framing::Plain { format, .. }
+                if storyline_parse::HeaderTracker::has_headers(format) =>
+            {
                 storyline_parse::HeaderTracker::new(format).ok()
             }
             _ => None,

@@ -500,6 +500,12 @@ async fn delete_tenant(
     headers: HeaderMap,
 ) -> Response {
     for_tenant(st, headers, tenant, true, |st, t| {
+        if t == st.tenants.default_tenant() {
+            return error(
+                StatusCode::CONFLICT,
+                "the default tenant is the config's `tenant` and cannot be deleted while it is",
+            );
+        }
         answer(t, st.tenants.delete(t), |events| {
             Json(serde_json::json!({ "deleted": t, "events": events })).into_response()
         })

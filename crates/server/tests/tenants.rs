@@ -286,6 +286,11 @@ fn lifecycle_rotate_quotas_delete() {
         vec!["created", "token_rotated", "quotas_changed", "woke"]
     );
 
+    assert_eq!(
+        call(Method::DELETE, &r, "/v1/tenants/t", Some(ADMIN), None).status(),
+        409,
+        "the default tenant stays"
+    );
     // Deleting takes the data with it.
     let store_dir = r.dir.path().join("data");
     assert_eq!(
