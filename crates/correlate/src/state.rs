@@ -135,6 +135,10 @@ pub struct Correlator {
     /// What changed since the last [`Correlator::checkpoint`]: the next one writes only that.
     #[serde(skip)]
     changed: Changes,
+    /// For each version published since the last [`Correlator::take_arrivals`]: the insert-time bucket of
+    /// its newest member (when its last event arrived), for the publish-latency metric. Not state.
+    #[serde(skip)]
+    arrivals: Vec<(StoryId, u32, i64)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -169,6 +173,7 @@ impl Correlator {
             gone_order: BTreeSet::new(),
             stats: CorrelatorStats::default(),
             changed: Changes::default(),
+            arrivals: Vec::new(),
         }
     }
 
@@ -191,6 +196,12 @@ impl Correlator {
 
     pub fn open_stories(&self) -> usize {
         self.closing.len()
+    }
+
+    /// (story, version, insert-time bucket of its newest member) of the versions published since the
+    /// last call.
+    pub fn take_arrivals(&mut self) -> Vec<(StoryId, u32, i64)> {
+        std::mem::take(&mut self.arrivals)
     }
 
     /// Cross-sensor DNS links waiting for a final clock estimate.
@@ -705,6 +716,9 @@ impl Correlator {
             s.dirty = false;
             s.version = s.events.len() as u32;
             self.stats.versions_published += 1;
+            if s.max_bucket != i64::MIN {
+                self.arrivals.push((s.id, s.version, s.max_bucket));
+            }
             out.push(Story {
                 story_id: s.id,
                 version: s.version,

@@ -234,6 +234,9 @@ pub struct PartitionWorker {
     /// Wall time at which the largest event time last grew; drives the watermark while idle.
     wall_at_max: Timestamp,
     seen_max: Timestamp,
+    /// When the newest member of each story version waiting in the outbox had arrived (the end of its
+    /// insert-time bucket, ms), for the publish-latency metric. Not kept across restarts.
+    arrivals: HashMap<(StoryId, u32), i64>,
     last_commit: Instant,
     last_retention: Option<Instant>,
     /// When the lease was last renewed from inside a long cycle (the pool renews between cycles).
@@ -348,6 +351,7 @@ impl PartitionWorker {
             correlator,
             cursors,
             seen_max: idle_clock.0,
+            arrivals: HashMap::new(),
             wall_at_max: idle_clock.1,
             last_commit: Instant::now(),
             last_retention: None,
@@ -426,6 +430,10 @@ impl PartitionWorker {
         report.caught_up = drain;
         if drain {
             self.correlator.flush(&mut self.out);
+        }
+        for (id, version, bucket) in self.correlator.take_arrivals() {
+            self.arrivals
+                .insert((id, version), bucket.saturating_add(res));
         }
         self.uncommitted |= report.events > 0 || self.out.len() > before;
         // Committing serializes the whole correlation state, so it runs on an interval, not per cycle.
@@ -589,12 +597,24 @@ impl PartitionWorker {
         let n = self.out.len() as u64;
         counter!("storyline_story_versions_published_total", "tenant" => self.lease.tenant.clone())
             .increment(n);
-        // Event-time latency: from the story's last event (sensor time) to its publication. It includes the
-        // gap the engine must wait to know a session is over, and any sensor clock skew.
+        // Publish latency: from the arrival of a story's last event to its publication (includes the gap
+        // the engine waits to know a session is over). Event-time latency: from its last event's own time
+        // (adds the sensor's delay and clock skew).
         let now = Timestamp::now();
-        let latency = histogram!("storyline_story_publish_latency_seconds", "tenant" => self.lease.tenant.clone());
+        let tenant = self.lease.tenant.clone();
+        let publish =
+            histogram!("storyline_story_publish_latency_seconds", "tenant" => tenant.clone());
+        let event_time =
+            histogram!("storyline_story_event_time_latency_seconds", "tenant" => tenant);
         for s in self.out.iter().filter(|s| !s.event_ids.is_empty()) {
-            latency.record(now.nanos_since(s.last_seen).max(0) as f64 / 1e9);
+            event_time.record(now.nanos_since(s.last_seen).max(0) as f64 / 1e9);
+            if let Some(arrived_ms) = self.arrivals.remove(&(s.story_id, s.version)) {
+                publish.record((now.as_millis() - arrived_ms).max(0) as f64 / 1000.0);
+            }
+        }
+        if self.arrivals.len() > 100_000 {
+            // Only a metric: never let it hold memory if publications keep failing.
+            self.arrivals.clear();
         }
         self.out.clear();
         // The stored checkpoint still holds them: the next commit empties it.

@@ -60,6 +60,18 @@ fn envelopes_are_acknowledged_with_per_line_errors_and_become_stories() {
         metrics.contains("storyline_too_late_events_total"),
         "{metrics}"
     );
+    // From the last event's arrival to publication: the gap (0.5 s here) plus reading and committing.
+    let median = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("storyline_story_publish_latency_seconds{")
+                && l.contains("tenant=\"t\"")
+                && l.contains("quantile=\"0.5\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no publish latency: {metrics}"));
+    assert!((0.0..30.0).contains(&median), "{median}");
+    assert!(metrics.contains("storyline_story_event_time_latency_seconds"));
 }
 
 #[test]
