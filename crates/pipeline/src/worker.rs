@@ -226,6 +226,9 @@ pub fn partition_shards(cfg: &PipelineConfig, partition: u16) -> Vec<Shard> {
         .collect()
 }
 
+/// Events behind are counted up to this many per shard and cycle (the gauge then reads "at least").
+const BACKLOG_COUNT_CAP: u64 = 1_000_000;
+
 pub struct PartitionWorker {
     /// The lease's `shard` field is the partition number (its lowest shard).
     pub lease: Lease,
@@ -484,6 +487,20 @@ impl PartitionWorker {
         let behind = marks_now.iter().filter(|(b, _)| *b > offset).count();
         gauge!("storyline_backlog_buckets", "tenant" => tenant.clone(), "shard" => shard.to_string())
             .set(behind as f64);
+        let events_behind = if behind == 0 {
+            Some(0)
+        } else {
+            store.bucket_events(
+                &tenant,
+                shard,
+                BucketRange::new(offset, upto),
+                BACKLOG_COUNT_CAP,
+            )?
+        };
+        if let Some(n) = events_behind {
+            gauge!("storyline_backlog_events", "tenant" => tenant.clone(), "shard" => shard.to_string())
+                .set(n as f64);
+        }
 
         for &(bucket, mark) in &marks_now {
             if bucket <= offset

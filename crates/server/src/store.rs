@@ -466,6 +466,16 @@ impl Store for ServiceStore {
         self.call(|s| s.delete_tenant(tenant))
     }
 
+    fn bucket_events(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+        cap: u64,
+    ) -> Result<Option<u64>> {
+        self.call(|s| s.bucket_events(tenant, shard, range, cap))
+    }
+
     fn put_record(&self, key: &str, value: Option<&str>) -> Result<()> {
         self.call(|s| s.put_record(key, value))
     }

@@ -347,6 +347,39 @@ pub fn deleting_a_tenant_removes_all_of_it_and_nothing_else(s: &dyn Store) {
     }
 }
 
+pub fn bucket_events_count_what_a_range_holds(s: &dyn Store) {
+    s.ensure_tenant(T, 2).unwrap();
+    append_all(
+        s,
+        T,
+        &[
+            ev(0, 1000, 1),
+            ev(0, 1000, 2),
+            ev(0, 2000, 3),
+            ev(0, 3000, 4),
+            ev(1, 2000, 5),
+        ],
+    );
+    // A re-sent event is stored once and counted once.
+    append_all(s, T, &[ev(0, 2000, 3)]);
+    let count = |after, upto, cap| {
+        s.bucket_events(T, 0, BucketRange::new(after, upto), cap)
+            .unwrap()
+    };
+    let Some(all) = count(Bucket::MIN, Bucket::MAX, 100) else {
+        return; // this store does not count
+    };
+    assert_eq!(all, 4);
+    assert_eq!(count(1000, 3000, 100), Some(2), "after < bucket <= upto");
+    assert_eq!(count(999, 1000, 100), Some(2));
+    assert_eq!(count(3000, 9000, 100), Some(0));
+    assert_eq!(count(Bucket::MIN, Bucket::MAX, 3), Some(3), "capped");
+    assert_eq!(
+        s.bucket_events(T, 1, BucketRange::all(), 100).unwrap(),
+        Some(1)
+    );
+}
+
 pub fn records_are_kept_by_key_and_listed_by_prefix(s: &dyn Store) {
     s.put_record("tenant/b", Some(r#"{"id":"b"}"#)).unwrap();
     s.put_record("tenant/a", Some("first")).unwrap();
@@ -464,6 +497,7 @@ macro_rules! conformance_tests {
             marks_change_on_every_write, leases_have_one_owner_and_fence_commits, offsets_list_every_group,
             dead_letters_are_kept_and_listed, retention_deletes_only_older_buckets, tenants_are_isolated,
             deleting_a_tenant_removes_all_of_it_and_nothing_else, records_are_kept_by_key_and_listed_by_prefix,
+            bucket_events_count_what_a_range_holds,
             checkpoint_parts_change_with_their_checkpoint);
     };
     (@each $make:expr; $($name:ident),*) => {

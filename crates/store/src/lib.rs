@@ -153,6 +153,19 @@ pub trait Store: Send + Sync + 'static {
     /// events went.
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64>;
 
+    /// How many events the shard's buckets in `range` hold, counting at most `cap` (a backlog gauge, not
+    /// an exact figure past the cap); `None` if the store cannot tell.
+    fn bucket_events(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+        cap: u64,
+    ) -> Result<Option<u64>> {
+        let _ = (tenant, shard, range, cap);
+        Ok(None)
+    }
+
     /// Deletes everything of the tenant: events, payloads, marks, checkpoints, leases, dead letters and
     /// its registration. Returns how many events went. Other tenants are untouched.
     fn delete_tenant(&self, tenant: &str) -> Result<u64>;

@@ -1075,6 +1075,30 @@ impl Store for PostgresStore {
         })
     }
 
+    fn bucket_events(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+        cap: u64,
+    ) -> Result<Option<u64>> {
+        // The marks table counts the rows each bucket received: no scan of the events.
+        let s = quote(&self.schema);
+        let shard_db = shard_i32(shard);
+        let n: i64 = self.run(|c| {
+            let r = c.client.query_one(
+                format!(
+                    "SELECT coalesce(sum(events), 0)::int8 FROM {s}.marks
+                     WHERE tenant = $1 AND shard = $2 AND bucket > $3 AND bucket <= $4"
+                )
+                .as_str(),
+                &[&tenant, &shard_db, &range.after, &range.upto],
+            )?;
+            Ok(r.get(0))
+        })?;
+        Ok(Some((n.max(0) as u64).min(cap)))
+    }
+
     fn delete_tenant(&self, tenant: &str) -> Result<u64> {
         validate_tenant(tenant)?;
         let s = quote(&self.schema);
