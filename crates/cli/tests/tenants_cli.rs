@@ -91,6 +91,12 @@ fn tenant_lifecycle_through_the_cli_and_wake_after_a_crash() {
 
     // Killed while acme is awake: the next start wakes it and publishes its story.
     server.kill();
+    // Restarted with one setting changed: the default tenant's history names the section, not values.
+    write_config(
+        dir.path(),
+        port,
+        &format!("\n[tenants]\nanonymous = false\nadmin_token_sha256 = \"{hash}\"\nidle_after = \"3m\"\n"),
+    );
     let server = Server::start(&config, port);
     let deadline = Instant::now() + Duration::from_secs(30);
     let stories = loop {
@@ -109,6 +115,21 @@ fn tenant_lifecycle_through_the_cli_and_wake_after_a_crash() {
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
     assert_eq!(kinds, vec!["created", "woke", "started"], "{history}");
+
+    let default_history = ok(tenants(&base, &admin, &["history", "t"]));
+    let changes: Vec<&str> = default_history
+        .lines()
+        .filter(|l| l.contains("config_changed"))
+        .collect();
+    assert_eq!(changes.len(), 1, "{default_history}");
+    assert!(
+        changes[0].ends_with("changed: tenants"),
+        "{default_history}"
+    );
+    assert!(
+        !default_history.contains(&hash),
+        "no config value in the history"
+    );
 
     let rotated = ok(tenants(&base, &admin, &["rotate-token", "acme"]));
     let new_token = field(&rotated, "token:");

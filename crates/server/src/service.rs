@@ -90,6 +90,7 @@ impl Service {
             owner,
             &config.tenant,
         )?;
+        record_config_change(&tenants, &config);
         Ok(Self {
             config,
             store,
@@ -160,6 +161,57 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// Notes in the default tenant's job history which sections of the effective configuration differ from
+/// the last start's. Only section names and digests are kept: a config holds secrets (database URLs, sink
+/// tokens) that the history, readable through the API, must not show.
+fn record_config_change(tenants: &Tenants, config: &Config) {
+    let key = "config/sections";
+    let Ok(toml::Value::Table(table)) = toml::Value::try_from(config) else {
+        return;
+    };
+    let digests: std::collections::BTreeMap<String, String> = table
+        .iter()
+        .map(|(k, v)| {
+            let text = toml::to_string(&toml::Value::Table(
+                std::iter::once((k.clone(), v.clone())).collect(),
+            ))
+            .unwrap_or_default();
+            (k.clone(), crate::tenants::registry::hash_token(&text))
+        })
+        .collect();
+    let last: Option<std::collections::BTreeMap<String, String>> =
+        match tenants.store().records(key, None, 1) {
+            Ok(found) => found
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| serde_json::from_str(&v).ok()),
+            // The store is not reachable yet: nothing to compare with; the next start records it.
+            Err(_) => return,
+        };
+    if last.as_ref() == Some(&digests) {
+        return;
+    }
+    if let Some(last) = &last {
+        let changed: Vec<&str> = digests
+            .keys()
+            .chain(last.keys())
+            .filter(|k| digests.get(*k) != last.get(*k))
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        tenants.registry.note(
+            tenants.default_tenant(),
+            "config_changed",
+            format!("changed: {}", changed.join(", ")),
+        );
+    }
+    let json = serde_json::to_string(&digests).unwrap_or_default();
+    if let Err(e) = tenants.store().put_record(key, Some(&json)) {
+        tracing::warn!(error = %e, "could not record the configuration's digests");
     }
 }
 
