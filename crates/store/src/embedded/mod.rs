@@ -131,6 +131,22 @@ impl EmbeddedStore {
     }
 }
 
+/// The key range of the shard's buckets in `range` (`after < bucket <= upto`), for any keyspace keyed by
+/// bucket first: events (bucket, event key) and marks (bucket).
+fn bucket_bounds(tenant: &str, shard: Shard, range: BucketRange) -> (Vec<u8>, Vec<u8>) {
+    let start = bucket_key(tenant, shard, range.after.saturating_add(1));
+    let end = match range.upto.checked_add(1) {
+        Some(n) => bucket_key(tenant, shard, n),
+        None => {
+            // Past every bucket and event key of the shard.
+            let mut e = shard_prefix(tenant, shard);
+            e.extend_from_slice(&[0xff; 25]);
+            e
+        }
+    };
+    (start, end)
+}
+
 fn engine(e: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(e.to_string())
 }
@@ -233,24 +249,14 @@ impl Store for EmbeddedStore {
         if range.after >= range.upto {
             return Ok(Vec::new());
         }
+        let (first, end) = bucket_bounds(tenant, shard, range);
         let start = match resume {
             Some((b, k)) => {
                 let mut s = event_key(tenant, shard, b, k);
                 s.push(0); // strictly after the resume key
                 s
             }
-            None => {
-                let first = range.after.saturating_add(1);
-                bucket_key(tenant, shard, first)
-            }
-        };
-        let end = match range.upto.checked_add(1) {
-            Some(next) => bucket_key(tenant, shard, next),
-            None => {
-                let mut e = shard_prefix(tenant, shard);
-                e.extend_from_slice(&[0xff; 25]);
-                e
-            }
+            None => first,
         };
         let mut out = Vec::with_capacity(limit.min(4096));
         for item in self.events.range(start..end) {
@@ -292,15 +298,7 @@ impl Store for EmbeddedStore {
         if range.after >= range.upto {
             return Ok(Vec::new());
         }
-        let start = bucket_key(tenant, shard, range.after.saturating_add(1));
-        let end = match range.upto.checked_add(1) {
-            Some(n) => bucket_key(tenant, shard, n),
-            None => {
-                let mut e = shard_prefix(tenant, shard);
-                e.extend_from_slice(&[0xff; 9]);
-                e
-            }
-        };
+        let (start, end) = bucket_bounds(tenant, shard, range);
         let mut out = Vec::new();
         for item in self.marks.range(start..end) {
             let (k, v) = item.into_inner().map_err(engine)?;
@@ -581,15 +579,7 @@ impl Store for EmbeddedStore {
         if range.after >= range.upto {
             return Ok(Some(0));
         }
-        let start = bucket_key(tenant, shard, range.after.saturating_add(1));
-        let end = match range.upto.checked_add(1) {
-            Some(n) => bucket_key(tenant, shard, n),
-            None => {
-                let mut e = shard_prefix(tenant, shard);
-                e.extend_from_slice(&[0xff; 25]);
-                e
-            }
-        };
+        let (start, end) = bucket_bounds(tenant, shard, range);
         // Keys only: the event values stay in their blocks.
         let mut n = 0u64;
         for item in self.events.range(start..end) {
