@@ -10,6 +10,8 @@ pub mod embedded;
 mod error;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "scylla")]
+pub mod scylla;
 mod types;
 
 pub use error::{Result, StoreError};
