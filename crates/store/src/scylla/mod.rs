@@ -74,10 +74,21 @@
 //!
 //! # Blocking
 //!
-//! The trait blocks and the driver is async: the store owns a small multi-thread tokio runtime and
-//! `block_on`s each call. Callers must not call it from inside an async runtime (they use
-//! `spawn_blocking`, as the trait says); doing so returns an error instead of panicking.
-
+//! The trait blocks and the driver is async: the store owns a small multi-thread tokio runtime (two
+//! workers) that runs the driver's connections and timers, and each call waits for its future on the
+//! calling thread with that runtime entered as context (`futures::executor::block_on`, not
+//! `Runtime::block_on`, which panics on `spawn_blocking` threads of another runtime). Callers already use
+//! `spawn_blocking` (see the trait doc); calling the store from an async task would block a worker.
+//!
+//! # Known limits
+//!
+//! - Marks are written with the writing process's clock (`USING TIMESTAMP`) and deleted with the
+//!   coordinator's: keep clocks synchronized (NTP), or a write landing within the clock skew after a
+//!   `delete_tenant` of the same tenant could be shadowed by the deletion.
+//! - Dead-letter ids increase per process (microseconds); across processes they are unique (each insert
+//!   is `IF NOT EXISTS`) and ordered only as well as the clocks agree.
+//! - No keyed checkpoint parts ([`Store::keyed_checkpoint_parts`] is false): the whole state is in each
+//!   commit.
 use crate::*;
 use ::scylla::client::execution_profile::ExecutionProfile;
 use ::scylla::client::session::Session;
@@ -430,12 +441,6 @@ impl ScyllaStore {
     pub fn connect_with(hosts: &str, keyspace: &str, opts: ScyllaOptions) -> Result<Self> {
         validate_keyspace(keyspace)?;
         let nodes = parse_hosts(hosts)?;
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(StoreError::Engine(
-                "ScyllaDB store opened inside an async runtime: open it from a blocking thread (spawn_blocking)"
-                    .into(),
-            ));
-        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("storyline-scylla")
@@ -474,13 +479,13 @@ impl ScyllaStore {
         if let Some((user, password)) = &opts.credentials {
             builder = builder.user(user, password);
         }
-        let session = rt
-            .block_on(builder.build())
+        let session = run(&rt, async { Ok(builder.build().await) })?
             .map_err(|e| fail("cannot connect", &e))?;
-        rt.block_on(create_schema(&session, keyspace, &opts))
-            .map_err(|e| fail("cannot create the schema", &e))?;
-        let mut st = rt
-            .block_on(prepare_all(&session, keyspace))
+        run(&rt, async {
+            Ok(create_schema(&session, keyspace, &opts).await)
+        })?
+        .map_err(|e| fail("cannot create the schema", &e))?;
+        let mut st = run(&rt, async { Ok(prepare_all(&session, keyspace).await) })?
             .map_err(|e| fail("cannot prepare statements", &e))?;
         let serial_read = if opts.local_dc.is_some() {
             Consistency::LocalSerial
@@ -541,13 +546,7 @@ impl ScyllaStore {
     }
 
     fn block<T>(&self, f: impl std::future::Future<Output = Res<T>>) -> Res<T> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(StoreError::Engine(
-                "ScyllaDB store called inside an async runtime: call it from a blocking thread (spawn_blocking)"
-                    .into(),
-            ));
-        }
-        self.rt.block_on(f)
+        run(&self.rt, f)
     }
 
     async fn exec(
@@ -730,6 +729,15 @@ impl ScyllaStore {
             .await?;
         Ok(rows.into_iter().next())
     }
+}
+
+/// Runs a future of the driver to completion on the calling thread, with the store's runtime as the
+/// context (the driver's connections, timers and spawned tasks live on that runtime's threads). Unlike
+/// `Runtime::block_on` this works on any thread, including `spawn_blocking` threads of the caller's
+/// runtime. It blocks: never call the store from an async task (use `spawn_blocking`).
+fn run<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = Res<T>>) -> Res<T> {
+    let _context = rt.enter();
+    futures::executor::block_on(f)
 }
 
 async fn create_schema(
