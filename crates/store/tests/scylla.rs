@@ -202,6 +202,28 @@ fn a_resent_batch_from_another_process_is_stored_once_and_still_changes_marks() 
 }
 
 #[test]
+fn leases_beyond_the_tenant_shard_count_are_listed_and_deleted() {
+    // The pool leases its partitions and member slots, whose numbers need not be shards of the tenant.
+    let Some(f) = fresh() else { return };
+    f.ensure_tenant("t", 2).unwrap();
+    for slot in [0u16, 7, 300] {
+        f.acquire_lease("t", "g/members", slot, "w", 60_000, 0)
+            .unwrap()
+            .unwrap();
+    }
+    let slots: Vec<u16> = f
+        .leases("t", "g/members")
+        .unwrap()
+        .iter()
+        .map(|l| l.shard)
+        .collect();
+    assert_eq!(slots, vec![0, 7, 300]);
+    assert!(f.leases("t", "g").unwrap().is_empty());
+    f.delete_tenant("t").unwrap();
+    assert!(f.leases("t", "g/members").unwrap().is_empty());
+}
+
+#[test]
 fn scans_cross_many_buckets() {
     let Some(f) = fresh() else { return };
     f.ensure_tenant("t", 1).unwrap();

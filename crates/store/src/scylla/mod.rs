@@ -10,7 +10,7 @@
 //! payloads     ((tenant, shard, bucket), event_key)   → raw blob                (apart: scans never read it)
 //! marks        ((tenant, shard), bucket, writer)      → mark bigint
 //! leases       ((tenant, grp, shard))                 → owner, epoch, expires_ms, ck_offset, ck_marks, ck_state
-//! groups       ((tenant), grp)                        → (the consumer groups a tenant has, for offsets)
+//! lease_slots  ((tenant), grp, shard)                 → (every lease row a tenant has: listing, offsets)
 //! dead_letters ((tenant), id)                         → received, source, line, format, code, reason, raw
 //! records      ((p = 'r'), key)                       → value text
 //! ```
@@ -55,7 +55,8 @@
 //! A lease and the checkpoint it guards are one row, `leases ((tenant, grp, shard))`, because a Paxos
 //! condition applies to one partition of one table. Each lease is its own partition, so the Paxos rounds
 //! of different shards never contend.
-//! - acquire: read the row at `SERIAL`; if absent `INSERT ... IF NOT EXISTS` (epoch 1); if expired or ours,
+//! - acquire: register `(grp, shard)` in `lease_slots` (lease "shards" are the pool's partitions and
+//!   member slots, so they are listed from there, not from the tenant's shard count); read the row at `SERIAL`; if absent `INSERT ... IF NOT EXISTS` (epoch 1); if expired or ours,
 //!   `UPDATE ... SET owner, epoch (+1 unless it is ours and unexpired), expires_ms IF owner = ? AND epoch = ?
 //!   AND expires_ms = ?` (the values read, so any change in between makes it fail and we read again).
 //! - renew / release: `UPDATE ... IF owner = ? AND epoch = ?` (release expires it rather than deleting it,
@@ -362,9 +363,10 @@ struct Stmts {
     checkpoint_get: PreparedStatement,
     commit: PreparedStatement,
     offsets: PreparedStatement,
-    group_insert: PreparedStatement,
-    groups_of: PreparedStatement,
-    groups_delete: PreparedStatement,
+    slot_insert: PreparedStatement,
+    slots_of: PreparedStatement,
+    slots_of_group: PreparedStatement,
+    slots_delete: PreparedStatement,
     dead_insert: PreparedStatement,
     dead_all: PreparedStatement,
     dead_after: PreparedStatement,
@@ -777,7 +779,10 @@ async fn create_schema(
              expires_ms bigint, ck_offset bigint, ck_marks blob, ck_state blob, \
              PRIMARY KEY ((tenant, grp, shard)))"
         ),
-        format!("CREATE TABLE IF NOT EXISTS {ks}.groups (tenant text, grp text, PRIMARY KEY ((tenant), grp))"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.lease_slots (tenant text, grp text, shard int, \
+             PRIMARY KEY ((tenant), grp, shard))"
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.dead_letters (tenant text, id bigint, received bigint, source text, \
              line bigint, format text, code text, reason text, raw blob, PRIMARY KEY ((tenant), id))"
@@ -881,9 +886,10 @@ async fn prepare_all(s: &Session, ks: &str) -> std::result::Result<Stmts, String
             "SELECT grp, ck_offset FROM {ks}.leases WHERE tenant = ? AND grp IN ? AND shard = ?"
         ))
         .await?,
-        group_insert: p(format!("INSERT INTO {ks}.groups (tenant, grp) VALUES (?, ?)")).await?,
-        groups_of: p(format!("SELECT grp FROM {ks}.groups WHERE tenant = ?")).await?,
-        groups_delete: p(format!("DELETE FROM {ks}.groups WHERE tenant = ?")).await?,
+        slot_insert: p(format!("INSERT INTO {ks}.lease_slots (tenant, grp, shard) VALUES (?, ?, ?)")).await?,
+        slots_of: p(format!("SELECT grp, shard FROM {ks}.lease_slots WHERE tenant = ?")).await?,
+        slots_of_group: p(format!("SELECT shard FROM {ks}.lease_slots WHERE tenant = ? AND grp = ?")).await?,
+        slots_delete: p(format!("DELETE FROM {ks}.lease_slots WHERE tenant = ?")).await?,
         dead_insert: p(format!(
             "INSERT INTO {ks}.dead_letters (tenant, id, received, source, line, format, code, reason, raw) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
@@ -1175,12 +1181,18 @@ impl Store for ScyllaStore {
 
     fn offsets(&self, tenant: &str, shard: Shard) -> Result<Vec<(String, Bucket)>> {
         self.block(async {
-            let groups: Vec<(String,)> = self
-                .all_rows("list groups", &self.st.groups_of, (tenant,))
+            let slots: Vec<(String, i32)> = self
+                .all_rows("list lease slots", &self.st.slots_of, (tenant,))
                 .await?;
+            let sh = shard_i32(shard);
+            let groups: Vec<&str> = slots
+                .iter()
+                .filter(|(_, s)| *s == sh)
+                .map(|(g, _)| g.as_str())
+                .collect();
             let mut out = Vec::new();
             for chunk in groups.chunks(100) {
-                let names: Vec<&str> = chunk.iter().map(|g| g.0.as_str()).collect();
+                let names: Vec<&str> = chunk.to_vec();
                 let rows: Vec<(String, Option<i64>)> = self
                     .rows(
                         "read offsets",
@@ -1214,8 +1226,13 @@ impl Store for ScyllaStore {
             expires_ms,
         };
         self.block(async {
-            self.exec("register group", &self.st.group_insert, (tenant, group))
-                .await?;
+            // Before the lease row exists, so every lease row is listed (idempotent).
+            self.exec(
+                "register lease slot",
+                &self.st.slot_insert,
+                (tenant, group, sh),
+            )
+            .await?;
             // Each failed attempt means someone else changed the row in between: read it again.
             for _ in 0..4 {
                 match self.lease_row(tenant, group, shard).await? {
@@ -1314,10 +1331,14 @@ impl Store for ScyllaStore {
 
     fn leases(&self, tenant: &str, group: &str) -> Result<Vec<Lease>> {
         self.block(async {
-            let Some(shards) = self.shards_of(tenant).await? else {
-                return Ok(Vec::new());
-            };
-            let all: Vec<i32> = (0..i32::from(shards)).collect();
+            // Lease "shards" are the pool's partitions and member slots, not bounded by the tenant's
+            // shard count: list the slots registered when they were first taken.
+            let all: Vec<i32> = self
+                .all_rows::<(i32,)>("list lease slots", &self.st.slots_of_group, (tenant, group))
+                .await?
+                .into_iter()
+                .map(|r| r.0)
+                .collect();
             let mut out = Vec::new();
             for chunk in all.chunks(100) {
                 let rows: Vec<LeaseRow> = self
@@ -1477,13 +1498,9 @@ impl Store for ScyllaStore {
             for shard in 0..shards {
                 n += self.delete_buckets(tenant, shard, None).await?;
             }
-            let groups: Vec<(String,)> = self
-                .all_rows("list groups", &self.st.groups_of, (tenant,))
+            let rows: Vec<(String, i32)> = self
+                .all_rows("list lease slots", &self.st.slots_of, (tenant,))
                 .await?;
-            let rows: Vec<(String, i32)> = groups
-                .iter()
-                .flat_map(|g| (0..i32::from(shards)).map(move |s| (g.0.clone(), s)))
-                .collect();
             futures::stream::iter(rows.iter().map(|(g, s)| async move {
                 self.lwt(
                     "delete leases",
@@ -1495,7 +1512,7 @@ impl Store for ScyllaStore {
             .buffer_unordered(self.concurrency)
             .try_for_each(|_| async { Ok(()) })
             .await?;
-            self.exec("delete groups", &self.st.groups_delete, (tenant,))
+            self.exec("delete lease slots", &self.st.slots_delete, (tenant,))
                 .await?;
             self.exec("delete dead letters", &self.st.dead_delete, (tenant,))
                 .await?;
