@@ -380,7 +380,6 @@ struct Stmts {
 }
 
 pub struct ScyllaStore {
-    rt: tokio::runtime::Runtime,
     session: Session,
     keyspace: String,
     hosts: String,
@@ -388,6 +387,18 @@ pub struct ScyllaStore {
     clock: Clock,
     concurrency: usize,
     st: Stmts,
+    /// Always `Some` until dropped (taken in `Drop` to shut it down without blocking).
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ScyllaStore {
+    fn drop(&mut self) {
+        // Dropping a runtime normally waits for its threads, which panics inside an async context (a
+        // server dropping its last handle at shutdown); a background shutdown never waits.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 type Res<T> = std::result::Result<T, StoreError>;
@@ -497,13 +508,43 @@ impl ScyllaStore {
         st.lease_get.set_consistency(serial_read);
         st.checkpoint_get.set_consistency(serial_read);
         st.tenant_get.set_consistency(serial_read);
+        // Safe to retry after a timeout (the driver retries only statements marked so): upserts of fixed
+        // values (marks carry their own write timestamp), deletions and plain reads. Paxos statements
+        // (IF ...) are not: their outcome after a timeout is unknown, and the caller decides.
         for s in [
             &mut st.event_insert,
             &mut st.payload_insert,
+            &mut st.mark_insert,
             &mut st.events_delete,
             &mut st.payloads_delete,
+            &mut st.marks_delete_below,
+            &mut st.marks_delete_all,
             &mut st.record_put,
             &mut st.record_delete,
+            &mut st.slot_insert,
+            &mut st.slots_delete,
+            &mut st.dead_delete,
+            &mut st.tenant_get,
+            &mut st.scan_all,
+            &mut st.scan_from,
+            &mut st.keys,
+            &mut st.payload_get,
+            &mut st.mark_buckets,
+            &mut st.marks_range,
+            &mut st.marks_below,
+            &mut st.marks_all,
+            &mut st.lease_get,
+            &mut st.leases_of,
+            &mut st.checkpoint_get,
+            &mut st.offsets,
+            &mut st.slots_of,
+            &mut st.slots_of_group,
+            &mut st.dead_all,
+            &mut st.dead_after,
+            &mut st.records_ge_lt,
+            &mut st.records_gt_lt,
+            &mut st.records_ge,
+            &mut st.records_gt,
         ] {
             s.set_is_idempotent(true);
         }
@@ -513,7 +554,6 @@ impl ScyllaStore {
                 .hash_one((std::process::id(), std::time::SystemTime::now())) as i64
         };
         Ok(Self {
-            rt,
             session,
             keyspace: keyspace.to_string(),
             hosts: host_list,
@@ -521,6 +561,7 @@ impl ScyllaStore {
             clock: Clock(AtomicI64::new(0)),
             concurrency: opts.concurrency.max(1),
             st,
+            rt: Some(rt),
         })
     }
 
@@ -548,7 +589,10 @@ impl ScyllaStore {
     }
 
     fn block<T>(&self, f: impl std::future::Future<Output = Res<T>>) -> Res<T> {
-        run(&self.rt, f)
+        match &self.rt {
+            Some(rt) => run(rt, f),
+            None => Err(StoreError::Closed),
+        }
     }
 
     async fn exec(
