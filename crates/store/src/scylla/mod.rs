@@ -88,6 +88,10 @@
 //!   `delete_tenant` of the same tenant could be shadowed by the deletion.
 //! - Dead-letter ids increase per process (microseconds); across processes they are unique (each insert
 //!   is `IF NOT EXISTS`) and ordered only as well as the clocks agree.
+//! - A tenant's dead letters share one partition and each is one Paxos round, written one after the other
+//!   (concurrent rounds on one partition contend): a few hundred per second, enough for rejected input.
+//! - `records` is one partition; deleted records leave tombstones there until compaction after
+//!   `gc_grace_seconds` (the deployment's records are few and rarely deleted).
 //! - No keyed checkpoint parts ([`Store::keyed_checkpoint_parts`] is false): the whole state is in each
 //!   commit.
 use crate::*;
