@@ -228,6 +228,8 @@ pub fn partition_shards(cfg: &PipelineConfig, partition: u16) -> Vec<Shard> {
 
 /// Events behind are counted up to this many per shard and cycle (the gauge then reads "at least").
 const BACKLOG_COUNT_CAP: u64 = 1_000_000;
+/// A cycle counts its backlog only when it finds more buckets due than this (a catch-up).
+const BACKLOG_COUNT_FROM_BUCKETS: usize = 2;
 
 pub struct PartitionWorker {
     /// The lease's `shard` field is the partition number (its lowest shard).
@@ -482,24 +484,25 @@ impl PartitionWorker {
             shard,
             BucketRange::new(lookback_from, upto.max(offset)),
         )?;
-        // Backlog as this cycle finds it (gauges set at the end of a long catch-up cycle would only show
-        // what is left after it).
+        // Backlog as this cycle finds it: what a long catch-up cycle is working through. A cycle that
+        // finds only the bucket or two that came due since the last one reads them at once, so it is
+        // not counted (that would read their keys twice); the gauges drop to zero once the shard is read.
         let behind = marks_now.iter().filter(|(b, _)| *b > offset).count();
-        gauge!("storyline_backlog_buckets", "tenant" => tenant.clone(), "shard" => shard.to_string())
-            .set(behind as f64);
-        let events_behind = if behind == 0 {
-            Some(0)
-        } else {
-            store.bucket_events(
+        let backlog = |buckets: usize, events: Option<u64>| {
+            let labels = [("tenant", tenant.clone()), ("shard", shard.to_string())];
+            gauge!("storyline_backlog_buckets", &labels).set(buckets as f64);
+            if let Some(n) = events {
+                gauge!("storyline_backlog_events", &labels).set(n as f64);
+            }
+        };
+        if behind > BACKLOG_COUNT_FROM_BUCKETS {
+            let events = store.bucket_events(
                 &tenant,
                 shard,
                 BucketRange::new(offset, upto),
                 BACKLOG_COUNT_CAP,
-            )?
-        };
-        if let Some(n) = events_behind {
-            gauge!("storyline_backlog_events", "tenant" => tenant.clone(), "shard" => shard.to_string())
-                .set(n as f64);
+            )?;
+            backlog(behind, events);
         }
 
         for &(bucket, mark) in &marks_now {
@@ -523,6 +526,7 @@ impl PartitionWorker {
             self.scan_range(store, cfg, shard, BucketRange::new(offset, upto), report)?;
             new_offset = upto;
         }
+        backlog(0, Some(0));
         let floor = new_offset.saturating_sub(cfg.lookback_ms());
         let cur = &mut self.cursors[i];
         cur.offset = new_offset;

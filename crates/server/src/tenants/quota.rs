@@ -23,10 +23,6 @@ impl Bucket {
         }
     }
 
-    pub fn rate(&self) -> u64 {
-        self.rate as u64
-    }
-
     fn refill(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + dt * self.rate).min(self.rate);

@@ -113,12 +113,6 @@ impl Registry {
         }
     }
 
-    pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        let r = Self::new(store);
-        r.reload()?;
-        Ok(r)
-    }
-
     /// Re-reads every record (another process may have created, changed or deleted tenants).
     pub fn reload(&self) -> Result<(), StoreError> {
         let mut all = HashMap::new();
@@ -167,6 +161,10 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
+    }
+
+    pub fn tenant_count(&self) -> usize {
+        self.cache.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn list(&self) -> Vec<TenantRecord> {
@@ -305,7 +303,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(
             storyline_store::embedded::EmbeddedStore::open(dir.path(), Default::default()).unwrap(),
         );
-        let reg = Registry::load(store).unwrap();
+        let reg = Registry::new(store);
         for i in 0..(HISTORY_KEEP + 5) {
             reg.note("a", "woke", format!("{i}"));
         }
