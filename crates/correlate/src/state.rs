@@ -275,10 +275,13 @@ impl Correlator {
         let mut found = Vec::new();
         let mut hot = false;
         let mut samples: Vec<(u32, i64)> = Vec::new();
+        let defer = self.cfg.dns_links_use_clock_offsets;
         for k in &links.exact {
-            self.clocks
-                .deferred
-                .record(*k, sensor, t, self.watermark, slack);
+            if defer {
+                self.clocks
+                    .deferred
+                    .record(*k, sensor, t, self.watermark, slack);
+            }
             let within_gap =
                 |en: &Entry| t >= en.lo.saturating_sub(gap) && t <= en.hi.saturating_add(gap);
             let Some(list) = self.exact.get(k) else {
@@ -296,7 +299,6 @@ impl Correlator {
             }
             found.extend(list.iter().filter(|en| within_gap(en)).map(|en| en.slot));
         }
-        let defer = self.cfg.dns_links_use_clock_offsets;
         let cross = self.cfg.dns_cross_sensor_tolerance.as_nanos() as i64;
         // Whatever the estimate turns out to be, two sensors' clocks differ by at most twice the skew bound.
         let widest = cross + 2 * self.cfg.max_clock_skew.as_nanos() as i64;
