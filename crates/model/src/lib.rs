@@ -6,6 +6,7 @@ pub mod event;
 pub mod ids;
 pub mod routing;
 pub mod story;
+mod story_json;
 pub mod time;
 
 pub use event::*;

@@ -55,6 +55,6 @@ impl StorySink for Fanout {
 
 /// One NDJSON line per story version, absent fields removed.
 pub fn story_line(story: &Story, buf: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *buf, &story.to_json()).expect("writing JSON to a Vec cannot fail");
+    story.write_json(buf);
     buf.push(b'\n');
 }
