@@ -110,8 +110,17 @@ const WINDOW_AFTER: i64 = 1;
 /// Estimates from fewer samples than this are not used (the link is decided without an offset).
 const MIN_DEFERRED_SAMPLES: usize = 5;
 
-fn epoch_of(t: Timestamp) -> i64 {
+pub fn epoch_of(t: Timestamp) -> i64 {
     t.0.div_euclid(EPOCH_NS)
+}
+
+/// The watermark past which epoch `e`'s estimate is final for stories (see [`Deferred::story_offset`]).
+pub fn story_estimate_final_at(e: i64, slack_ns: i64) -> Timestamp {
+    Timestamp(
+        e.saturating_add(WINDOW_AFTER + 1)
+            .saturating_mul(EPOCH_NS)
+            .saturating_add(slack_ns),
+    )
 }
 
 /// A DNS answer and a connection from different sensors that may belong together, to be decided with
@@ -196,6 +205,11 @@ pub struct Deferred {
     pending: Vec<PendingLink>,
     /// Pending links per slot they name: a story stays until its links are decided.
     refs: HashMap<u64, u32>,
+    /// The final estimate around each epoch (the window links use), per sensor pair, in ms: a story's
+    /// times are corrected with it. Kept apart from the samples because stories outlive them.
+    story_offsets: BTreeMap<i64, HashMap<(u32, u32), i32>>,
+    /// `story_offsets` is final for every epoch up to this one.
+    story_through: Option<i64>,
 }
 
 impl Deferred {
@@ -246,6 +260,33 @@ impl Deferred {
         self.pending.len()
     }
 
+    /// Whether the estimate for stories of epoch `e` is final: asked for earlier, it may still change.
+    pub fn final_for(&self, e: i64) -> bool {
+        self.story_through.is_some_and(|s| s >= e)
+    }
+
+    /// The final estimate of `t(a) − t(b)` (ns) for a story of epoch `e`, if `final_for(e)` and there
+    /// were enough samples.
+    pub fn story_offset(&self, a: u32, b: u32, e: i64) -> Option<i64> {
+        if a == b {
+            return Some(0);
+        }
+        let (pair, sign) = if a < b { ((a, b), 1) } else { ((b, a), -1) };
+        let ms = *self.story_offsets.get(&e)?.get(&pair)?;
+        Some(sign * i64::from(ms) * 1_000_000)
+    }
+
+    /// Drops story estimates of epochs before `e` (no story that old is held any more).
+    pub fn forget_story_offsets_before(&mut self, e: i64) {
+        while self
+            .story_offsets
+            .first_key_value()
+            .is_some_and(|(k, _)| *k < e)
+        {
+            self.story_offsets.pop_first();
+        }
+    }
+
     /// Makes final every epoch that no report within the lateness can reach any more (all of them with
     /// `everything`, at the end of input).
     fn finalize(&mut self, watermark: Timestamp, slack_ns: i64, everything: bool) {
@@ -287,6 +328,39 @@ impl Deferred {
             }
         }
         self.final_through = Some(through);
+        self.settle_story_offsets(through.saturating_sub(WINDOW_AFTER));
+    }
+
+    /// Computes the story estimates of the epochs whose window just became final (up to `upto`), while
+    /// their samples are still held.
+    fn settle_story_offsets(&mut self, upto: i64) {
+        let from = self.story_through.map_or(i64::MIN, |s| s.saturating_add(1));
+        self.story_through = Some(self.story_through.map_or(upto, |s| s.max(upto)));
+        // Epochs with no sample in their window have no estimate: only look near the samples held.
+        let near: std::collections::BTreeSet<i64> = self
+            .done
+            .keys()
+            .flat_map(|d| {
+                (d.saturating_sub(WINDOW_AFTER)..=d.saturating_add(WINDOW_BEFORE))
+                    .filter(|e| *e >= from && *e <= upto)
+            })
+            .collect();
+        for e in near {
+            let pairs: std::collections::BTreeSet<(u32, u32)> = self
+                .done
+                .range(e.saturating_sub(WINDOW_BEFORE)..=e.saturating_add(WINDOW_AFTER))
+                .flat_map(|(_, p)| p.keys().copied())
+                .collect();
+            let mut est = HashMap::new();
+            for (a, b) in pairs {
+                if let Some(ns) = self.estimate(a, b, e) {
+                    est.insert((a, b), (ns / 1_000_000) as i32);
+                }
+            }
+            if !est.is_empty() {
+                self.story_offsets.insert(e, est);
+            }
+        }
     }
 
     /// The final estimate of `t(a) − t(b)` (ns) around epoch `e`, if there are enough samples.

@@ -56,6 +56,11 @@ pub struct Config {
     /// defaults (docs/correlation.md).
     #[serde(alias = "estimate_clock_offsets")]
     pub dns_links_use_clock_offsets: bool,
+    /// Publish a story's `first_seen`/`last_seen` on the clock of its reference sensor (the first in its
+    /// provenance), each sensor's times corrected by the final offset estimate of the pair. The estimate
+    /// is final only after the allowed lateness, so a version published earlier shows the sensors' own
+    /// times and the story is published again, corrected, once it is final (docs/correlation.md).
+    pub correct_story_times: bool,
     /// A link key shared by more live stories than this is "hot" (a resolver, a NAT gateway, a scanner):
     /// it stops linking and the stories record the cut.
     pub max_key_fanout: usize,
@@ -72,6 +77,7 @@ impl Default for Config {
             dns_link_window: Duration::from_secs(1),
             dns_cross_sensor_tolerance: Duration::from_secs(1),
             dns_links_use_clock_offsets: true,
+            correct_story_times: true,
             max_key_fanout: 32,
         }
     }

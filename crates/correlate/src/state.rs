@@ -6,7 +6,7 @@
 //! after they close for as long as a late event may still join them (`gap + allowed_lateness` of event
 //! time), which is also what makes duplicates harmless: an event key already held is ignored.
 
-use crate::clock::{Clocks, PendingLink};
+use crate::clock::{epoch_of, story_estimate_final_at, Clocks, PendingLink};
 use crate::fasthash::{Map, Set};
 use crate::fuse::FusedAcc;
 use crate::keys::{links, Key, Links};
@@ -61,6 +61,12 @@ struct StoryState {
     absorbed: Vec<Slot>,
     cuts: Vec<Str>,
     related: Vec<StoryId>,
+    /// Published with times corrected by the final clock estimate (and they differed from the raw ones).
+    /// Once set it stays: the version is the event count plus this, so a correction published without a
+    /// new event still gets a new version number.
+    corrected: bool,
+    /// `first_seen`/`last_seen` of the last version published.
+    shown: (Timestamp, Timestamp),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,20 +95,13 @@ fn tag_of(sensor: &str) -> u32 {
     xxhash_rust::xxh3::xxh3_64(sensor.as_bytes()) as u32
 }
 
-/// Fills each sensor's estimated clock offset against the first sensor listed.
-fn with_clock_offsets(
-    mut views: Vec<storyline_model::SensorView>,
-    clocks: &Clocks,
-) -> Vec<storyline_model::SensorView> {
-    let Some(reference) = views.first().map(|v| tag_of(&v.sensor)) else {
-        return views;
-    };
-    for v in &mut views {
-        v.clock_offset_ms = clocks
-            .offset_ns(tag_of(&v.sensor), reference)
-            .map(|ns| ns / 1_000_000);
-    }
-    views
+/// How a story is shown: its times, its provenance with each sensor's clock offset against the first
+/// sensor listed, and whether the offsets are the final estimates (the times are then corrected by them).
+struct Presented {
+    first: Timestamp,
+    last: Timestamp,
+    provenance: Vec<storyline_model::SensorView>,
+    is_final: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -277,7 +276,7 @@ impl Correlator {
         let mut samples: Vec<(u32, i64)> = Vec::new();
         let defer = self.cfg.dns_links_use_clock_offsets;
         for k in &links.exact {
-            if defer {
+            if defer || self.cfg.correct_story_times {
                 self.clocks
                     .deferred
                     .record(*k, sensor, t, self.watermark, slack);
@@ -494,6 +493,8 @@ impl Correlator {
                 absorbed: Vec::new(),
                 cuts: Vec::new(),
                 related: Vec::new(),
+                corrected: false,
+                shown: (t, t),
             },
         );
         self.closing.insert((self.close_at(t), slot));
@@ -504,18 +505,28 @@ impl Correlator {
         last.saturating_add(self.cfg.gap)
     }
 
-    fn evict_at(&self, last: Timestamp) -> Timestamp {
-        last.saturating_add(self.cfg.gap + self.cfg.allowed_lateness)
+    fn evict_at(&self, first: Timestamp, last: Timestamp) -> Timestamp {
+        let slack = self.cfg.gap + self.cfg.allowed_lateness;
+        let after_lateness = last.saturating_add(slack);
+        if !self.cfg.correct_story_times {
+            return after_lateness;
+        }
+        // Held until its clock estimate is final (a minute or two more): its last version must show the
+        // corrected times whatever the arrival order, and only a held story can be published again.
+        after_lateness.max(story_estimate_final_at(
+            epoch_of(first),
+            slack.as_nanos() as i64,
+        ))
     }
 
     /// Takes a story out of the closing/evicting schedule before its times change.
     fn unschedule(&mut self, slot: Slot) {
         let s = &self.stories[&slot];
-        let (open, last) = (s.open, s.last);
+        let (open, first, last) = (s.open, s.first, s.last);
         if open {
             self.closing.remove(&(self.close_at(last), slot));
         } else {
-            self.evicting.remove(&(self.evict_at(last), slot));
+            self.evicting.remove(&(self.evict_at(first, last), slot));
         }
     }
 
@@ -685,9 +696,22 @@ impl Correlator {
                 held.push((at, slot));
                 continue;
             }
+            self.publish_correction(slot, out);
             self.evict(slot);
         }
         self.evicting.extend(held);
+        if self.cfg.correct_story_times {
+            // No held story is older than this (stories are evicted after the lateness and span at most
+            // `max_story_span`); the extra hour covers stories held longer for duplicate detection.
+            let span = self.cfg.gap + self.cfg.allowed_lateness + self.cfg.max_story_span;
+            let oldest = self
+                .watermark
+                .saturating_sub(span)
+                .saturating_sub(RELATED_MEMORY);
+            self.clocks
+                .deferred
+                .forget_story_offsets_before(epoch_of(oldest).saturating_sub(4));
+        }
         while let Some(&(at, k)) = self.gone_order.first() {
             if at >= self.watermark {
                 break;
@@ -707,6 +731,11 @@ impl Correlator {
         while let Some((_, slot)) = self.closing.pop_first() {
             self.close(slot, out);
         }
+        // Every estimate is final now: stories published before theirs was are corrected.
+        let closed: Vec<Slot> = self.evicting.iter().map(|(_, slot)| *slot).collect();
+        for slot in closed {
+            self.publish_correction(slot, out);
+        }
         out[start..].sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
     }
 
@@ -715,35 +744,109 @@ impl Correlator {
         let s = self.stories.get_mut(&slot).expect("closing slot exists");
         s.open = false;
         if s.dirty {
-            s.dirty = false;
-            s.version = s.events.len() as u32;
-            self.stats.versions_published += 1;
-            if s.max_bucket != i64::MIN {
-                self.arrivals.push((s.id, s.version, s.max_bucket));
-            }
-            out.push(Story {
-                story_id: s.id,
-                version: s.version,
-                tenant: self.tenant.clone(),
-                first_seen: s.first,
-                last_seen: s.last,
-                event_count: s.events.len() as u32,
-                event_ids: s.events.iter().map(|(_, id)| id.clone()).collect(),
-                sensors: s.sensors.clone(),
-                merged_into: None,
-                provenance: with_clock_offsets(s.acc.sorted_views(), &self.clocks),
-                cuts: s.cuts.clone(),
-                related_story_ids: s
-                    .related
-                    .iter()
-                    .map(|id| Str::from(id.to_string()))
-                    .collect(),
-                fused: s.acc.fused.clone(),
-            });
+            self.publish(slot, out, true);
         }
-        let last = s.last;
-        let at = self.evict_at(last);
+        let s = &self.stories[&slot];
+        let at = self.evict_at(s.first, s.last);
         self.evicting.insert((at, slot));
+    }
+
+    /// Publishes a closed story again when the final clock estimate corrects the times its last version
+    /// showed.
+    fn publish_correction(&mut self, slot: Slot, out: &mut Vec<Story>) {
+        let s = &self.stories[&slot];
+        if s.open || s.version == 0 {
+            return;
+        }
+        let p = self.present(s);
+        if !p.is_final || (p.first, p.last) == s.shown {
+            return;
+        }
+        self.changed.stories.insert(slot);
+        // Not an arrival: the publish-latency metric is about new events, not corrections.
+        self.publish(slot, out, false);
+    }
+
+    fn publish(&mut self, slot: Slot, out: &mut Vec<Story>, arrival: bool) {
+        let p = self.present(&self.stories[&slot]);
+        let s = self.stories.get_mut(&slot).expect("published slot exists");
+        s.dirty = false;
+        if p.is_final && (p.first, p.last) != (s.first, s.last) {
+            s.corrected = true;
+        }
+        s.version = s.events.len() as u32 + u32::from(s.corrected);
+        s.shown = (p.first, p.last);
+        self.stats.versions_published += 1;
+        if arrival && s.max_bucket != i64::MIN {
+            self.arrivals.push((s.id, s.version, s.max_bucket));
+        }
+        out.push(Story {
+            story_id: s.id,
+            version: s.version,
+            tenant: self.tenant.clone(),
+            first_seen: p.first,
+            last_seen: p.last,
+            event_count: s.events.len() as u32,
+            event_ids: s.events.iter().map(|(_, id)| id.clone()).collect(),
+            sensors: s.sensors.clone(),
+            merged_into: None,
+            provenance: p.provenance,
+            cuts: s.cuts.clone(),
+            related_story_ids: s
+                .related
+                .iter()
+                .map(|id| Str::from(id.to_string()))
+                .collect(),
+            fused: s.acc.fused.clone(),
+        });
+    }
+
+    /// The story's times and provenance as published. Until the final clock estimate for the story's
+    /// epoch is known, the sensors' own times and the running estimate (order-dependent, for display
+    /// only); then each sensor's times are moved to the reference sensor's clock by the final estimate.
+    fn present(&self, s: &StoryState) -> Presented {
+        let mut provenance = s.acc.sorted_views();
+        let (first, last) = (s.first, s.last);
+        let Some(reference) = provenance.first().map(|v| tag_of(&v.sensor)) else {
+            return Presented {
+                first,
+                last,
+                provenance,
+                is_final: false,
+            };
+        };
+        let e = epoch_of(s.first);
+        let d = &self.clocks.deferred;
+        if !(self.cfg.correct_story_times && d.final_for(e)) {
+            for v in &mut provenance {
+                v.clock_offset_ms = self
+                    .clocks
+                    .offset_ns(tag_of(&v.sensor), reference)
+                    .map(|ns| ns / 1_000_000);
+            }
+            return Presented {
+                first,
+                last,
+                provenance,
+                is_final: false,
+            };
+        }
+        let (mut lo, mut hi) = (Timestamp(i64::MAX), Timestamp(i64::MIN));
+        for v in &mut provenance {
+            let off = d.story_offset(tag_of(&v.sensor), reference, e);
+            v.clock_offset_ms = off.map(|ns| ns / 1_000_000);
+            let off = off.unwrap_or(0);
+            lo = lo.min(Timestamp(v.first_seen.0.saturating_sub(off)));
+            hi = hi.max(Timestamp(v.last_seen.0.saturating_sub(off)));
+        }
+        // A sensor left out of the provenance (past its size limit) has no times of its own to correct.
+        let complete = s.sensors.len() <= provenance.len();
+        Presented {
+            first: if complete { lo } else { first },
+            last: if complete { hi } else { last },
+            provenance,
+            is_final: true,
+        }
     }
 
     fn evict(&mut self, slot: Slot) {
@@ -889,7 +992,7 @@ impl Correlator {
                         };
                         c.closing.insert((at, slot));
                     } else {
-                        c.evicting.insert((c.evict_at(s.last), slot));
+                        c.evicting.insert((c.evict_at(s.first, s.last), slot));
                     }
                     c.stories.insert(slot, s);
                 }

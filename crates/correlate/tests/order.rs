@@ -29,7 +29,12 @@ fn events(seed: u64) -> Vec<(Event, EventKey)> {
         .collect()
 }
 
-fn grouping(order: &[(Event, EventKey)], cfg: &Config) -> BTreeSet<BTreeSet<String>> {
+/// A final story as compared: its members and its published times (corrected by the final clock
+/// estimate).
+type Final = (BTreeSet<String>, i64, i64);
+
+/// The final stories, and how many of them show times corrected away from the sensors' own.
+fn grouping(order: &[(Event, EventKey)], cfg: &Config) -> (BTreeSet<Final>, usize) {
     let mut c = Correlator::new("t", cfg.clone());
     let mut out: Vec<Story> = Vec::new();
     for (e, k) in order {
@@ -44,11 +49,21 @@ fn grouping(order: &[(Event, EventKey)], cfg: &Config) -> BTreeSet<BTreeSet<Stri
             latest.insert(id, s);
         }
     }
-    latest
-        .values()
-        .filter(|s| !s.event_ids.is_empty())
-        .map(|s| s.event_ids.iter().map(|e| e.to_string()).collect())
-        .collect()
+    let finals = latest.values().filter(|s| !s.event_ids.is_empty());
+    let corrected = finals
+        .clone()
+        .filter(|s| {
+            let raw = s.provenance.iter().map(|v| v.first_seen).min();
+            raw.is_some_and(|raw| raw != s.first_seen)
+        })
+        .count();
+    let stories = finals
+        .map(|s| {
+            let ids = s.event_ids.iter().map(|e| e.to_string()).collect();
+            (ids, s.first_seen.0, s.last_seen.0)
+        })
+        .collect();
+    (stories, corrected)
 }
 
 fn shuffle(
@@ -79,7 +94,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     /// Every link rule is order-independent: with DNS links across sensors decided on arrival without
-    /// an offset, and with them deferred until the clock-offset estimate for their time is final.
+    /// an offset, and with them deferred until the clock-offset estimate for their time is final. So are
+    /// the stories' times, corrected by the final estimate.
     #[test]
     fn any_arrival_order_within_the_lateness_gives_the_same_stories(
         seed in 0u64..1000,
@@ -90,10 +106,11 @@ proptest! {
         let shuffled = shuffle(&evs, &swaps, &dups);
         for offsets in [false, true] {
             let cfg = Config { dns_links_use_clock_offsets: offsets, ..Config::default() };
-            let reference = grouping(&evs, &cfg);
-            let total: usize = reference.iter().map(|g| g.len()).sum();
+            let (reference, corrected) = grouping(&evs, &cfg);
+            let total: usize = reference.iter().map(|g| g.0.len()).sum();
             prop_assert_eq!(total, evs.len(), "every event in exactly one story");
-            prop_assert_eq!(grouping(&shuffled, &cfg), reference, "offsets {}", offsets);
+            prop_assert!(corrected > 0, "some story times corrected (skewed sensors)");
+            prop_assert_eq!(grouping(&shuffled, &cfg).0, reference, "offsets {}", offsets);
         }
     }
 }
