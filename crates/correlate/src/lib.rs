@@ -10,6 +10,7 @@
 pub mod baseline;
 mod clock;
 mod fasthash;
+pub mod first;
 mod fuse;
 pub mod keys;
 mod state;
