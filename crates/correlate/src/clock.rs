@@ -107,6 +107,9 @@ const EPOCH_KEYS: usize = 2048;
 /// A link's estimate uses the samples of its own epoch and of these many epochs before and after it.
 const WINDOW_BEFORE: i64 = 2;
 const WINDOW_AFTER: i64 = 1;
+/// A story's estimate uses its own epoch and the ones before it, not the one after: a story is held until
+/// its estimate is final, and each epoch after its own would hold it a minute longer.
+const STORY_WINDOW_AFTER: i64 = 0;
 /// Estimates from fewer samples than this are not used (the link is decided without an offset).
 const MIN_DEFERRED_SAMPLES: usize = 5;
 
@@ -117,7 +120,7 @@ pub fn epoch_of(t: Timestamp) -> i64 {
 /// The watermark past which epoch `e`'s estimate is final for stories (see [`Deferred::story_offset`]).
 pub fn story_estimate_final_at(e: i64, slack_ns: i64) -> Timestamp {
     Timestamp(
-        e.saturating_add(WINDOW_AFTER + 1)
+        e.saturating_add(STORY_WINDOW_AFTER + 1)
             .saturating_mul(EPOCH_NS)
             .saturating_add(slack_ns),
     )
@@ -328,7 +331,7 @@ impl Deferred {
             }
         }
         self.final_through = Some(through);
-        self.settle_story_offsets(through.saturating_sub(WINDOW_AFTER));
+        self.settle_story_offsets(through.saturating_sub(STORY_WINDOW_AFTER));
     }
 
     /// Computes the story estimates of the epochs whose window just became final (up to `upto`), while
@@ -341,19 +344,19 @@ impl Deferred {
             .done
             .keys()
             .flat_map(|d| {
-                (d.saturating_sub(WINDOW_AFTER)..=d.saturating_add(WINDOW_BEFORE))
+                (d.saturating_sub(STORY_WINDOW_AFTER)..=d.saturating_add(WINDOW_BEFORE))
                     .filter(|e| *e >= from && *e <= upto)
             })
             .collect();
         for e in near {
             let pairs: std::collections::BTreeSet<(u32, u32)> = self
                 .done
-                .range(e.saturating_sub(WINDOW_BEFORE)..=e.saturating_add(WINDOW_AFTER))
+                .range(e.saturating_sub(WINDOW_BEFORE)..=e.saturating_add(STORY_WINDOW_AFTER))
                 .flat_map(|(_, p)| p.keys().copied())
                 .collect();
             let mut est = HashMap::new();
             for (a, b) in pairs {
-                if let Some(ns) = self.estimate(a, b, e) {
+                if let Some(ns) = self.estimate(a, b, e, STORY_WINDOW_AFTER) {
                     est.insert((a, b), (ns / 1_000_000) as i32);
                 }
             }
@@ -363,15 +366,16 @@ impl Deferred {
         }
     }
 
-    /// The final estimate of `t(a) − t(b)` (ns) around epoch `e`, if there are enough samples.
-    fn estimate(&self, a: u32, b: u32, e: i64) -> Option<i64> {
+    /// The final estimate of `t(a) − t(b)` (ns) around epoch `e` (`WINDOW_BEFORE` epochs before it to
+    /// `after` epochs after it), if there are enough samples.
+    fn estimate(&self, a: u32, b: u32, e: i64, after: i64) -> Option<i64> {
         if a == b {
             return Some(0);
         }
         let (pair, sign) = if a < b { ((a, b), 1) } else { ((b, a), -1) };
         let mut all: Vec<i32> = self
             .done
-            .range(e.saturating_sub(WINDOW_BEFORE)..=e.saturating_add(WINDOW_AFTER))
+            .range(e.saturating_sub(WINDOW_BEFORE)..=e.saturating_add(after))
             .filter_map(|(_, pairs)| pairs.get(&pair))
             .flatten()
             .copied()
@@ -420,7 +424,7 @@ impl Deferred {
         let out = ready
             .into_iter()
             .map(|l| {
-                let off = self.estimate(l.sensor_a, l.sensor_b, l.epoch());
+                let off = self.estimate(l.sensor_a, l.sensor_b, l.epoch(), WINDOW_AFTER);
                 (l, off)
             })
             .collect();
