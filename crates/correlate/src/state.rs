@@ -286,12 +286,16 @@ impl Correlator {
             let Some(list) = self.exact.get(k) else {
                 continue;
             };
-            // Another sensor's report of the same flow: a sample of the two clocks' difference.
-            samples.extend(
-                list.iter()
-                    .filter(|en| en.sensor != sensor && within_gap(en))
-                    .map(|en| (en.sensor, t.nanos_since(en.lo))),
-            );
+            // Another sensor's report of the same flow: a sample of the two clocks' difference. Only this
+            // sensor's first report of the flow counts: entries hold each sensor's earliest time, and a
+            // later report (a flow's end) against it would add the flow's duration to the sample.
+            if !list.iter().any(|en| en.sensor == sensor && within_gap(en)) {
+                samples.extend(
+                    list.iter()
+                        .filter(|en| en.sensor != sensor && within_gap(en))
+                        .map(|en| (en.sensor, t.nanos_since(en.lo))),
+                );
+            }
             if list.len() > fanout {
                 hot = true;
                 continue;

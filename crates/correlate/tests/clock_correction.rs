@@ -153,6 +153,27 @@ fn a_version_published_before_the_estimate_is_final_is_corrected_by_a_later_one(
         T0 + SKEW + 1_500 * MS,
         "raw: the skewed sensor's end"
     );
+    // Meanwhile the running estimate is shown: each sensor's first report against the other's earliest,
+    // not a flow's end against its start (which would read 4.5 s).
+    let b = early
+        .provenance
+        .iter()
+        .find(|v| v.sensor == "b-fw")
+        .unwrap();
+    if let Some(off) = b.clock_offset_ms {
+        assert!((off - 3_000).abs() <= 1, "running estimate {off} ms");
+    }
+    let later = out
+        .iter()
+        .filter(|s| s.event_count == 4 && s.version == 4)
+        .filter_map(|s| s.provenance.iter().find(|v| v.sensor == "b-fw"))
+        .filter_map(|v| v.clock_offset_ms)
+        .collect::<Vec<_>>();
+    assert!(later.len() > 50, "running estimates shown: {}", later.len());
+    assert!(
+        later.iter().all(|off| (off - 3_000).abs() <= 1),
+        "{later:?}"
+    );
     assert_eq!(last.event_count, 4);
     assert_eq!(last.version, 5, "a correction is a new version: count + 1");
     assert_eq!(last.last_seen.0, T0 + 1_500 * MS);
