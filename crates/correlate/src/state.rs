@@ -515,7 +515,7 @@ impl Correlator {
         if !self.cfg.correct_story_times {
             return after_lateness;
         }
-        // Held until its clock estimate is final (a minute or two more): its last version must show the
+        // Held until its clock estimate is final (up to a minute more): its last version must show the
         // corrected times whatever the arrival order, and only a held story can be published again.
         after_lateness.max(story_estimate_final_at(
             epoch_of(first),
