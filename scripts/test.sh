@@ -128,5 +128,7 @@ cargo nextest run --workspace --no-fail-fast "$@"
 # The ScyllaDB backend is behind a cargo feature (its driver is not in the default build): its unit tests
 # run here; its conformance suite needs STORYLINE_TEST_SCYLLA=host:port (no server installs on this machine).
 cargo nextest run -p storyline-store --features scylla --no-fail-fast "$@"
+# Parquet objects of the object_store sink are behind storyline-io's `parquet` feature (arrow + parquet).
+cargo nextest run -p storyline-io --features parquet --no-fail-fast "$@"
 # nextest does not run doctests.
 cargo test --workspace --doc --quiet

@@ -40,7 +40,7 @@ mod timefmt;
 mod tracker;
 
 pub use error::Rejection;
-pub use tracker::HeaderTracker;
+pub use tracker::{HeaderContext, HeaderTracker};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

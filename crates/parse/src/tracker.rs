@@ -131,3 +131,118 @@ impl HeaderTracker {
         Some(own_id.map(|own_id| complete(self.format, sensor, raw, event, own_id)))
     }
 }
+
+/// The header lines in force at a point of a stream, for a caller that cuts the stream into chunks
+/// read separately (a followed file read in batches, a replay split across workers): put
+/// [`prefix`](Self::prefix) in front of the next chunk and a fresh [`HeaderTracker`] reads it as one
+/// that had seen the whole stream. Only the header lines are looked at, not the records, so it is
+/// cheap enough to run over every line a second time.
+///
+/// - Zeek TSV: the last block of `#` lines (a new block after records replaces the old one).
+/// - nfdump csv: the last header line (a line with a `ts` column), and nfdump's `Summary` line when the
+///   chunk ends inside the summary block, so its totals are not read as flows.
+/// - Argus `ra` csv: the last header line (a line with a `SrcAddr` column).
+#[derive(Clone, Debug, Default)]
+pub struct HeaderContext {
+    kind: ContextKind,
+    header: Vec<u8>,
+    /// nfdump: the `Summary` line, when the stream is inside the summary block.
+    summary: Option<Vec<u8>>,
+    /// Zeek TSV: the previous line was a `#` line (a block continues).
+    in_block: bool,
+    prefix: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum ContextKind {
+    #[default]
+    ZeekTsv,
+    Nfdump,
+    Argus,
+}
+
+impl HeaderContext {
+    /// A context for `format`, or `None` when its records do not depend on header lines.
+    pub fn new(format: &str) -> Option<Self> {
+        let kind = match format {
+            "zeek_tsv" => ContextKind::ZeekTsv,
+            "nfdump" => ContextKind::Nfdump,
+            "argus" => ContextKind::Argus,
+            _ => return None,
+        };
+        Some(HeaderContext {
+            kind,
+            ..Default::default()
+        })
+    }
+
+    /// Feeds every line of `text` (complete lines; a last line without its newline is taken as one).
+    pub fn observe_lines(&mut self, text: &[u8]) {
+        for line in text.split_inclusive(|b| *b == b'\n') {
+            self.observe(line);
+        }
+    }
+
+    /// Feeds one line of the stream, in order (with or without its line end).
+    pub fn observe(&mut self, line: &[u8]) {
+        let raw = strip_terminator(Cow::Borrowed(line));
+        // Zeek header values may end in whitespace (a separator); CSV headers are compared trimmed.
+        let text = match self.kind {
+            ContextKind::ZeekTsv => &raw[..],
+            _ => raw.trim_ascii(),
+        };
+        match self.kind {
+            ContextKind::ZeekTsv => {
+                let is_header = text.first() == Some(&b'#');
+                if is_header {
+                    if !self.in_block {
+                        self.header.clear();
+                    }
+                    push_line(&mut self.header, text);
+                }
+                self.in_block = is_header;
+            }
+            ContextKind::Nfdump => {
+                // JSON records carry their names; they never change the header in force.
+                let Ok(s) = std::str::from_utf8(text) else {
+                    return;
+                };
+                if s.starts_with('{') {
+                    return;
+                }
+                if nfdump::header(s).is_some() {
+                    self.header.clear();
+                    push_line(&mut self.header, text);
+                    self.summary = None;
+                } else if nfdump::starts_summary(s) {
+                    let mut l = Vec::new();
+                    push_line(&mut l, text);
+                    self.summary = Some(l);
+                }
+            }
+            ContextKind::Argus => {
+                if let Ok(s) = std::str::from_utf8(text) {
+                    if argus::header(s).is_some() {
+                        self.header.clear();
+                        push_line(&mut self.header, text);
+                    }
+                }
+            }
+        }
+        self.prefix.clear();
+        self.prefix.extend_from_slice(&self.header);
+        if let Some(s) = &self.summary {
+            self.prefix.extend_from_slice(s);
+        }
+    }
+
+    /// The lines to put in front of the next chunk (empty before any header), each ending in `\n`.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+}
+
+fn push_line(out: &mut Vec<u8>, line: &[u8]) {
+    out.extend_from_slice(line);
+    out.push(b'\n');
+}

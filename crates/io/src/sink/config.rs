@@ -59,6 +59,30 @@ pub enum SyslogProtocol {
     Udp,
     #[default]
     Tcp,
+    /// RFC 5425: octet-counted frames over TLS, the receiver's certificate verified.
+    Tls,
+}
+
+/// `tls = { ca = "...", server_name = "...", cert = "...", key = "..." }` of a syslog sink with
+/// `protocol = "tls"`: whom to trust, the name to expect, and an optional client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogTlsConfig {
+    /// PEM: the CA certificate(s) the receiver's certificate must chain to. Absent: the public web PKI
+    /// roots (webpki-roots), which suits a receiver with a certificate from a public CA only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// The name the receiver's certificate must carry (DNS name or IP address). Default: the host
+    /// part of `address`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM: a client certificate (then any intermediates), for receivers that authenticate senders
+    /// (rsyslog `StreamDriver.AuthMode="x509/certvalid"` or `x509/name`). Goes with `key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM: the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +183,9 @@ pub struct SinkConfig {
     /// APP-NAME (default `storyline`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_name: Option<String>,
+    /// `protocol = "tls"` only: CA, server name, client certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SyslogTlsConfig>,
 
     // --- file ---
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -216,6 +243,7 @@ impl Default for SinkConfig {
             facility: None,
             hostname: None,
             app_name: None,
+            tls: None,
             path: None,
             max_bytes: None,
             rotate_every: None,
@@ -388,6 +416,7 @@ impl SinkConfig {
                 self.app_name.is_some(),
                 kind == SinkKind::Syslog,
             ),
+            ("tls", self.tls.is_some(), kind == SinkKind::Syslog),
             ("path", self.path.is_some(), kind == SinkKind::File),
             (
                 "max_bytes",
@@ -409,6 +438,20 @@ impl SinkConfig {
         for (key, set, allowed) in given {
             if *set && !allowed {
                 return Err(format!("{key}`: not a key of kind {:?}", kind.name()));
+            }
+        }
+        if self.encoding.is_parquet() {
+            if kind != SinkKind::ObjectStore {
+                return Err(format!(
+                    "encoding`: {:?} writes whole files (one per batch): only kind \"object_store\" takes it",
+                    self.encoding.name()
+                ));
+            }
+            if !cfg!(feature = "parquet") {
+                return Err(format!(
+                    "encoding`: {:?}: this build has no Parquet; build with `--features storyline-io/parquet`",
+                    self.encoding.name()
+                ));
             }
         }
         let json_only = |what: &str| -> Result<(), String> {
@@ -472,7 +515,29 @@ impl SinkConfig {
                     return Err("facility`: 0 to 23".into());
                 }
                 if self.framing.is_some() && self.protocol == Some(SyslogProtocol::Udp) {
-                    return Err("framing`: only for protocol = \"tcp\"".into());
+                    return Err("framing`: only for protocol = \"tcp\" or \"tls\"".into());
+                }
+                if self.protocol == Some(SyslogProtocol::Tls) {
+                    // RFC 5425 §4.3 requires octet counting over TLS.
+                    if self.framing == Some(SyslogFraming::Lf) {
+                        return Err("framing`: protocol = \"tls\" uses octet_counting (RFC 5425); remove `framing`".into());
+                    }
+                    let tls = self.tls.clone().unwrap_or_default();
+                    if tls.cert.is_some() != tls.key.is_some() {
+                        return Err("tls`: give both cert and key (PEM file paths) for a client certificate, or neither".into());
+                    }
+                    if tls.ca.is_none() && !cfg!(feature = "tls") {
+                        return Err("tls.ca`: missing: this build has no public CA roots (cargo feature `tls`); give the receiver's CA as a PEM file".into());
+                    }
+                    if let Some(name) = &tls.server_name {
+                        if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+                            return Err(format!(
+                                "tls.server_name`: {name:?} is not a DNS name or an IP address"
+                            ));
+                        }
+                    }
+                } else if self.tls.is_some() {
+                    return Err("tls`: only for protocol = \"tls\"".into());
                 }
             }
             SinkKind::File => {
@@ -596,6 +661,71 @@ gzip = true
         assert!(msg.contains("sinks[0].address"), "{msg}");
         let msg = e("[[sinks]]\nname = \"a\"\nkind = \"splunk_hec\"\nurl = \"http://x\"\n");
         assert!(msg.contains("sinks[0].token"), "{msg}");
+    }
+
+    #[test]
+    fn syslog_tls_keys_are_checked() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        let base =
+            "[[sinks]]\nname = \"a\"\nkind = \"syslog\"\naddress = \"siem.example.net:6514\"\n";
+        let ok = parse(&format!(
+            "{base}protocol = \"tls\"\ntls = {{ ca = \"/etc/ca.pem\", server_name = \"siem.example.net\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok[0].protocol, Some(SyslogProtocol::Tls));
+        assert_eq!(
+            ok[0].tls.as_ref().unwrap().ca.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        let msg = e(&format!("{base}protocol = \"tls\"\nframing = \"lf\"\n"));
+        assert!(
+            msg.contains("sinks[0].framing") && msg.contains("octet_counting"),
+            "{msg}"
+        );
+        let msg = e(&format!(
+            "{base}protocol = \"tls\"\ntls = {{ cert = \"/c.pem\" }}\n"
+        ));
+        assert!(msg.contains("sinks[0].tls") && msg.contains("key"), "{msg}");
+        let msg = e(&format!(
+            "{base}protocol = \"tcp\"\ntls = {{ ca = \"/c.pem\" }}\n"
+        ));
+        assert!(
+            msg.contains("sinks[0].tls") && msg.contains("\"tls\""),
+            "{msg}"
+        );
+        let msg = e(&format!(
+            "{base}protocol = \"tls\"\ntls = {{ server_name = \"not a name\" }}\n"
+        ));
+        assert!(msg.contains("sinks[0].tls.server_name"), "{msg}");
+        let msg = e(&format!(
+            "{base}protocol = \"tls\"\ntls = {{ cafile = \"/c.pem\" }}\n"
+        ));
+        assert!(msg.contains("cafile"), "{msg}");
+        let msg = e("[[sinks]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x\"\ntls = { ca = \"/c.pem\" }\n");
+        assert!(
+            msg.contains("sinks[0].tls") && msg.contains("http"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn parquet_is_for_the_object_store_and_needs_its_feature() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        let msg =
+            e("[[sinks]]\nname = \"a\"\nkind = \"file\"\npath = \"/x\"\nencoding = \"parquet\"\n");
+        assert!(
+            msg.contains("sinks[0].encoding") && msg.contains("object_store"),
+            "{msg}"
+        );
+        let msg = e("[[sinks]]\nname = \"a\"\nkind = \"stdout\"\nencoding = \"ocsf_parquet\"\n");
+        assert!(msg.contains("sinks[0].encoding"), "{msg}");
+        let obj = "[[sinks]]\nname = \"a\"\nkind = \"object_store\"\nurl = \"file:///tmp/x\"\nencoding = \"ocsf_parquet\"\n";
+        if cfg!(feature = "parquet") {
+            assert_eq!(parse(obj).unwrap()[0].encoding, Encoding::OcsfParquet);
+        } else {
+            let msg = e(obj);
+            assert!(msg.contains("--features storyline-io/parquet"), "{msg}");
+        }
     }
 
     #[test]

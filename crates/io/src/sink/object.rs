@@ -1,5 +1,6 @@
 //! Object storage through the `object_store` crate: one object per delivered batch, NDJSON (`story`,
-//! `ecs`, `ocsf`), CSV (with its header) or an Avro container file.
+//! `ecs`, `ocsf`), CSV (with its header), an Avro container file, or a Parquet file (`parquet` story
+//! rows, `ocsf_parquet` OCSF events; cargo feature `parquet`).
 //!
 //! Names are deterministic, so a batch delivered again after a crash overwrites its own object instead of
 //! adding a duplicate: `<prefix>/<YYYY>/<MM>/<DD>/<HH>/<sink>-<backlog offset>-<index>.<ext>`, where the
@@ -92,7 +93,11 @@ fn classify(e: object_store::Error) -> DeliveryError {
 impl Target for ObjectTarget {
     fn deliver(&mut self, batch: &Batch<'_>) -> Result<Vec<ItemFailure>, DeliveryError> {
         let name = Self::object_name(&self.prefix, &self.sink, self.encoding, batch);
-        let body = self.encoding.batch(batch.stories);
+        // An encoding failure does not go away by retrying: dead-letter the batch with the reason.
+        let body = self
+            .encoding
+            .try_batch(batch.stories)
+            .map_err(|e| DeliveryError::Permanent(format!("{name}: {e}")))?;
         let store = &self.store;
         let timeout = self.timeout;
         self.rt.block_on(async move {

@@ -1,6 +1,6 @@
-//! Syslog out: one message per story version, RFC 5424 (the encoded story JSON as MSG) or CEF, over UDP
-//! or TCP (RFC 6587 octet counting or LF framing). TLS (RFC 5425) is not done: forward through a local
-//! rsyslog/syslog-ng relay for that.
+//! Syslog out: one message per story version, RFC 5424 (the encoded story JSON as MSG) or CEF, over UDP,
+//! TCP (RFC 6587 octet counting or LF framing) or TLS (RFC 5425: octet counting over TLS 1.2/1.3, the
+//! receiver's certificate verified against `tls.ca` or the public roots, optional client certificate).
 //!
 //! RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [storyline@32473 story_id="…"
 //! version="…"] MSG`. PRI = facility × 8 + severity (6 informational, 4 warning when an IDS rule fired);
@@ -12,11 +12,12 @@
 //! start end rt sourceTranslatedAddress sourceTranslatedPort cs1=story_id cn1=version cs2=sensors
 //! cs3=rule names`, each with its `csNLabel`/`cnNLabel`.
 
-use super::config::{SinkConfig, SyslogFormat, SyslogFraming, SyslogProtocol};
+use super::config::{SinkConfig, SyslogFormat, SyslogFraming, SyslogProtocol, SyslogTlsConfig};
 use super::deliver::{Batch, DeliveryError, ItemFailure, Target};
 use super::encode::Encoding;
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 use storyline_model::{Story, Timestamp};
 
@@ -34,14 +35,161 @@ pub struct SyslogTarget {
     app_name: String,
     timeout: Duration,
     udp: Option<UdpSocket>,
-    tcp: Option<TcpStream>,
+    tcp: Option<Conn>,
+    /// `protocol = "tls"`: the client configuration and the name the receiver's certificate must carry.
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+/// A stream connection: plain TCP or TLS over it.
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn write_all_flush(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.write_all(data).and_then(|_| s.flush()),
+            Conn::Tls(s) => s.write_all(data).and_then(|_| s.flush()),
+        }
+    }
+}
+
+/// The rustls client configuration of a syslog sink over TLS. Errors start with the key
+/// (`tls.ca`: …) and name the file.
+pub fn tls_client_config(
+    tls: &SyslogTlsConfig,
+    address: &str,
+) -> Result<
+    (
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    ),
+    String,
+> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca {
+        Some(ca) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+                .and_then(|i| i.collect::<Result<_, _>>())
+                .map_err(|e| format!("tls.ca`: {}: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "tls.ca`: {}: no PEM certificate in it",
+                    ca.display()
+                ));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    format!("tls.ca`: {}: not a usable CA certificate: {e}", ca.display())
+                })?;
+            }
+        }
+        #[cfg(feature = "tls")]
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        #[cfg(not(feature = "tls"))]
+        None => return Err("tls.ca`: missing: this build has no public CA roots (cargo feature `tls`); give the receiver's CA as a PEM file".into()),
+    }
+    let name_text = match &tls.server_name {
+        Some(n) => n.clone(),
+        None => {
+            let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        }
+    };
+    let name = ServerName::try_from(name_text.clone()).map_err(|_| {
+        format!("tls.server_name`: {name_text:?} is not a DNS name or an IP address")
+    })?;
+    // The provider is named rather than taken from a process-wide default, which another crate in the
+    // process may or may not have installed.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls`: {e}"))?
+        .with_root_certificates(roots);
+    let config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<_, _>>())
+                .map_err(|e| format!("tls.cert`: {}: {e}", cert.display()))?;
+            if chain.is_empty() {
+                return Err(format!(
+                    "tls.cert`: {}: no PEM certificate in it",
+                    cert.display()
+                ));
+            }
+            let k = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("tls.key`: {}: {e}", key.display()))?;
+            builder.with_client_auth_cert(chain, k).map_err(|e| {
+                format!(
+                    "tls.key`: {} does not go with {}: {e}",
+                    key.display(),
+                    cert.display()
+                )
+            })?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err("tls`: give both cert and key for a client certificate, or neither".into())
+        }
+    };
+    Ok((Arc::new(config), name))
+}
+
+/// A failed TLS handshake, saying what is wrong and what to change.
+fn handshake_error(
+    address: &str,
+    name: &rustls::pki_types::ServerName<'_>,
+    e: &std::io::Error,
+) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => tls_error(address, name, tls),
+        None => format!(
+            "{address}: TLS handshake failed: {e} (is the receiver speaking TLS on this port?)"
+        ),
+    }
+}
+
+fn tls_error(address: &str, name: &rustls::pki_types::ServerName<'_>, e: &rustls::Error) -> String {
+    let name = name.to_str();
+    match e {
+        rustls::Error::InvalidCertificate(why) => format!(
+            "{address}: TLS handshake failed: the receiver's certificate is not accepted ({why:?}, \
+             expected name {name:?}): set `tls.ca` to the CA that signed the receiver's certificate \
+             and `tls.server_name` to a name it carries"
+        ),
+        rustls::Error::AlertReceived(alert) => format!(
+            "{address}: TLS handshake failed: the receiver refused it with alert {alert:?}: if it \
+             authenticates senders, give a client certificate it trusts (`tls.cert`, `tls.key`)"
+        ),
+        other => format!("{address}: TLS handshake failed: {other}"),
+    }
 }
 
 impl SyslogTarget {
     pub fn new(cfg: &SinkConfig) -> anyhow::Result<Self> {
+        let address = cfg.address.clone().unwrap_or_default();
+        let protocol = cfg.protocol.unwrap_or_default();
+        let tls = match protocol {
+            SyslogProtocol::Tls => Some(
+                tls_client_config(&cfg.tls.clone().unwrap_or_default(), &address)
+                    .map_err(|e| anyhow::anyhow!("sink {:?}: key `{e}", cfg.name))?,
+            ),
+            _ => None,
+        };
         Ok(Self {
-            address: cfg.address.clone().unwrap_or_default(),
-            protocol: cfg.protocol.unwrap_or_default(),
+            address,
+            protocol,
             framing: cfg.framing.unwrap_or_default(),
             format: cfg.format.unwrap_or_default(),
             encoding: cfg.encoding,
@@ -54,6 +202,7 @@ impl SyslogTarget {
             timeout: cfg.timeout,
             udp: None,
             tcp: None,
+            tls,
         })
     }
 
@@ -102,16 +251,89 @@ impl SyslogTarget {
                 .map_err(|e| DeliveryError::transient(format!("{}: {e}", self.address)))?;
             stream.set_write_timeout(Some(self.timeout)).ok();
             stream.set_nodelay(true).ok();
-            self.tcp = Some(stream);
+            self.tcp = Some(match &self.tls {
+                None => Conn::Tcp(stream),
+                Some((config, name)) => Conn::Tls(Box::new(self.handshake(config, name, stream)?)),
+            });
         }
         let stream = self.tcp.as_mut().unwrap();
-        let res = stream.write_all(frames).and_then(|_| stream.flush());
+        let res = stream.write_all_flush(frames);
         if let Err(e) = res {
             // Reconnect next time; what was written may be received twice (at least once).
             self.tcp = None;
             return Err(DeliveryError::transient(format!("{}: {e}", self.address)));
         }
         Ok(())
+    }
+}
+
+impl SyslogTarget {
+    /// The TLS handshake, done before any story is written so that a certificate the sink does not
+    /// trust fails the delivery with its reason rather than with a broken pipe later.
+    fn handshake(
+        &self,
+        config: &Arc<rustls::ClientConfig>,
+        name: &rustls::pki_types::ServerName<'static>,
+        mut stream: TcpStream,
+    ) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, DeliveryError> {
+        // Reads happen only in the handshake; bound them like the connect.
+        stream.set_read_timeout(Some(self.timeout)).ok();
+        let mut conn = rustls::ClientConnection::new(config.clone(), name.clone())
+            .map_err(|e| DeliveryError::transient(format!("{}: TLS: {e}", self.address)))?;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut stream) {
+                // A certificate problem is retried like any transient error: it is fixed on one side or
+                // the other (a renewed certificate, a corrected `tls.ca`) without losing the backlog.
+                return Err(DeliveryError::transient(handshake_error(
+                    &self.address,
+                    name,
+                    &e,
+                )));
+            }
+        }
+        // With TLS 1.3 the client's side of the handshake is done before the receiver has checked the
+        // client; a receiver that refuses it (no client certificate, or one it does not trust, or not a
+        // permitted peer) sends an alert or just closes right after. Wait a moment for that, so stories
+        // are not written into a session the receiver already refused and counted as delivered.
+        let until = std::time::Instant::now() + self.timeout.min(Duration::from_millis(500));
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            stream.set_read_timeout(Some(left)).ok();
+            match conn.read_tls(&mut stream) {
+                Ok(0) => {
+                    return Err(DeliveryError::transient(format!(
+                        "{}: the receiver closed the connection right after the TLS handshake: it \
+                         does not accept this client; if it authenticates senders, give a client \
+                         certificate it trusts (`tls.cert`, `tls.key`)",
+                        self.address
+                    )))
+                }
+                Ok(_) => {
+                    if let Err(e) = conn.process_new_packets() {
+                        return Err(DeliveryError::transient(tls_error(&self.address, name, &e)));
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => {
+                    return Err(DeliveryError::transient(format!(
+                        "{}: right after the TLS handshake: {e}",
+                        self.address
+                    )))
+                }
+            }
+        }
+        stream.set_read_timeout(Some(self.timeout)).ok();
+        Ok(rustls::StreamOwned::new(conn, stream))
     }
 }
 
@@ -265,7 +487,7 @@ impl Target for SyslogTarget {
                 }
                 Ok(failures)
             }
-            SyslogProtocol::Tcp => {
+            SyslogProtocol::Tcp | SyslogProtocol::Tls => {
                 let mut frames = Vec::with_capacity(batch.stories.len() * 700);
                 for s in batch.stories {
                     let msg = self.message(s);

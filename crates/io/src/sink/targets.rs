@@ -24,9 +24,19 @@ pub fn factory(cfg: &SinkConfig) -> anyhow::Result<TargetFactory> {
         SinkKind::Http | SinkKind::SplunkHec | SinkKind::Elasticsearch => {
             Box::new(move || Ok(Box::new(super::http::HttpTarget::new(&cfg)?) as Box<dyn Target>))
         }
-        SinkKind::Syslog => Box::new(move || {
-            Ok(Box::new(super::syslog::SyslogTarget::new(&cfg)?) as Box<dyn Target>)
-        }),
+        SinkKind::Syslog => {
+            // Read the CA and client certificate now: a missing or bad file is a start error.
+            if cfg.protocol == Some(super::config::SyslogProtocol::Tls) {
+                super::syslog::tls_client_config(
+                    &cfg.tls.clone().unwrap_or_default(),
+                    cfg.address.as_deref().unwrap_or_default(),
+                )
+                .map_err(|e| anyhow::anyhow!("sink {:?}: key `{e}", cfg.name))?;
+            }
+            Box::new(move || {
+                Ok(Box::new(super::syslog::SyslogTarget::new(&cfg)?) as Box<dyn Target>)
+            })
+        }
         SinkKind::ObjectStore => Box::new(move || {
             Ok(Box::new(super::object::ObjectTarget::new(&cfg)?) as Box<dyn Target>)
         }),

@@ -195,10 +195,11 @@ struct Cursor {
     skipping: bool,
     /// The path names another file now (or none): this one is read until it has been quiet.
     replaced_quiet_since: Option<Instant>,
-    /// Zeek TSV only: the `#` header lines in force, repeated in front of every batch (records cannot be
-    /// read without them, and a batch may start anywhere, also after a restart). Read from the top of the
-    /// file the first time it is needed.
-    header: Option<Vec<u8>>,
+    /// Formats whose records depend on a header line (Zeek TSV `#fields`, nfdump and Argus csv column
+    /// names): the header lines in force, repeated in front of every batch, since each batch is parsed
+    /// on its own and may start anywhere, also after a restart. Built from the head of the file the first
+    /// time it is needed.
+    header: Option<storyline_parse::HeaderContext>,
 }
 
 enum Step {
@@ -461,18 +462,22 @@ impl Tail {
         } else {
             return Ok(Step::Idle);
         };
-        if self.cfg.format == "zeek_tsv" {
-            let header = self.zeek_header(c, body)?;
-            let repeated = memchr_count(&header) as u64;
-            let mut with_header = header;
-            with_header.extend_from_slice(body);
-            self.ingest_lines(
-                &with_header,
-                n_lines,
-                (c.pos.line + 1).saturating_sub(repeated),
-            )?;
-        } else {
-            self.ingest_lines(body, n_lines, c.pos.line + 1)?;
+        match self.header_context(c)? {
+            Some(ctx) => {
+                let mut with_header = ctx.prefix().to_vec();
+                let repeated = memchr_count(&with_header) as u64;
+                with_header.extend_from_slice(body);
+                // The header lines of this batch count for the next one only once it is acknowledged.
+                let mut next = ctx.clone();
+                next.observe_lines(body);
+                self.ingest_lines(
+                    &with_header,
+                    n_lines,
+                    (c.pos.line + 1).saturating_sub(repeated),
+                )?;
+                c.header = Some(next);
+            }
+            None => self.ingest_lines(body, n_lines, c.pos.line + 1)?,
         }
         c.pos.offset += body.len() as u64;
         c.pos.line += n_lines as u64;
@@ -481,27 +486,24 @@ impl Tail {
         Ok(Step::Progress)
     }
 
-    /// The Zeek header in force before `body`; remembers the last header block inside `body` for the
-    /// batches after it.
-    fn zeek_header(&self, c: &mut Cursor, body: &[u8]) -> std::io::Result<Vec<u8>> {
-        let before = match &c.header {
-            Some(h) => h.clone(),
-            None => read_top_header(&c.file)?,
-        };
-        let mut current = before.clone();
-        let mut in_header = false;
-        for line in body.split_inclusive(|b| *b == b'\n') {
-            let is_header = line.first() == Some(&b'#');
-            if is_header {
-                if !in_header {
-                    current.clear();
-                }
-                current.extend_from_slice(line);
-            }
-            in_header = is_header;
+    /// The header lines in force at the cursor, for formats that have them. The first time, they are
+    /// read from the lines before the offset (at most the first 64 KiB: a header that changed further
+    /// down a file read after a restart is seen only when the next one comes).
+    fn header_context(
+        &self,
+        c: &mut Cursor,
+    ) -> std::io::Result<Option<storyline_parse::HeaderContext>> {
+        if let Some(ctx) = &c.header {
+            return Ok(Some(ctx.clone()));
         }
-        c.header = Some(current);
-        Ok(before)
+        let Some(mut ctx) = storyline_parse::HeaderContext::new(&self.cfg.format) else {
+            return Ok(None);
+        };
+        if c.pos.offset > 0 {
+            ctx.observe_lines(&read_head(&c.file, c.pos.offset)?);
+        }
+        c.header = Some(ctx.clone());
+        Ok(Some(ctx))
     }
 
     fn ingest_lines(&self, body: &[u8], lines: usize, first_line: u64) -> anyhow::Result<()> {
@@ -580,18 +582,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The `#` lines at the top of a Zeek log (at most 64 KiB of them).
-fn read_top_header(file: &File) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 64 << 10];
+/// The complete lines of the file before `offset`, at most the first 64 KiB of them.
+fn read_head(file: &File, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; offset.min(64 << 10) as usize];
     let n = read_at(file, &mut buf, 0)?;
-    let mut header = Vec::new();
-    for line in buf[..n].split_inclusive(|b| *b == b'\n') {
-        if line.first() != Some(&b'#') || !line.ends_with(b"\n") {
-            break;
-        }
-        header.extend_from_slice(line);
-    }
-    Ok(header)
+    buf.truncate(
+        buf[..n]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1),
+    );
+    Ok(buf)
 }
 
 fn memchr_count(b: &[u8]) -> usize {

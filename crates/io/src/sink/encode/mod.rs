@@ -7,6 +7,8 @@
 //! | `ocsf` | [`ocsf`] | an OCSF 1.3 event (Network, HTTP, DNS Activity or Detection Finding) | NDJSON / JSON array |
 //! | `csv` | [`csv`] | one RFC 4180 record of fixed columns | header line + records |
 //! | `avro` | [`avro`] | one record of `story.avsc` | an Avro object container file |
+//! | `parquet` | `parquet` (feature `parquet`) | one row of typed story columns | a Parquet file |
+//! | `ocsf_parquet` | `parquet` (feature `parquet`) | one row of an OCSF event, nested | a Parquet file |
 //!
 //! Delivery sinks pick the framing they need (the HTTP sink sends JSON arrays, Elasticsearch NDJSON bulk
 //! lines, syslog one message per story); the per-story functions are the same everywhere.
@@ -15,6 +17,8 @@ pub mod avro;
 pub mod csv;
 pub mod ecs;
 pub mod ocsf;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 
 use serde::{Deserialize, Serialize};
 use storyline_model::Story;
@@ -34,10 +38,23 @@ pub enum Encoding {
     Csv,
     /// Apache Avro, schema `story.avsc`.
     Avro,
+    /// Apache Parquet, one typed row per story version (object_store only; cargo feature `parquet`).
+    Parquet,
+    /// Apache Parquet, one nested row per OCSF event (object_store only; cargo feature `parquet`).
+    #[serde(rename = "ocsf_parquet")]
+    OcsfParquet,
 }
 
 impl Encoding {
-    pub const ALL: &'static [&'static str] = &["story", "ecs", "ocsf", "csv", "avro"];
+    pub const ALL: &'static [&'static str] = &[
+        "story",
+        "ecs",
+        "ocsf",
+        "csv",
+        "avro",
+        "parquet",
+        "ocsf_parquet",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,7 +63,15 @@ impl Encoding {
             Encoding::Ocsf => "ocsf",
             Encoding::Csv => "csv",
             Encoding::Avro => "avro",
+            Encoding::Parquet => "parquet",
+            Encoding::OcsfParquet => "ocsf_parquet",
         }
+    }
+
+    /// A whole-file encoding (Parquet): a batch is one file with a footer, so it cannot be appended to
+    /// or streamed line by line; only the object store sink, one object per batch, takes it.
+    pub fn is_parquet(self) -> bool {
+        matches!(self, Encoding::Parquet | Encoding::OcsfParquet)
     }
 
     /// One JSON document per story (`story`, `ecs`, `ocsf`).
@@ -60,15 +85,36 @@ impl Encoding {
             Encoding::Story => Some(story.to_json()),
             Encoding::Ecs => Some(ecs::document(story)),
             Encoding::Ocsf => Some(ocsf::event(story)),
-            Encoding::Csv | Encoding::Avro => None,
+            Encoding::Csv | Encoding::Avro | Encoding::Parquet | Encoding::OcsfParquet => None,
+        }
+    }
+
+    /// Like [`batch`](Self::batch), for every encoding: the Parquet encodings can fail (a build without
+    /// the `parquet` feature, an OCSF batch whose schema cannot be inferred), and the error says why.
+    pub fn try_batch(self, stories: &[Story]) -> Result<Vec<u8>, String> {
+        match self {
+            #[cfg(feature = "parquet")]
+            Encoding::Parquet => parquet::file(&parquet::story_batch(stories)?),
+            #[cfg(feature = "parquet")]
+            Encoding::OcsfParquet => parquet::file(&parquet::ocsf_batch(stories)?),
+            #[cfg(not(feature = "parquet"))]
+            Encoding::Parquet | Encoding::OcsfParquet => Err(format!(
+                "encoding {:?}: this build has no Parquet; build with `--features storyline-io/parquet`",
+                self.name()
+            )),
+            _ => Ok(self.batch(stories)),
         }
     }
 
     /// The stories as a self-contained byte stream: NDJSON for the JSON encodings, a header line and
-    /// records for CSV, an object container file for Avro.
+    /// records for CSV, an object container file for Avro, a Parquet file (empty when that fails: use
+    /// [`try_batch`](Self::try_batch) for Parquet).
     pub fn batch(self, stories: &[Story]) -> Vec<u8> {
         let mut buf = Vec::with_capacity(stories.len() * 600);
         match self {
+            Encoding::Parquet | Encoding::OcsfParquet => {
+                buf = self.try_batch(stories).unwrap_or_default()
+            }
             Encoding::Csv => {
                 csv::header(&mut buf);
                 for s in stories {
@@ -89,7 +135,12 @@ impl Encoding {
     pub fn line(self, story: &Story, buf: &mut Vec<u8>) {
         match self {
             Encoding::Csv => csv::record(story, buf),
-            Encoding::Avro => unreachable!("avro has no line form"),
+            Encoding::Avro | Encoding::Parquet | Encoding::OcsfParquet => {
+                unreachable!(
+                    "{} has no line form (validation keeps it off line sinks)",
+                    self.name()
+                )
+            }
             _ => {
                 let doc = self.json(story).expect("json encoding");
                 serde_json::to_writer(&mut *buf, &doc).expect("writing JSON to a Vec cannot fail");
@@ -103,6 +154,7 @@ impl Encoding {
         match self {
             Encoding::Csv => "csv",
             Encoding::Avro => "avro",
+            Encoding::Parquet | Encoding::OcsfParquet => "parquet",
             _ => "ndjson",
         }
     }
@@ -111,6 +163,7 @@ impl Encoding {
         match self {
             Encoding::Csv => "text/csv",
             Encoding::Avro => "avro/binary",
+            Encoding::Parquet | Encoding::OcsfParquet => "application/vnd.apache.parquet",
             _ => "application/x-ndjson",
         }
     }
