@@ -5,9 +5,12 @@
 //! Without the tools this test skips, unless STORYLINE_REQUIRE_TOOLS=1 (scripts/test.sh sets it after
 //! installing them), when it fails.
 
+#[path = "../../io/tests/support/rsyslog.rs"]
+mod rsyslog;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storyline_io::source::syslog::{Protocol, SyslogConfig, TlsConfig};
@@ -93,77 +96,7 @@ fn start(data_dir: &Path, sources: SourcesConfig) -> Running {
     }
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn find(candidates: &[PathBuf]) -> Option<PathBuf> {
-    candidates.iter().find(|p| p.is_file()).cloned()
-}
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .collect();
-    find(&dirs.iter().map(|d| d.join(name)).collect::<Vec<_>>())
-}
-
-/// rsyslog's GnuTLS driver, wherever the distribution put rsyslog's modules.
-fn gtls_module() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    for lib in ["/usr/lib", "/usr/lib64", "/lib"] {
-        candidates.push(Path::new(lib).join("rsyslog/lmnsd_gtls.so"));
-        if let Ok(entries) = std::fs::read_dir(lib) {
-            for e in entries.flatten() {
-                candidates.push(e.path().join("rsyslog/lmnsd_gtls.so"));
-            }
-        }
-    }
-    find(&candidates)
-}
-
-/// Kills the child (by its own pid) when the test ends, however it ends.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A CA and a `localhost` server certificate it signed, as PEM files in `dir`.
-fn ca_and_server_cert(dir: &Path) -> (PathBuf, TlsConfig) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "storyline test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let ca_path = dir.join("ca.pem");
-    let tls = TlsConfig {
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    };
-    std::fs::write(&ca_path, ca.pem()).unwrap();
-    std::fs::write(&tls.cert, cert.pem()).unwrap();
-    std::fs::write(&tls.key, key.serialize_pem()).unwrap();
-    (ca_path, tls)
-}
+use rsyslog::free_tcp_port;
 
 /// An ECS record with its own event id, now.
 fn ecs(id: &str, port: u16) -> String {
@@ -177,12 +110,11 @@ fn ecs(id: &str, port: u16) -> String {
 
 #[test]
 fn rsyslogd_forwards_over_tls_to_storyline() {
-    let tools = (tool("rsyslogd"), tool("logger"), gtls_module());
-    let (Some(rsyslogd), Some(logger), Some(_)) = tools else {
-        let msg = format!(
-            "missing rsyslogd, logger or rsyslog's gtls driver ({tools:?}): install them with \
-             `apt-get install -y rsyslog rsyslog-gnutls bsdutils` (scripts/test.sh does this)"
-        );
+    let Some(rsyslogd) = rsyslog::rsyslogd(true) else {
+        return;
+    };
+    let Some(logger) = rsyslog::tool("logger") else {
+        let msg = "missing logger: install it with `apt-get install -y bsdutils` (scripts/test.sh does this)";
         if std::env::var("STORYLINE_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("STORYLINE_REQUIRE_TOOLS=1 and {msg}");
         }
@@ -190,7 +122,14 @@ fn rsyslogd_forwards_over_tls_to_storyline() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (ca, tls) = ca_and_server_cert(dir.path());
+    let pki = rsyslog::pki(&dir.path().join("pki"), "storyline test CA");
+    let (ca, tls) = (
+        pki.ca.clone(),
+        TlsConfig {
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+        },
+    );
     let (tls_port, relay) = (free_tcp_port(), free_tcp_port());
     let mut src = SyslogConfig::new(
         format!("127.0.0.1:{tls_port}").parse().unwrap(),
@@ -212,13 +151,8 @@ fn rsyslogd_forwards_over_tls_to_storyline() {
     // rsyslogd as a child with its own config (no system log touched): plain TCP in on a loopback port,
     // out over TLS to Storyline, checking that the server's certificate is signed by the CA and names
     // localhost — the configuration docs/sources.md gives.
-    let rs = dir.path().join("rsyslog");
-    std::fs::create_dir_all(&rs).unwrap();
-    let conf = rs.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{work}" DefaultNetstreamDriverCAFile="{ca}")
+    let conf = format!(
+        r#"global(workDirectory="{{work}}" DefaultNetstreamDriverCAFile="{ca}")
 module(load="imtcp")
 input(type="imtcp" address="127.0.0.1" port="{relay}" ruleset="to_storyline")
 ruleset(name="to_storyline") {{
@@ -230,43 +164,10 @@ ruleset(name="to_storyline") {{
          action.resumeRetryCount="-1")
 }}
 "#,
-            work = rs.display(),
-            ca = ca.display(),
-        ),
-    )
-    .unwrap();
-    let (out, err) = (rs.join("rsyslogd.out"), rs.join("rsyslogd.err"));
-    let child = Command::new(&rsyslogd)
-        .arg("-n")
-        .arg("-f")
-        .arg(&conf)
-        .arg("-i")
-        .arg(rs.join("rsyslogd.pid"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("rsyslogd starts");
-    let mut child = ChildGuard(child);
-    let diagnostics = || {
-        format!(
-            "rsyslogd output: {}{}",
-            std::fs::read_to_string(&out).unwrap_or_default(),
-            std::fs::read_to_string(&err).unwrap_or_default()
-        )
-    };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", relay)).is_err() {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            panic!("rsyslogd exited ({status}): {}", diagnostics());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "rsyslogd does not listen: {}",
-            diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        ca = ca.display(),
+    );
+    let child = rsyslog::Rsyslogd::start(&rsyslogd, &dir.path().join("rsyslog"), &conf, relay);
+    let diagnostics = || child.diagnostics();
 
     let ids = ["tls-1", "tls-2", "tls-3"];
     for (i, id) in ids.iter().enumerate() {
