@@ -5,10 +5,14 @@
 //! Without the tools these tests skip, unless STORYLINE_REQUIRE_TOOLS=1 (scripts/test.sh sets it after
 //! installing them), when they fail.
 
+#[path = "../../io/tests/support/rsyslog.rs"]
+mod rsyslog;
+
+use rsyslog::free_tcp_port;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storyline_io::source::file::FileConfig;
@@ -136,14 +140,6 @@ fn start(data_dir: &Path, sources: SourcesConfig) -> Running {
     }
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A port free for both TCP and UDP.
 fn free_port() -> u16 {
     loop {
@@ -154,18 +150,9 @@ fn free_port() -> u16 {
     }
 }
 
-/// The tool's path, looking in PATH and the sbin directories (rsyslogd lives in /usr/sbin).
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// The tools' paths, or `None` to skip the test. With STORYLINE_REQUIRE_TOOLS=1 a missing tool fails it.
 fn require_tools(names: &[&str]) -> Option<Vec<PathBuf>> {
-    let found: Vec<_> = names.iter().map(|n| find_tool(n)).collect();
+    let found: Vec<_> = names.iter().map(|n| rsyslog::tool(n)).collect();
     let missing: Vec<_> = names
         .iter()
         .zip(&found)
@@ -353,16 +340,6 @@ fn logger_rfc5424_and_rfc3164_over_tcp_and_udp_become_events() {
     svc.shutdown();
 }
 
-/// Kills the child (by its own pid) when the test ends, however it ends.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn rsyslogd_forwards_octet_counted_to_storyline() {
     let Some(tools) = require_tools(&["logger", "rsyslogd"]) else {
@@ -389,13 +366,8 @@ fn rsyslogd_forwards_octet_counted_to_storyline() {
     // loopback port, forwarding to Storyline over TCP with octet counting — in RFC 5424 (the recommended
     // template, with the disk-assisted queue of docs/sources.md) and, for messages that arrived as
     // RFC 3164, in rsyslog's default traditional format.
-    let rs = dir.path().join("rsyslog");
-    std::fs::create_dir_all(&rs).unwrap();
-    let conf = rs.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{work}")
+    let conf = format!(
+        r#"global(workDirectory="{{work}}")
 module(load="imtcp")
 module(load="imudp")
 input(type="imtcp" address="127.0.0.1" port="{relay}" ruleset="to_storyline")
@@ -410,38 +382,8 @@ ruleset(name="to_storyline") {{
   }}
 }}
 "#,
-            work = rs.display()
-        ),
-    )
-    .unwrap();
-    let log = rs.join("rsyslogd.out");
-    let child = Command::new(rsyslogd)
-        .arg("-n")
-        .arg("-f")
-        .arg(&conf)
-        .arg("-i")
-        .arg(rs.join("rsyslogd.pid"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(rs.join("rsyslogd.err")).unwrap())
-        .spawn()
-        .expect("rsyslogd starts");
-    let mut child = ChildGuard(child);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", relay)).is_err() {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            panic!(
-                "rsyslogd exited ({status}): {}{}",
-                std::fs::read_to_string(&log).unwrap_or_default(),
-                std::fs::read_to_string(rs.join("rsyslogd.err")).unwrap_or_default()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "rsyslogd does not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    );
+    let child = rsyslog::Rsyslogd::start(rsyslogd, &dir.path().join("rsyslog"), &conf, relay);
 
     let cases: [(&[&str], u32); 4] = [
         (&["--tcp", "--rfc5424"], 400),
@@ -454,13 +396,7 @@ ruleset(name="to_storyline") {{
     }
     let mut expected = want("fw-via-rsyslog", 400..404);
     expected.extend(want("fw-via-rsyslog-bsd", [401, 402]));
-    let diagnostics = || {
-        format!(
-            "rsyslogd output: {}{}",
-            std::fs::read_to_string(&log).unwrap_or_default(),
-            std::fs::read_to_string(rs.join("rsyslogd.err")).unwrap_or_default()
-        )
-    };
+    let diagnostics = || child.diagnostics();
     svc.wait_stored(
         &expected,
         Duration::from_secs(30),

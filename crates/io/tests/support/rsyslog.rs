@@ -1,7 +1,7 @@
 //! A real `rsyslogd` as a test's child process, and the certificates a TLS test needs.
 //!
-//! Shared by test files through `#[path = "support/rsyslog.rs"] mod rsyslog;` (crates/server/tests can
-//! include it the same way with a longer path). Without the tools a test skips, unless
+//! Shared by test files through `#[path = "support/rsyslog.rs"] mod rsyslog;`, also by
+//! crates/server/tests (`#[path = "../../io/tests/support/rsyslog.rs"]`). Without the tools a test skips, unless
 //! STORYLINE_REQUIRE_TOOLS=1 (scripts/test.sh sets it after installing them), when it fails.
 
 #![allow(dead_code)]
