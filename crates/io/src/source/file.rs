@@ -759,8 +759,7 @@ mod tests {
             };
             let fields = body
                 .lines()
-                .filter(|l| l.starts_with("#fields"))
-                .last()
+                .rfind(|l| l.starts_with("#fields"))
                 .unwrap_or_else(|| panic!("a batch without its header: {body:?}"));
             let expected = if first.starts_with('C') {
                 "#fields\tuid\tts"
