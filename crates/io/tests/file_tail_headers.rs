@@ -202,3 +202,34 @@ fn argus_csv_batches_keep_the_header_in_force_until_the_next_one() {
     assert_eq!(records, want);
     assert!(*p.batches.lock().unwrap() >= 6, "several batches");
 }
+
+#[test]
+fn after_copytruncate_the_old_header_no_longer_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("flows.csv");
+    let state = dir.path().join("state");
+    let p = Arc::new(Parsing::default());
+    let mut text = String::from("pr,sa,da,sp,dp,ts,td,ibyt,ipkt\n");
+    for i in 0..10 {
+        text.push_str(&nfdump_line(i));
+    }
+    append(&log, &text);
+    let f = follow(&log, &state, "nfdump", &p);
+    wait_records(&p, 10);
+    // Truncated in place, then `nfdump -q` output (no header: nfdump's own column order) written to it.
+    std::fs::write(
+        &log,
+        "2026-11-21 10:00:05.000,2026-11-21 10:00:05.000,0.000,10.10.1.15,10.10.0.2,53211,53,UDP,........,0,0,1,61\n",
+    )
+    .unwrap();
+    wait_records(&p, 11);
+    f.stop();
+    assert_eq!(*p.rejected.lock().unwrap(), Vec::<String>::new());
+    let records = p.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 11, "{records:?}");
+    assert_eq!(
+        records[10],
+        (53211, 53, 61),
+        "read in nfdump's default order"
+    );
+}

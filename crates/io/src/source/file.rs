@@ -274,6 +274,8 @@ impl Tail {
                         c.pos.fingerprint = 0;
                         c.pos.fingerprint_len = 0;
                         c.skipping = false;
+                        // The old content's header says nothing about the new content's columns.
+                        c.header = None;
                         self.save(&c.pos);
                     }
                     Ok(Change::Replaced) => {
