@@ -3,6 +3,7 @@
 //! and commits its read offset; [`pool`] runs workers that share shards through leases.
 
 pub mod config;
+pub mod heartbeat;
 pub mod ingest;
 pub mod pool;
 pub mod worker;

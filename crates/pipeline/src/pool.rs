@@ -8,6 +8,7 @@
 //! renewing; its partitions expire and move. Commits are fenced by the lease epoch, so a worker that lost
 //! a partition cannot overwrite the new owner's offsets. (A lease's `shard` field holds the partition.)
 
+use crate::heartbeat::Heartbeat;
 use crate::worker::PartitionWorker;
 use crate::PipelineConfig;
 use metrics::{counter, gauge};
@@ -49,6 +50,11 @@ impl WorkerPool {
     ) -> anyhow::Result<Self> {
         store.ensure_tenant(tenant, cfg.shards)?;
         let shared = Arc::new(Shared::default());
+        let heartbeat = Arc::new(Heartbeat::start(
+            store.clone(),
+            cfg.lease_ttl,
+            cfg.lease_ttl * MAX_STALL_TTLS,
+        ));
         let local = cfg.workers.max(1);
         let handles = (0..local)
             .map(|i| {
@@ -60,6 +66,7 @@ impl WorkerPool {
                     owner: format!("{owner}/w{i}"),
                     local_workers: local,
                     shared: shared.clone(),
+                    heartbeat: heartbeat.clone(),
                 };
                 std::thread::Builder::new()
                     .name(format!("storyline-worker-{i}"))
@@ -132,6 +139,7 @@ struct WorkerCtx {
     owner: String,
     local_workers: usize,
     shared: Arc<Shared>,
+    heartbeat: Arc<Heartbeat>,
 }
 
 fn now_ms() -> i64 {
@@ -174,6 +182,7 @@ impl WorkerCtx {
                 {
                     continue;
                 }
+                let _held = self.heartbeat.hold(&w.lease);
                 match w.cycle(
                     &*self.store,
                     &*self.sink,
@@ -270,9 +279,11 @@ impl WorkerCtx {
             }
         }
         for (_, mut w) in owned {
+            let held = self.heartbeat.hold(&w.lease);
             if let Err(e) = w.finish(&*self.store, &*self.sink) {
                 tracing::warn!(shard = w.partition(), error = %e, "final commit failed");
             }
+            drop(held);
             let _ = self.store.release_lease(&w.lease);
         }
         if let Some(m) = member {
@@ -374,7 +385,10 @@ impl WorkerCtx {
                 ttl,
                 now_ms(),
             )? {
-                match PartitionWorker::open(&*self.store, &self.cfg, lease.clone()) {
+                let held = self.heartbeat.hold(&lease);
+                let opened = PartitionWorker::open(&*self.store, &self.cfg, lease.clone());
+                drop(held);
+                match opened {
                     Ok(w) => {
                         counter!("storyline_lease_changes_total", "tenant" => self.tenant.clone(), "change" => "acquired").increment(1);
                         tracing::debug!(partition = shard, owner = %self.owner, epoch = lease.epoch, "acquired partition");
@@ -393,7 +407,9 @@ impl WorkerCtx {
                 break;
             };
             if let Some(mut w) = owned.remove(&shard) {
+                let held = self.heartbeat.hold(&w.lease);
                 w.finish(&*self.store, &*self.sink)?;
+                drop(held);
                 self.store.release_lease(&w.lease)?;
                 counter!("storyline_lease_changes_total", "tenant" => self.tenant.clone(), "change" => "released").increment(1);
             }
@@ -401,6 +417,10 @@ impl WorkerCtx {
         Ok(())
     }
 }
+
+/// A step (a cycle, restoring a partition, its final commit) is kept alive by the heartbeat for at most
+/// this many lease TTLs; a worker stuck longer loses the partition to a live one.
+const MAX_STALL_TTLS: u32 = 30;
 
 /// Membership slots per consumer group: more than the workers that will ever run at once.
 const MEMBER_SLOTS: u16 = 1024;

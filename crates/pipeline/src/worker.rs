@@ -414,6 +414,7 @@ impl PartitionWorker {
                 .increment(report.stragglers);
         }
 
+        let t_read = Instant::now();
         self.keep_lease(store, cfg)?;
         let max = self.correlator.max_event_time();
         if max > self.seen_max {
@@ -436,6 +437,7 @@ impl PartitionWorker {
         if drain {
             self.correlator.flush(&mut self.out);
         }
+        let t_adv = Instant::now();
         for (id, version, bucket) in self.correlator.take_arrivals() {
             self.arrivals
                 .insert((id, version), bucket.saturating_add(res));
@@ -452,7 +454,17 @@ impl PartitionWorker {
             && (drain || self.flush_now || self.last_commit.elapsed() >= cfg.commit_interval)
         {
             self.commit(store)?;
+            let t_commit = Instant::now();
             report.published = self.publish_outbox(sink)?;
+            tracing::debug!(
+                partition = self.lease.shard,
+                events = report.events,
+                published = report.published,
+                advance_ms = (t_adv - t_read).as_millis() as u64,
+                commit_ms = (t_commit - t_adv).as_millis() as u64,
+                publish_ms = t_commit.elapsed().as_millis() as u64,
+                "cycle committed"
+            );
         }
         self.export_gauges(now);
         if self

@@ -758,3 +758,70 @@ fn restarts_from_incremental_checkpoints_publish_what_an_uninterrupted_run_does(
         "different story versions"
     );
 }
+
+/// A sink whose first publication takes several lease lifetimes (a SIEM stalling, a huge catch-up batch).
+struct StallingSink {
+    inner: MemorySink,
+    stall: Duration,
+    stalled: std::sync::atomic::AtomicBool,
+}
+
+impl storyline_io::StorySink for StallingSink {
+    fn publish(&self, stories: &[Story]) -> anyhow::Result<()> {
+        if !self.stalled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(self.stall);
+        }
+        self.inner.publish(stories)
+    }
+}
+
+/// The step between reads — commit and publication — can outlast the lease too: the heartbeat keeps the
+/// partition with the worker that is busy in it, so the second worker never takes it over and nothing is
+/// published twice.
+#[test]
+fn a_publication_longer_than_the_lease_keeps_it_and_publishes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 1,
+        workers: 2,
+        lease_ttl: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(20),
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", 1).unwrap();
+    let now = Timestamp::now();
+    let evs: Vec<Event> = (0..200)
+        .map(|i| flow(&format!("e{i}"), "fw", now, 10_000 + (i % 50) as u16))
+        .collect();
+    append_at(
+        &*store,
+        bucket_of(now, cfg.bucket_ms()) - 10 * cfg.bucket_ms(),
+        &evs,
+        1,
+    );
+    let sink = Arc::new(StallingSink {
+        inner: MemorySink::default(),
+        stall: Duration::from_millis(1500),
+        stalled: Default::default(),
+    });
+    let before = store.leases("t", &cfg.group).unwrap();
+    assert!(before.is_empty());
+    WorkerPool::start(store.clone(), sink.clone(), cfg.clone(), "t", "p")
+        .unwrap()
+        .drain()
+        .unwrap();
+    let epoch = store.leases("t", &cfg.group).unwrap()[0].epoch;
+    assert_eq!(
+        epoch, 1,
+        "the partition changed hands while its owner was publishing"
+    );
+    let all = sink.inner.take();
+    let latest = latest(&all);
+    assert_eq!(members(&latest).len(), 200);
+    assert_eq!(
+        all.len(),
+        latest.len(),
+        "no story was published twice by two owners"
+    );
+}
