@@ -666,6 +666,13 @@ impl PartitionWorker {
     pub fn commit(&mut self, store: &dyn Store) -> anyhow::Result<()> {
         let keyed = store.keyed_checkpoint_parts();
         let delta = self.correlator.checkpoint(self.full_next || !keyed);
+        tracing::debug!(
+            partition = self.lease.shard,
+            parts = delta.parts.len(),
+            removed = delta.parts.iter().filter(|(_, v)| v.is_none()).count(),
+            outbox = self.out.len(),
+            "checkpoint delta"
+        );
         let inline_parts = (!keyed).then(|| {
             delta
                 .parts
