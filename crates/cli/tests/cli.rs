@@ -123,6 +123,84 @@ fn check_names_the_bad_key() {
     assert!(err.contains("bad.toml") && err.contains("shardz"), "{err}");
 }
 
+/// An nfdump csv export larger than one replay chunk, whose header (columns in a non-default order)
+/// stands only on its first line: the records of later chunks are read with it, not in nfdump's default
+/// column order (which would put an address where the timestamp is and dead-letter them).
+#[test]
+fn a_long_nfdump_csv_replays_with_the_header_of_its_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../parse/tests/fixtures/nfdump.csv"),
+    )
+    .unwrap();
+    let mut lines = fixture.lines();
+    let mut header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let record: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!((header[0], header[3]), ("ts", "sa"));
+    header.swap(0, 3);
+    let mut csv = header.join(",");
+    csv.push('\n');
+    let records = 16_000;
+    for i in 0..records {
+        let mut c = record.clone();
+        let ts = format!(
+            "2026-11-21 10:{:02}:{:02}.{:03}",
+            i / 6000,
+            (i / 100) % 60,
+            i % 1000
+        );
+        let port = (1024 + i).to_string();
+        c[0] = &ts;
+        c[5] = &port;
+        c.swap(0, 3);
+        csv.push_str(&c.join(","));
+        csv.push('\n');
+    }
+    assert!(
+        csv.len() > 4 << 20,
+        "spans more than one 4 MiB chunk: {}",
+        csv.len()
+    );
+    let input = dir.path().join("flows.csv");
+    std::fs::write(&input, csv).unwrap();
+    let stories = dir.path().join("stories.ndjson");
+    let data = dir.path().join("data");
+    run(&[
+        "replay",
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "nfdump",
+        "--sensor",
+        "border-router",
+        "--output",
+        stories.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let dl = run(&[
+        "dead-letters",
+        "list",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    let letters = String::from_utf8_lossy(&dl.stdout).lines().count();
+    assert_eq!(
+        letters,
+        0,
+        "no line was dead-lettered: {}",
+        String::from_utf8_lossy(&dl.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+    );
+    let all = read_stories(&stories);
+    let ids: std::collections::BTreeSet<String> =
+        latest(&all).values().flat_map(event_ids).collect();
+    assert_eq!(ids.len(), records, "every record became an event");
+}
+
 /// A Zeek TSV log larger than one replay chunk, made of two concatenated logs with different column
 /// orders: every record is read with the header in force where it stands.
 #[test]

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use storyline_io::{RotatingFileSink, StorySink};
-use storyline_parse::Limits;
+use storyline_parse::{HeaderContext, Limits};
 use storyline_pipeline::ingest::Framing;
 use storyline_pipeline::{Ingestor, PipelineConfig, WorkerPool};
 use storyline_store::embedded::{Durability, EmbeddedStore};
@@ -179,10 +179,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .collect();
     drop(rx);
 
-    // Zeek TSV records need their `#` header lines, which a file has once at its top (and again after
-    // each concatenated or rotated part): each chunk gets the header in force repeated in front.
-    let zeek_headers = a.format.as_deref() == Some("zeek_tsv");
-    let read_result = read_chunks(&a.input, zeek_headers, &tx, &bar);
+    // Zeek TSV, nfdump csv and Argus csv records need their header lines, which a file has once at its
+    // top (and again after each concatenated or rotated part): each chunk gets the header in force
+    // repeated in front.
+    let headers = a.format.as_deref().and_then(HeaderContext::new);
+    let read_result = read_chunks(&a.input, headers, &tx, &bar);
     drop(tx);
     let mut ingest_error = None;
     for t in threads {
@@ -223,7 +224,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 fn read_chunks(
     inputs: &[PathBuf],
-    zeek_headers: bool,
+    headers: Option<HeaderContext>,
     tx: &crossbeam_channel::Sender<Chunk>,
     bar: &ProgressBar,
 ) -> anyhow::Result<()> {
@@ -233,12 +234,12 @@ fn read_chunks(
         let source: Arc<str> = Arc::from(format!("replay:{}", path.display()));
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no = 1u64;
-        // The `#` lines in force, and whether the last line read was one of them.
-        let mut header: Vec<u8> = Vec::new();
-        let mut in_header = false;
+        // Each file starts with no header in force.
+        let mut headers = headers.clone();
         loop {
             let mut body = Vec::with_capacity(CHUNK_BYTES + 4096);
-            body.extend_from_slice(&header);
+            let header = headers.as_ref().map_or(&[][..], |h| h.prefix());
+            body.extend_from_slice(header);
             let prefix = header.len();
             let repeated = header.iter().filter(|b| **b == b'\n').count() as u64;
             let first_line = line_no - repeated;
@@ -254,18 +255,8 @@ fn read_chunks(
                 }
                 read_any = true;
                 line_no += 1;
-                if zeek_headers {
-                    let line = &body[start..];
-                    if line.first() == Some(&b'#') {
-                        if !in_header {
-                            header.clear();
-                        }
-                        header.extend_from_slice(line);
-                        if !line.ends_with(b"\n") {
-                            header.push(b'\n');
-                        }
-                    }
-                    in_header = line.first() == Some(&b'#');
+                if let Some(h) = headers.as_mut() {
+                    h.observe(&body[start..]);
                 }
             }
             if !read_any {
