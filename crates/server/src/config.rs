@@ -34,8 +34,9 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `embedded` (default: files in `data_dir`, one process) or `postgres` (a PostgreSQL server that
-    /// several processes share).
+    /// `embedded` (default: files in `data_dir`, one process), `postgres` (a PostgreSQL server that
+    /// several processes share) or `scylla` (alias `cassandra`: a ScyllaDB or Cassandra cluster; needs a
+    /// binary built with the cargo feature `scylla`).
     pub kind: StoreKind,
     /// Embedded store only: `fsync` (default: acknowledged = on disk), `flush` (survives a process crash,
     /// not power loss), `none`. PostgreSQL acknowledges after COMMIT with `synchronous_commit` on.
@@ -47,6 +48,19 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// PostgreSQL only: the schema Storyline keeps its tables in (created on first connect).
     pub schema: String,
+    /// ScyllaDB only (required there): contact points, `host:port` separated by commas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<String>,
+    /// ScyllaDB only: the keyspace (created on first connect, replication factor 3, unless it exists).
+    pub keyspace: String,
+    /// ScyllaDB only: the local data center (requests go there first; levels become LOCAL_QUORUM and
+    /// LOCAL_SERIAL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_dc: Option<String>,
+    /// ScyllaDB only: user name for PasswordAuthenticator; the password is read from the environment
+    /// variable `STORYLINE_SCYLLA_PASSWORD`, so it stays out of the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +69,8 @@ pub enum StoreKind {
     #[default]
     Embedded,
     Postgres,
+    #[serde(alias = "cassandra")]
+    Scylla,
 }
 
 impl StoreConfig {
@@ -182,6 +198,10 @@ impl Default for StoreConfig {
             durability: Durability::Fsync,
             url: None,
             schema: "storyline".into(),
+            hosts: None,
+            keyspace: "storyline".into(),
+            local_dc: None,
+            username: None,
         }
     }
 }
@@ -257,6 +277,19 @@ impl Config {
 
 impl StoreConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.kind != StoreKind::Scylla {
+            for (key, set) in [
+                ("hosts", self.hosts.is_some()),
+                ("local_dc", self.local_dc.is_some()),
+                ("username", self.username.is_some()),
+            ] {
+                if set {
+                    anyhow::bail!(
+                        "key `store.{key}`: only used with `store.kind = \"scylla\"`; remove it or set that kind"
+                    );
+                }
+            }
+        }
         match self.kind {
             StoreKind::Embedded => {
                 if self.url.is_some() {
@@ -297,6 +330,39 @@ impl StoreConfig {
                     );
                 }
             }
+            StoreKind::Scylla => {
+                let hosts = self.hosts.as_deref().unwrap_or_default();
+                if hosts.split(',').all(|h| h.trim().is_empty()) {
+                    anyhow::bail!(
+                        "key `store.hosts`: required with `store.kind = \"scylla\"`: the cluster's contact points \
+                         as \"host:port\" separated by commas, e.g. \"10.0.0.1:9042,10.0.0.2:9042\""
+                    );
+                }
+                if self.url.is_some() {
+                    anyhow::bail!(
+                        "key `store.url`: only used with `store.kind = \"postgres\"`; a ScyllaDB cluster is named \
+                         by `store.hosts`"
+                    );
+                }
+                let ks = &self.keyspace;
+                if ks.len() > 48
+                    || !ks.starts_with(|c: char| c.is_ascii_lowercase())
+                    || !ks
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    anyhow::bail!(
+                        "key `store.keyspace`: {ks:?} is not a usable keyspace name; use a lowercase letter then \
+                         up to 47 of a-z, 0-9 and '_'"
+                    );
+                }
+                if self.durability != Durability::Fsync {
+                    anyhow::bail!(
+                        "key `store.durability`: only the embedded store has durability levels; ScyllaDB writes \
+                         at QUORUM (docs/deploy.md); remove the key"
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -334,6 +400,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("kafka") || e.contains("variant"), "{e}");
+    }
+
+    #[test]
+    fn scylla_needs_hosts_and_keeps_its_keys_to_itself() {
+        let c = Config::parse(
+            "[store]\nkind = \"scylla\"\nhosts = \"10.0.0.1:9042,10.0.0.2:9042\"\nkeyspace = \"sl_prod\"\nlocal_dc = \"dc1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.kind, StoreKind::Scylla);
+        assert_eq!(c.store.keyspace, "sl_prod");
+        let printed = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::parse(&printed).unwrap(), c, "{printed}");
+        let c = Config::parse("[store]\nkind = \"cassandra\"\nhosts = \"db:9042\"\n").unwrap();
+        assert_eq!(
+            (c.store.kind, c.store.keyspace.as_str()),
+            (StoreKind::Scylla, "storyline")
+        );
+
+        let err = |toml: &str| Config::parse(toml).unwrap_err().to_string();
+        let e = err("[store]\nkind = \"scylla\"\n");
+        assert!(e.contains("store.hosts") && e.contains("required"), "{e}");
+        let e = err("[store]\nkind = \"scylla\"\nhosts = \" , \"\n");
+        assert!(e.contains("store.hosts"), "{e}");
+        let e = err("[store]\nkind = \"scylla\"\nhosts = \"db:9042\"\nkeyspace = \"9lives\"\n");
+        assert!(e.contains("store.keyspace") && e.contains("9lives"), "{e}");
+        let e = err("[store]\nkind = \"scylla\"\nhosts = \"db:9042\"\nurl = \"host=db\"\n");
+        assert!(e.contains("store.url"), "{e}");
+        let e = err("[store]\nkind = \"scylla\"\nhosts = \"db:9042\"\ndurability = \"none\"\n");
+        assert!(e.contains("store.durability"), "{e}");
+        let e = err("[store]\nkind = \"postgres\"\nurl = \"host=db\"\nhosts = \"db:9042\"\n");
+        assert!(e.contains("store.hosts") && e.contains("scylla"), "{e}");
+    }
+
+    /// Without the cargo feature the binary says how to get a build that has the backend, and does not
+    /// start as if the database were merely down.
+    #[cfg(not(feature = "scylla"))]
+    #[test]
+    fn scylla_without_the_feature_names_the_build_to_use() {
+        let c = Config::parse("[store]\nkind = \"scylla\"\nhosts = \"127.0.0.1:1\"\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = crate::store::ServiceStore::start(&c.store, dir.path())
+            .err()
+            .expect("no ScyllaDB backend in this build")
+            .to_string();
+        assert!(e.contains("--features scylla"), "{e}");
     }
 
     #[test]

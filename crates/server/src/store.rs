@@ -33,7 +33,9 @@ pub const PROBE_UP: Duration = Duration::from_secs(2);
 pub fn open(cfg: &StoreConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match cfg.kind {
         StoreKind::Embedded => Arc::new(open_embedded(cfg, data_dir)?),
-        StoreKind::Postgres => Arc::new(connect_postgres(cfg).map_err(|e| anyhow::anyhow!("{e}"))?),
+        StoreKind::Postgres | StoreKind::Scylla => {
+            connect_remote(cfg).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
     })
 }
 
@@ -48,9 +50,50 @@ fn open_embedded(cfg: &StoreConfig, data_dir: &Path) -> anyhow::Result<EmbeddedS
     })
 }
 
-fn connect_postgres(cfg: &StoreConfig) -> Result<PostgresStore> {
-    let url = cfg.url.as_deref().unwrap_or_default();
-    PostgresStore::connect_with(url, &cfg.schema, PostgresOptions::default())
+/// Connects to the configured database server (PostgreSQL or ScyllaDB).
+fn connect_remote(cfg: &StoreConfig) -> Result<Arc<dyn Store>> {
+    match cfg.kind {
+        StoreKind::Scylla => connect_scylla(cfg),
+        _ => {
+            let url = cfg.url.as_deref().unwrap_or_default();
+            Ok(Arc::new(PostgresStore::connect_with(
+                url,
+                &cfg.schema,
+                PostgresOptions::default(),
+            )?))
+        }
+    }
+}
+
+#[cfg(feature = "scylla")]
+fn connect_scylla(cfg: &StoreConfig) -> Result<Arc<dyn Store>> {
+    use storyline_store::scylla::{ScyllaOptions, ScyllaStore};
+    let mut opts = ScyllaOptions {
+        local_dc: cfg.local_dc.clone(),
+        ..ScyllaOptions::default()
+    };
+    if let Some(user) = &cfg.username {
+        let password = std::env::var("STORYLINE_SCYLLA_PASSWORD").map_err(|_| {
+            StoreError::Config(format!(
+                "store.username is {user:?} but STORYLINE_SCYLLA_PASSWORD is not set; export the password there"
+            ))
+        })?;
+        opts.credentials = Some((user.clone(), password));
+    }
+    Ok(Arc::new(ScyllaStore::connect_with(
+        cfg.hosts.as_deref().unwrap_or_default(),
+        &cfg.keyspace,
+        opts,
+    )?))
+}
+
+#[cfg(not(feature = "scylla"))]
+fn connect_scylla(_: &StoreConfig) -> Result<Arc<dyn Store>> {
+    Err(StoreError::Config(
+        "store.kind = \"scylla\" needs a binary built with the ScyllaDB backend: \
+         cargo build --release -p storyline-cli --features scylla (docs/deploy.md)"
+            .into(),
+    ))
 }
 
 /// What `/readyz` reports.
@@ -125,17 +168,25 @@ impl ServiceStore {
                 Some(Arc::new(open_embedded(cfg, data_dir)?)),
                 None,
             ),
-            StoreKind::Postgres => {
-                let target = format!(
-                    "{} schema {}",
-                    redact_password(cfg.url.as_deref().unwrap_or_default()),
-                    cfg.schema
-                );
-                match connect_postgres(cfg) {
-                    Ok(s) => (target, Some(Arc::new(s)), None),
+            StoreKind::Postgres | StoreKind::Scylla => {
+                let target = if cfg.kind == StoreKind::Scylla {
+                    format!(
+                        "{} keyspace {}",
+                        cfg.hosts.as_deref().unwrap_or_default(),
+                        cfg.keyspace
+                    )
+                } else {
+                    format!(
+                        "{} schema {}",
+                        redact_password(cfg.url.as_deref().unwrap_or_default()),
+                        cfg.schema
+                    )
+                };
+                match connect_remote(cfg) {
+                    Ok(s) => (target, Some(s), None),
                     Err(StoreError::Engine(e)) => {
                         tracing::error!(store = %target, error = %e,
-                            "PostgreSQL is unavailable; starting anyway, not ready (GET /readyz), retrying every {} ms",
+                            "the database is unavailable; starting anyway, not ready (GET /readyz), retrying every {} ms",
                             PROBE_DOWN.as_millis());
                         (target, None, Some(e))
                     }
@@ -157,7 +208,7 @@ impl ServiceStore {
             signal: Arc::new(Signal::default()),
         });
         this.export_ready();
-        if this.kind == StoreKind::Postgres {
+        if this.kind != StoreKind::Embedded {
             let weak = Arc::downgrade(&this);
             let signal = this.signal.clone();
             std::thread::Builder::new()
@@ -171,6 +222,7 @@ impl ServiceStore {
         match self.kind {
             StoreKind::Embedded => "embedded",
             StoreKind::Postgres => "postgres",
+            StoreKind::Scylla => "scylla",
         }
     }
 
@@ -262,8 +314,7 @@ impl ServiceStore {
     /// One probe: connect if not connected yet, else a cheap read. Returns the error that keeps it down.
     fn probe(&self) -> std::result::Result<(), String> {
         let Some(store) = self.current() else {
-            let store: Arc<dyn Store> =
-                Arc::new(connect_postgres(&self.cfg).map_err(|e| reason_of(&e))?);
+            let store = connect_remote(&self.cfg).map_err(|e| reason_of(&e))?;
             let tenants = self
                 .tenants
                 .lock()
@@ -276,7 +327,7 @@ impl ServiceStore {
                 })?;
             }
             *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
-            tracing::info!(store = %self.target, "connected to PostgreSQL");
+            tracing::info!(store = %self.target, backend = self.backend(), "connected to the database");
             return Ok(());
         };
         let tenant = self

@@ -22,6 +22,10 @@ pub enum StoreError {
     BadTenant(String),
     #[error("the store is shutting down")]
     Closed,
+    /// The configuration names a store this process cannot open (a backend not built in, a credential
+    /// missing): retrying does not help, so it is not an engine error.
+    #[error("{0}")]
+    Config(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -93,7 +93,9 @@ fn open_embedded(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
 fn open_configured(cfg: &storyline_server::Config) -> anyhow::Result<Arc<dyn Store>> {
     match cfg.store.kind {
         StoreKind::Embedded => open_embedded(&cfg.data_dir),
-        StoreKind::Postgres => storyline_server::store::open(&cfg.store, &cfg.data_dir),
+        StoreKind::Postgres | StoreKind::Scylla => {
+            storyline_server::store::open(&cfg.store, &cfg.data_dir)
+        }
     }
 }
 
