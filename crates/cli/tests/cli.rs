@@ -123,6 +123,45 @@ fn check_names_the_bad_key() {
     assert!(err.contains("bad.toml") && err.contains("shardz"), "{err}");
 }
 
+/// Replays one plain log of `format` into a fresh data dir: the events in the latest story versions, and
+/// the dead letters as `storyline dead-letters list --json` prints them.
+fn replay_one_log(
+    dir: &std::path::Path,
+    name: &str,
+    text: &str,
+    format: &str,
+    sensor: &str,
+) -> (usize, String) {
+    let input = dir.join(name);
+    std::fs::write(&input, text).unwrap();
+    let stories = dir.join("stories.ndjson");
+    let data = dir.join("data");
+    run(&[
+        "replay",
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        format,
+        "--sensor",
+        sensor,
+        "--output",
+        stories.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let all = read_stories(&stories);
+    let ids: std::collections::BTreeSet<String> =
+        latest(&all).values().flat_map(event_ids).collect();
+    let dl = run(&[
+        "dead-letters",
+        "list",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    (ids.len(), String::from_utf8_lossy(&dl.stdout).into_owned())
+}
+
 /// An nfdump csv export larger than one replay chunk, whose header (columns in a non-default order)
 /// stands only on its first line: the records of later chunks are read with it, not in nfdump's default
 /// column order (which would put an address where the timestamp is and dead-letter them).
@@ -161,44 +200,10 @@ fn a_long_nfdump_csv_replays_with_the_header_of_its_first_line() {
         "spans more than one 4 MiB chunk: {}",
         csv.len()
     );
-    let input = dir.path().join("flows.csv");
-    std::fs::write(&input, csv).unwrap();
-    let stories = dir.path().join("stories.ndjson");
-    let data = dir.path().join("data");
-    run(&[
-        "replay",
-        "--input",
-        input.to_str().unwrap(),
-        "--format",
-        "nfdump",
-        "--sensor",
-        "border-router",
-        "--output",
-        stories.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    let dl = run(&[
-        "dead-letters",
-        "list",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--json",
-    ]);
-    let letters = String::from_utf8_lossy(&dl.stdout).lines().count();
-    assert_eq!(
-        letters,
-        0,
-        "no line was dead-lettered: {}",
-        String::from_utf8_lossy(&dl.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-    );
-    let all = read_stories(&stories);
-    let ids: std::collections::BTreeSet<String> =
-        latest(&all).values().flat_map(event_ids).collect();
-    assert_eq!(ids.len(), records, "every record became an event");
+    let (events, letters) =
+        replay_one_log(dir.path(), "flows.csv", &csv, "nfdump", "border-router");
+    assert_eq!(letters, "", "no line was dead-lettered");
+    assert_eq!(events, records, "every record became an event");
 }
 
 /// A Zeek TSV log larger than one replay chunk, made of two concatenated logs with different column
@@ -252,39 +257,7 @@ fn a_long_zeek_tsv_log_replays_with_its_headers() {
         "spans more than one 4 MiB chunk: {}",
         log.len()
     );
-    let input = dir.path().join("conn.log");
-    std::fs::write(&input, log).unwrap();
-    let stories = dir.path().join("stories.ndjson");
-    let data = dir.path().join("data");
-    run(&[
-        "replay",
-        "--input",
-        input.to_str().unwrap(),
-        "--format",
-        "zeek_tsv",
-        "--sensor",
-        "zeek-core",
-        "--output",
-        stories.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    let all = read_stories(&stories);
-    let ids: std::collections::BTreeSet<String> =
-        latest(&all).values().flat_map(event_ids).collect();
-    assert_eq!(ids.len(), 2 * per_part, "every record became an event");
-    let dl = run(&[
-        "dead-letters",
-        "list",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--json",
-    ]);
-    let letters = String::from_utf8_lossy(&dl.stdout).lines().count();
-    assert_eq!(
-        letters,
-        0,
-        "no line was dead-lettered: {}",
-        String::from_utf8_lossy(&dl.stdout)
-    );
+    let (events, letters) = replay_one_log(dir.path(), "conn.log", &log, "zeek_tsv", "zeek-core");
+    assert_eq!(events, 2 * per_part, "every record became an event");
+    assert_eq!(letters, "", "no line was dead-lettered");
 }

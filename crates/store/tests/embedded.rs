@@ -91,3 +91,46 @@ fn concurrent_appends_share_fsyncs_and_lose_nothing() {
         .sum();
     assert_eq!(total, 200);
 }
+
+/// A commit of many checkpoint parts can outlast the lease; the time spent inside the fenced commit does
+/// not count against it, so a worker waiting on the lease lock does not take the partition over the
+/// moment a long commit ends.
+#[test]
+fn time_spent_in_a_long_commit_does_not_count_against_the_lease() {
+    let s = fresh();
+    s.ensure_tenant("t", 1).unwrap();
+    let now = storyline_model::Timestamp::now().as_millis();
+    let lease = s
+        .acquire_lease("t", "g", 0, "w", 10_000, now)
+        .unwrap()
+        .unwrap();
+    let parts: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0u32..200_000)
+        .map(|i| (i.to_be_bytes().to_vec(), Some(vec![7u8; 64])))
+        .collect();
+    let cp = Checkpoint {
+        shard: 0,
+        offset: 1,
+        marks: Vec::new(),
+        state: b"state".to_vec(),
+    };
+    let started = std::time::Instant::now();
+    s.commit_parts("t", "g", &lease, &cp, false, &parts)
+        .unwrap();
+    let took = started.elapsed().as_millis() as i64;
+    assert!(
+        took >= 20,
+        "the commit must take measurable time for this test: {took} ms"
+    );
+    let after = s
+        .leases("t", "g")
+        .unwrap()
+        .into_iter()
+        .find(|l| l.shard == 0)
+        .unwrap();
+    assert_eq!((after.owner.as_str(), after.epoch), ("w", lease.epoch));
+    assert!(
+        after.expires_ms - lease.expires_ms >= took - 10,
+        "the lease was extended by {} ms for a {took} ms commit",
+        after.expires_ms - lease.expires_ms
+    );
+}

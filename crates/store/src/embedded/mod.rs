@@ -357,7 +357,9 @@ impl Store for EmbeddedStore {
     ) -> Result<()> {
         let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current: Option<Lease> = self.get_meta(&lease_key(tenant, group, lease.shard))?;
-        let held = current.is_some_and(|c| c.owner == lease.owner && c.epoch == lease.epoch);
+        let held = current
+            .as_ref()
+            .is_some_and(|c| c.owner == lease.owner && c.epoch == lease.epoch);
         if !held || lease.shard != checkpoint.shard {
             return Err(StoreError::LeaseLost {
                 shard: lease.shard,
@@ -365,6 +367,7 @@ impl Store for EmbeddedStore {
                 epoch: lease.epoch,
             });
         }
+        let started = std::time::Instant::now();
         let prefix = parts_prefix(tenant, group, lease.shard);
         let mut batch = self.db.batch();
         if reset {
@@ -389,7 +392,26 @@ impl Store for EmbeddedStore {
             }
         }
         batch.commit().map_err(engine)?;
-        self.make_durable()
+        self.make_durable()?;
+        // A commit of a large catch-up can take longer than the lease, all of it under `lease_lock`: a
+        // worker waiting to acquire would get the lock the moment the commit ends, find the lease expired
+        // and take over although its owner was busy committing the whole time. So the time spent in a
+        // fenced commit does not count against the lease: its expiry moves by the commit's duration (a
+        // duration, so it holds whatever clock the caller's lease times are on). Not made durable on its
+        // own: after a crash the lease merely expires at its older time.
+        if let Some(c) = current {
+            let took_ms = started.elapsed().as_millis() as i64;
+            let extended = Lease {
+                expires_ms: c.expires_ms.saturating_add(took_ms),
+                ..c
+            };
+            let bytes =
+                postcard::to_stdvec(&extended).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.meta
+                .insert(lease_key(tenant, group, lease.shard), bytes)
+                .map_err(engine)?;
+        }
+        Ok(())
     }
 
     fn checkpoint_parts(
