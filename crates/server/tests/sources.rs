@@ -5,6 +5,7 @@
 //! Without the tools these tests skip, unless STORYLINE_REQUIRE_TOOLS=1 (scripts/test.sh sets it after
 //! installing them), when they fail.
 
+mod common;
 #[path = "../../io/tests/support/rsyslog.rs"]
 mod rsyslog;
 
@@ -28,7 +29,7 @@ const SERIAL: &str = "012801099999";
 struct Running {
     base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    thread: Option<common::ServeThread>,
     store: Arc<dyn Store>,
     tenant: String,
     shards: u16,
@@ -111,25 +112,7 @@ fn start(data_dir: &Path, sources: SourcesConfig) -> Running {
     let sink = Arc::new(MemorySink::default());
     let service = Service::start(cfg, Some(sink)).unwrap();
     let store = service.store.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(service.serve(async {
-            let _ = rx.await;
-        }))
-    });
-    // The HTTP API answers once every source is bound.
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let started = Instant::now();
-    while reqwest::blocking::get(&health).is_err() {
-        assert!(
-            !thread.is_finished() && started.elapsed() < Duration::from_secs(20),
-            "the service did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (tx, thread) = common::serve_on_thread(service, port);
     Running {
         base: format!("http://127.0.0.1:{port}"),
         stop: Some(tx),

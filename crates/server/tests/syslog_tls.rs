@@ -5,6 +5,7 @@
 //! Without the tools this test skips, unless STORYLINE_REQUIRE_TOOLS=1 (scripts/test.sh sets it after
 //! installing them), when it fails.
 
+mod common;
 #[path = "../../io/tests/support/rsyslog.rs"]
 mod rsyslog;
 
@@ -22,7 +23,7 @@ use storyline_store::{BucketRange, Store};
 
 struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    thread: Option<common::ServeThread>,
     store: Arc<dyn Store>,
 }
 
@@ -70,25 +71,7 @@ fn start(data_dir: &Path, sources: SourcesConfig) -> Running {
     cfg.validate().unwrap();
     let service = Service::start(cfg, Some(Arc::new(MemorySink::default()))).unwrap();
     let store = service.store.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(service.serve(async {
-            let _ = rx.await;
-        }))
-    });
-    // The HTTP API answers once every source is bound.
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let started = Instant::now();
-    while reqwest::blocking::get(&health).is_err() {
-        assert!(
-            !thread.is_finished() && started.elapsed() < Duration::from_secs(20),
-            "the service did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (tx, thread) = common::serve_on_thread(service, port);
     Running {
         stop: Some(tx),
         thread: Some(thread),

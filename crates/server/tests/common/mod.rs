@@ -12,7 +12,7 @@ pub const ADMIN: &str = "admin-secret-for-tests";
 pub struct Running {
     pub base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    thread: Option<ServeThread>,
     pub sink: Arc<MemorySink>,
     pub dir: tempfile::TempDir,
 }
@@ -26,6 +26,35 @@ impl Drop for Running {
             t.join().unwrap().unwrap();
         }
     }
+}
+
+pub type ServeThread = std::thread::JoinHandle<anyhow::Result<()>>;
+
+/// Serves `service` on a runtime of its own thread until the sender fires (or is dropped). Returns once
+/// `GET /healthz` on `port` answers, which is after every source is bound.
+pub fn serve_on_thread(
+    service: Service,
+    port: u16,
+) -> (tokio::sync::oneshot::Sender<()>, ServeThread) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(service.serve(async {
+            let _ = rx.await;
+        }))
+    });
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let started = std::time::Instant::now();
+    while reqwest::blocking::get(&health).is_err() {
+        assert!(
+            !thread.is_finished() && started.elapsed() < Duration::from_secs(20),
+            "the service did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (tx, thread)
 }
 
 /// Starts a service with fast test timings; `tune` adjusts the config.
@@ -52,22 +81,8 @@ pub fn start_with(tune: impl FnOnce(&mut Config)) -> Running {
     tune(&mut cfg);
     let sink = Arc::new(MemorySink::default());
     let service = Service::start(cfg, Some(sink.clone())).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(service.serve(async {
-            let _ = rx.await;
-        }))
-    });
+    let (tx, thread) = serve_on_thread(service, port);
     let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::blocking::get(format!("{base}/healthz")).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     Running {
         base,
         stop: Some(tx),
