@@ -489,6 +489,48 @@ pub fn checkpoint_parts_change_with_their_checkpoint(s: &dyn Store) {
 /// Generates one `#[test]` per conformance check. `$make` builds a fresh, empty store behind a pointer to a
 /// guard that derefs to the store (`Box<Guard>` where `Guard: Deref<Target = YourStore>`), so the guard can
 /// clean up (remove a temp dir, drop a schema) when the test ends.
+/// Two clients race for each of `rounds` leases — even rounds to create the lease, odd rounds to take
+/// over an expired one — and exactly one wins every time. `clients` are two handles on the same store:
+/// two connections, two sessions, or one shared handle for a store that lives in one process.
+pub fn concurrent_acquires_never_both_win(clients: [std::sync::Arc<dyn Store>; 2], rounds: u16) {
+    use std::sync::{Arc, Barrier};
+    let first = clients[0].clone();
+    first.ensure_tenant("t", rounds).unwrap();
+    for i in 0..rounds {
+        if i % 2 == 1 {
+            let l = first
+                .acquire_lease("t", "g", i, "old", 10, 0)
+                .unwrap()
+                .unwrap();
+            assert_eq!(l.epoch, 1);
+        }
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = ["a", "b"]
+            .into_iter()
+            .zip(clients.iter().cloned())
+            .map(|(owner, store)| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    store
+                        .acquire_lease("t", "g", i, owner, 60_000, 1_000)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let won: Vec<Lease> = handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(won.len(), 1, "round {i}: exactly one owner, got {won:?}");
+        let held = first.leases("t", "g").unwrap();
+        let row = held.iter().find(|l| l.shard == i).unwrap();
+        assert_eq!(row.owner, won[0].owner);
+        assert_eq!(row.epoch, won[0].epoch);
+        assert_eq!(row.epoch, if i % 2 == 1 { 2 } else { 1 });
+    }
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {

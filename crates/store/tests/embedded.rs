@@ -134,3 +134,12 @@ fn time_spent_in_a_long_commit_does_not_count_against_the_lease() {
         after.expires_ms - lease.expires_ms
     );
 }
+
+/// The embedded store lives in one process: both threads share its handle.
+#[test]
+fn concurrent_acquires_never_both_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(dir.path(), Durability::Fsync).unwrap());
+    storyline_store::conformance::concurrent_acquires_never_both_win([store.clone(), store], 32);
+}

@@ -12,7 +12,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use storyline_model::EventKey;
 use storyline_store::scylla::{
     combine_marks, key_bytes, key_of, parse_hosts, prefix_upper_bound, validate_keyspace,
@@ -143,40 +143,9 @@ fn acknowledged_append_survives_a_new_session() {
 #[test]
 fn concurrent_acquires_never_both_win() {
     let Some(f) = fresh() else { return };
-    f.ensure_tenant("t", 16).unwrap();
-    let stores: Vec<Arc<ScyllaStore>> = vec![Arc::new(f.reconnect()), Arc::new(f.reconnect())];
-    for i in 0..16u16 {
-        if i % 2 == 1 {
-            let l = stores[0]
-                .acquire_lease("t", "g", i, "old", 10, 0)
-                .unwrap()
-                .unwrap();
-            assert_eq!(l.epoch, 1);
-        }
-        let barrier = Arc::new(Barrier::new(2));
-        let handles: Vec<_> = ["a", "b"]
-            .into_iter()
-            .zip(stores.iter().cloned())
-            .map(|(owner, store)| {
-                let barrier = barrier.clone();
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    store
-                        .acquire_lease("t", "g", i, owner, 60_000, 1_000)
-                        .unwrap()
-                })
-            })
-            .collect();
-        let won: Vec<Lease> = handles
-            .into_iter()
-            .filter_map(|h| h.join().unwrap())
-            .collect();
-        assert_eq!(won.len(), 1, "round {i}: exactly one owner, got {won:?}");
-        let held = f.leases("t", "g").unwrap();
-        let row = held.iter().find(|l| l.shard == i).unwrap();
-        assert_eq!(row.owner, won[0].owner);
-        assert_eq!(row.epoch, if i % 2 == 1 { 2 } else { 1 });
-    }
+    // Two sessions, as two processes would have.
+    let clients: [Arc<dyn Store>; 2] = [Arc::new(f.reconnect()), Arc::new(f.reconnect())];
+    storyline_store::conformance::concurrent_acquires_never_both_win(clients, 16);
 }
 
 #[test]
