@@ -39,6 +39,8 @@ struct Held {
     lease: Lease,
     since: Instant,
     renewed: Instant,
+    /// Another owner has it: nothing more to renew.
+    lost: bool,
 }
 
 /// A lease held for one step; renewal stops when it is dropped.
@@ -81,6 +83,7 @@ impl Heartbeat {
                 lease: lease.clone(),
                 since: now,
                 renewed: now,
+                lost: false,
             },
         );
         Hold {
@@ -129,7 +132,10 @@ impl Inner {
             // Renewing under the lock makes a dropped hold final (see `Hold::drop`); it blocks workers
             // only while long steps are held, for one renewal per third of the TTL.
             for held in st.held.values_mut() {
-                if held.renewed.elapsed() < every || held.since.elapsed() > self.max_stall {
+                if held.lost
+                    || held.renewed.elapsed() < every
+                    || held.since.elapsed() > self.max_stall
+                {
                     continue;
                 }
                 match self
@@ -141,7 +147,7 @@ impl Inner {
                         held.renewed = Instant::now();
                     }
                     // Lost: the worker finds out at its next renewal or commit, both fenced by the epoch.
-                    Ok(None) => held.renewed = Instant::now() + self.max_stall,
+                    Ok(None) => held.lost = true,
                     Err(e) => {
                         tracing::warn!(partition = held.lease.shard, error = %e, "lease heartbeat could not renew; retrying")
                     }
