@@ -4,6 +4,7 @@
 //! DNS links, clock estimates, guards beyond the size limit, or provenance. Restored from the commit that
 //! introduced it (3e99d35) with only what the current model needs changed; not used by the pipeline.
 
+use crate::fuse::{add, max_opt};
 use crate::Config;
 use std::collections::{BTreeSet, HashMap};
 use storyline_model::{
@@ -367,17 +368,6 @@ impl FirstCorrelator {
     }
 }
 
-/// At most this many distinct values per name list: a story is a summary, not a dump.
-const MAX_NAMES: usize = 16;
-
-fn add(list: &mut Vec<Str>, v: Option<&Str>) {
-    if let Some(v) = v {
-        if list.len() < MAX_NAMES && !v.is_empty() {
-            push_unique(list, v.clone());
-        }
-    }
-}
-
 /// Whether the event reports the session from the responder's side. Flow exporters and firewalls often
 /// report B→A; the initiator is usually the side with the ephemeral (higher) port.
 fn reversed(e: &Event) -> bool {
@@ -419,13 +409,6 @@ fn fuse(f: &mut Fused, e: &Event) {
     add(&mut f.event.categories, e.event.category.as_ref());
 }
 
-fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Folds one story's fused record into another's (when a late event bridges two stories).
 fn merge_fused(into: &mut Fused, from: &Fused) {
     for (a, b) in [
@@ -439,34 +422,7 @@ fn merge_fused(into: &mut Fused, from: &Fused) {
         a.nat.ip = a.nat.ip.or(b.nat.ip);
         a.nat.port = a.nat.port.or(b.nat.port);
     }
-    let n = &mut into.network;
-    n.transport = n
-        .transport
-        .take()
-        .or_else(|| from.network.transport.clone());
-    n.protocol = n.protocol.take().or_else(|| from.network.protocol.clone());
-    n.community_id = n
-        .community_id
-        .take()
-        .or_else(|| from.network.community_id.clone());
-    n.bytes = max_opt(n.bytes, from.network.bytes);
-    n.packets = max_opt(n.packets, from.network.packets);
-    let lists = [
-        (&mut into.dns.question.names, &from.dns.question.names),
-        (&mut into.url.domains, &from.url.domains),
-        (&mut into.tls.server_names, &from.tls.server_names),
-        (&mut into.user.names, &from.user.names),
-        (&mut into.host.names, &from.host.names),
-        (&mut into.process.names, &from.process.names),
-        (&mut into.rule.names, &from.rule.names),
-        (&mut into.event.actions, &from.event.actions),
-        (&mut into.event.categories, &from.event.categories),
-    ];
-    for (a, b) in lists {
-        for v in b {
-            add(a, Some(v));
-        }
-    }
+    crate::fuse::merge_network_and_names(into, from);
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub struct FusedAcc {
     pub views: Vec<SensorView>,
 }
 
-fn add(list: &mut Vec<Str>, v: Option<&Str>) {
+pub(crate) fn add(list: &mut Vec<Str>, v: Option<&Str>) {
     if let Some(v) = v {
         if list.len() < MAX_NAMES && !v.is_empty() {
             push_unique(list, v.clone());
@@ -31,7 +31,7 @@ fn add(list: &mut Vec<Str>, v: Option<&Str>) {
     }
 }
 
-fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+pub(crate) fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -159,34 +159,7 @@ impl FusedAcc {
         ] {
             merge_counts(a, b);
         }
-        let n = &mut into.network;
-        n.transport = n
-            .transport
-            .take()
-            .or_else(|| from.network.transport.clone());
-        n.protocol = n.protocol.take().or_else(|| from.network.protocol.clone());
-        n.community_id = n
-            .community_id
-            .take()
-            .or_else(|| from.network.community_id.clone());
-        n.bytes = max_opt(n.bytes, from.network.bytes);
-        n.packets = max_opt(n.packets, from.network.packets);
-        let lists = [
-            (&mut into.dns.question.names, &from.dns.question.names),
-            (&mut into.url.domains, &from.url.domains),
-            (&mut into.tls.server_names, &from.tls.server_names),
-            (&mut into.user.names, &from.user.names),
-            (&mut into.host.names, &from.host.names),
-            (&mut into.process.names, &from.process.names),
-            (&mut into.rule.names, &from.rule.names),
-            (&mut into.event.actions, &from.event.actions),
-            (&mut into.event.categories, &from.event.categories),
-        ];
-        for (a, b) in lists {
-            for v in b {
-                add(a, Some(v));
-            }
-        }
+        merge_network_and_names(into, from);
         for ov in &other.views {
             match self.views.iter().position(|v| v.sensor == ov.sensor) {
                 Some(i) => {
@@ -211,6 +184,38 @@ impl FusedAcc {
         let mut v = self.views.clone();
         v.sort_by(|a, b| a.sensor.cmp(&b.sensor));
         v
+    }
+}
+
+/// Folds `from`'s network fields and name lists into `into` (the endpoints are each engine's own call).
+pub(crate) fn merge_network_and_names(into: &mut Fused, from: &Fused) {
+    let n = &mut into.network;
+    n.transport = n
+        .transport
+        .take()
+        .or_else(|| from.network.transport.clone());
+    n.protocol = n.protocol.take().or_else(|| from.network.protocol.clone());
+    n.community_id = n
+        .community_id
+        .take()
+        .or_else(|| from.network.community_id.clone());
+    n.bytes = max_opt(n.bytes, from.network.bytes);
+    n.packets = max_opt(n.packets, from.network.packets);
+    let lists = [
+        (&mut into.dns.question.names, &from.dns.question.names),
+        (&mut into.url.domains, &from.url.domains),
+        (&mut into.tls.server_names, &from.tls.server_names),
+        (&mut into.user.names, &from.user.names),
+        (&mut into.host.names, &from.host.names),
+        (&mut into.process.names, &from.process.names),
+        (&mut into.rule.names, &from.rule.names),
+        (&mut into.event.actions, &from.event.actions),
+        (&mut into.event.categories, &from.event.categories),
+    ];
+    for (a, b) in lists {
+        for v in b {
+            add(a, Some(v));
+        }
     }
 }
 
