@@ -97,18 +97,9 @@ impl FirstCorrelator {
 
     /// Event time as the engine uses it: capped at the receiving clock plus the skew bound.
     fn effective_time(&mut self, e: &Event) -> Timestamp {
-        match e.event.ingested {
-            Some(rx) => {
-                let cap = rx.saturating_add(self.cfg.max_clock_skew);
-                if e.timestamp > cap {
-                    self.stats.future_capped += 1;
-                    cap
-                } else {
-                    e.timestamp
-                }
-            }
-            None => e.timestamp,
-        }
+        let (t, capped) = crate::state::capped_event_time(e, self.cfg.max_clock_skew);
+        self.stats.future_capped += u64::from(capped);
+        t
     }
 
     /// Adds one event. `bucket` is the insert-time bucket it was read from.

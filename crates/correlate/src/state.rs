@@ -150,6 +150,22 @@ struct Changes {
 /// How long, in event time after eviction, the keys of a forgotten story are remembered.
 const RELATED_MEMORY: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// An event's time capped at its receiving clock plus the skew bound (a sensor whose clock runs far
+/// ahead must not drag the watermark forward), and whether it was capped.
+pub(crate) fn capped_event_time(e: &Event, max_skew: std::time::Duration) -> (Timestamp, bool) {
+    match e.event.ingested {
+        Some(rx) => {
+            let cap = rx.saturating_add(max_skew);
+            if e.timestamp > cap {
+                (cap, true)
+            } else {
+                (e.timestamp, false)
+            }
+        }
+        None => (e.timestamp, false),
+    }
+}
+
 impl Correlator {
     pub fn new(tenant: &str, cfg: Config) -> Self {
         Self {
@@ -221,18 +237,9 @@ impl Correlator {
 
     /// Event time as the engine uses it: capped at the receiving clock plus the skew bound.
     fn effective_time(&mut self, e: &Event) -> Timestamp {
-        match e.event.ingested {
-            Some(rx) => {
-                let cap = rx.saturating_add(self.cfg.max_clock_skew);
-                if e.timestamp > cap {
-                    self.stats.future_capped += 1;
-                    cap
-                } else {
-                    e.timestamp
-                }
-            }
-            None => e.timestamp,
-        }
+        let (t, capped) = crate::state::capped_event_time(e, self.cfg.max_clock_skew);
+        self.stats.future_capped += u64::from(capped);
+        t
     }
 
     /// Adds one event. `bucket` is the insert-time bucket it was read from.
