@@ -80,9 +80,10 @@ pub trait Store: Send + Sync + 'static {
         checkpoint: &Checkpoint,
     ) -> Result<()>;
 
-    /// Whether [`Store::commit_parts`] keeps a checkpoint's parts under keys of their own, so a commit
+    /// Whether [`Store::commit_parts`] keeps a checkpoint's parts apart from its header, so a commit
     /// writes only what changed since the previous one. A store that does not (the default) is given the
-    /// whole state inside every [`Store::commit`].
+    /// whole state inside every [`Store::commit`]. A store may keep the changes as a log that grows with
+    /// every commit (the embedded store does): the caller bounds it by a `reset` now and then.
     fn keyed_checkpoint_parts(&self) -> bool {
         false
     }

@@ -295,23 +295,31 @@ impl StorySink for RotatingFileSink {
         if inner.written > 0 && too_old {
             inner.rotate()?;
         }
-        let mut buf = inner.encode(stories);
-        if inner.opts.max_bytes > 0
-            && inner.written > 0
-            && inner.written + buf.len() as u64 > inner.opts.max_bytes
-        {
-            inner.rotate()?;
-            // A new file: CSV wants its header, Avro its container header.
-            buf = inner.encode(stories);
+        // In slices: a catch-up publishes hundreds of thousands of versions, and encoding them all into one
+        // buffer first cost more in fresh pages than the encoding itself. A file may so end between two
+        // slices of one call, never inside a story.
+        for slice in stories.chunks(PUBLISH_SLICE) {
+            let mut buf = inner.encode(slice);
+            if inner.opts.max_bytes > 0
+                && inner.written > 0
+                && inner.written + buf.len() as u64 > inner.opts.max_bytes
+            {
+                inner.rotate()?;
+                // A new file: CSV wants its header, Avro its container header.
+                buf = inner.encode(slice);
+            }
+            inner.file.write_all(&buf)?;
+            inner.written += buf.len() as u64;
         }
-        inner.file.write_all(&buf)?;
-        inner.written += buf.len() as u64;
         if inner.opts.sync {
             inner.file.sync_data()?;
         }
         Ok(())
     }
 }
+
+/// Story versions encoded and written at a time.
+const PUBLISH_SLICE: usize = 4096;
 
 /// The file sink as a delivery [`Target`](super::deliver::Target): a write error is retried.
 pub struct FileTarget(pub RotatingFileSink);

@@ -2,10 +2,11 @@
 //! measurements: docs/design.md).
 //!
 //! Keyspaces: `events` (encoded canonical events), `payloads` (raw records, key-value separated so large
-//! ones do not bloat scans), `marks` (per-bucket write marks), `meta` (tenants, checkpoints, leases) and
-//! `dead_letters`. A single process owns the data directory (fjall locks it), so leases and commits are
+//! ones do not bloat scans), `marks` (per-bucket write marks), `meta` (tenants, checkpoints, leases),
+//! `checkpoint_log` (checkpoint parts as a log of deltas, [`checkpoint_log`]) and `dead_letters`. A single process owns the data directory (fjall locks it), so leases and commits are
 //! serialized with a mutex; leases still matter because several workers in the process share shards.
 
+mod checkpoint_log;
 mod keys;
 
 use crate::*;
@@ -35,6 +36,7 @@ pub struct EmbeddedStore {
     payloads: Keyspace,
     marks: Keyspace,
     meta: Keyspace,
+    checkpoint_log: Keyspace,
     dead: Keyspace,
     durability: Durability,
     /// Source of write marks and dead-letter ids: starts at the wall clock in ns so values keep growing
@@ -58,7 +60,14 @@ impl EmbeddedStore {
                     .with_kv_separation(Some(KvSeparationOptions::default()))
             })
             .map_err(engine)?;
+        let checkpoint_log = db
+            .keyspace("checkpoint_log", || {
+                KeyspaceCreateOptions::default()
+                    .with_kv_separation(Some(KvSeparationOptions::default()))
+            })
+            .map_err(engine)?;
         let store = Self {
+            checkpoint_log,
             events: ks("events")?,
             marks: ks("marks")?,
             meta: ks("meta")?,
@@ -165,8 +174,10 @@ fn checkpoint_key(tenant: &str, group: &str, shard: Shard) -> Vec<u8> {
     )
 }
 
-/// Prefix of a checkpoint's keyed parts. Not under "checkpoint", whose prefix scans list offsets.
-fn parts_prefix(tenant: &str, group: &str, shard: Shard) -> Vec<u8> {
+/// Prefix of a checkpoint's keyed parts as stored before the checkpoint log: read on restore and dropped
+/// by the next reset, so a data directory from an older version keeps its state. Not under
+/// "checkpoint", whose prefix scans list offsets.
+fn legacy_parts_prefix(tenant: &str, group: &str, shard: Shard) -> Vec<u8> {
     let mut k = meta_key(
         "cpart",
         &[tenant.as_bytes(), &shard.to_be_bytes(), group.as_bytes()],
@@ -368,10 +379,22 @@ impl Store for EmbeddedStore {
             });
         }
         let started = std::time::Instant::now();
-        let prefix = parts_prefix(tenant, group, lease.shard);
+        let prefix = checkpoint_log::log_prefix(tenant, group, lease.shard);
+        let seq = match self.checkpoint_log.prefix(&prefix).next_back() {
+            Some(last) => {
+                checkpoint_log::record_seq(prefix.len(), &last.key().map_err(engine)?)? + 1
+            }
+            None => 0,
+        };
         let mut batch = self.db.batch();
         if reset {
-            for item in self.meta.prefix(&prefix) {
+            for item in self.checkpoint_log.prefix(&prefix) {
+                batch.remove(&self.checkpoint_log, item.key().map_err(engine)?);
+            }
+            for item in self
+                .meta
+                .prefix(legacy_parts_prefix(tenant, group, lease.shard))
+            {
                 batch.remove(&self.meta, item.key().map_err(engine)?);
             }
         }
@@ -382,14 +405,13 @@ impl Store for EmbeddedStore {
             checkpoint_key(tenant, group, lease.shard),
             header,
         );
-        let mut key = prefix.clone();
-        for (k, v) in parts {
-            key.truncate(prefix.len());
-            key.extend_from_slice(k);
-            match v {
-                Some(v) => batch.insert(&self.meta, key.clone(), v.as_slice()),
-                None => batch.remove(&self.meta, key.clone()),
-            }
+        let delta = checkpoint_log::encode(parts);
+        for (i, chunk) in delta.chunks(checkpoint_log::CHUNK).enumerate() {
+            batch.insert(
+                &self.checkpoint_log,
+                checkpoint_log::record_key(&prefix, seq, i as u32),
+                chunk,
+            );
         }
         batch.commit().map_err(engine)?;
         self.make_durable()?;
@@ -420,12 +442,27 @@ impl Store for EmbeddedStore {
         group: &str,
         shard: Shard,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let prefix = parts_prefix(tenant, group, shard);
-        let mut out = Vec::new();
-        for item in self.meta.prefix(&prefix) {
+        let legacy = legacy_parts_prefix(tenant, group, shard);
+        let mut parts = std::collections::HashMap::new();
+        for item in self.meta.prefix(&legacy) {
             let (k, v) = item.into_inner().map_err(engine)?;
-            out.push((k[prefix.len()..].to_vec(), v.to_vec()));
+            parts.insert(k[legacy.len()..].to_vec(), v.to_vec());
         }
+        let prefix = checkpoint_log::log_prefix(tenant, group, shard);
+        // A record's chunks are adjacent in key order; they are joined before the record is applied.
+        let mut record: (Option<u64>, Vec<u8>) = (None, Vec::new());
+        for item in self.checkpoint_log.prefix(&prefix) {
+            let (k, v) = item.into_inner().map_err(engine)?;
+            let seq = checkpoint_log::record_seq(prefix.len(), &k)?;
+            if record.0 != Some(seq) {
+                checkpoint_log::apply(&record.1, &mut parts)?;
+                record = (Some(seq), Vec::new());
+            }
+            record.1.extend_from_slice(&v);
+        }
+        checkpoint_log::apply(&record.1, &mut parts)?;
+        let mut out: Vec<_> = parts.into_iter().collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
@@ -626,6 +663,10 @@ impl Store for EmbeddedStore {
             p.push(0);
             self.delete_prefix(&[&self.meta], &p)?;
         }
+        self.delete_prefix(
+            &[&self.checkpoint_log],
+            &checkpoint_log::tenant_log_prefix(tenant),
+        )?;
         self.meta
             .remove(meta_key("tenant", &[tenant.as_bytes()]))
             .map_err(engine)?;
