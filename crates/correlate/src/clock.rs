@@ -421,10 +421,16 @@ impl Deferred {
                 }
             }
         }
+        // Many links share a sensor pair and epoch, and each estimate sorts a window of samples: once each.
+        let mut memo: HashMap<(u32, u32, i64), Option<i64>> = HashMap::new();
         let out = ready
             .into_iter()
             .map(|l| {
-                let off = self.estimate(l.sensor_a, l.sensor_b, l.epoch(), WINDOW_AFTER);
+                let off = *memo
+                    .entry((l.sensor_a, l.sensor_b, l.epoch()))
+                    .or_insert_with(|| {
+                        self.estimate(l.sensor_a, l.sensor_b, l.epoch(), WINDOW_AFTER)
+                    });
                 (l, off)
             })
             .collect();
