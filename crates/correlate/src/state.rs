@@ -13,6 +13,7 @@ use crate::keys::{links, Key, Links};
 use crate::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use storyline_model::parts::Parts;
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
@@ -138,6 +139,15 @@ pub struct Correlator {
     /// its newest member (when its last event arrived), for the publish-latency metric. Not state.
     #[serde(skip)]
     arrivals: Vec<(StoryId, u32, i64)>,
+    /// Bytes the last full and delta checkpoints took, to size the next one's buffer. Not state.
+    #[serde(skip)]
+    sizes: CheckpointSizes,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct CheckpointSizes {
+    full: usize,
+    delta: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -189,6 +199,7 @@ impl Correlator {
             stats: CorrelatorStats::default(),
             changed: Changes::default(),
             arrivals: Vec::new(),
+            sizes: CheckpointSizes::default(),
         }
     }
 
@@ -914,32 +925,41 @@ impl Correlator {
     /// to `full`) for [`Correlator::restore_parts`] to rebuild this exact state.
     pub fn checkpoint(&mut self, full: bool) -> StateDelta {
         let changed = std::mem::take(&mut self.changed);
-        let mut parts = Vec::new();
+        // Sized by the previous checkpoint of the same kind: untouched capacity costs no pages, and
+        // growing a catch-up's few hundred MB by doubling would copy it again and again.
+        let mut parts = Parts::with_capacity(if full {
+            self.sizes.full
+        } else {
+            self.sizes.delta
+        });
         if full {
             for (slot, s) in &self.stories {
-                parts.push((story_part(*slot), Some(enc(s))));
+                put(&mut parts, &story_part(*slot), Some(s));
             }
             for index in [Index::Exact, Index::Offer, Index::Demand] {
                 for (k, list) in self.index(index) {
-                    parts.push((index_part(index, *k), Some(enc(list))));
+                    put(&mut parts, &index_part(index, *k), Some(list));
                 }
             }
             for (k, v) in &self.gone {
-                parts.push((gone_part(*k), Some(enc(v))));
+                put(&mut parts, &gone_part(*k), Some(v));
             }
         } else {
             for slot in changed.stories {
-                let v = self.stories.get(&slot).map(enc);
-                parts.push((story_part(slot), v));
+                put(&mut parts, &story_part(slot), self.stories.get(&slot));
             }
             for (index, k) in changed.index {
-                let v = self.index(index).get(&k).map(enc);
-                parts.push((index_part(index, k), v));
+                put(&mut parts, &index_part(index, k), self.index(index).get(&k));
             }
             for k in changed.gone {
-                let v = self.gone.get(&k).map(enc);
-                parts.push((gone_part(k), v));
+                put(&mut parts, &gone_part(k), self.gone.get(&k));
             }
+        }
+        let size = parts.as_bytes().len() + parts.as_bytes().len() / 8;
+        if full {
+            self.sizes.full = size;
+        } else {
+            self.sizes.delta = size;
         }
         let mut pending = Vec::new();
         for story in &self.pending {
@@ -1070,8 +1090,8 @@ pub struct StateDelta {
     pub header: Vec<u8>,
     /// `parts` lists every part: drop the stored ones first.
     pub full: bool,
-    /// Part key → value, or `None` when the part is gone.
-    pub parts: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Parts stored, or removed when gone.
+    pub parts: Parts,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1113,17 +1133,14 @@ fn gone_part(key: Key) -> Vec<u8> {
     k
 }
 
-/// Serializes one checkpoint part. Through a reused buffer and one exact copy: `to_stdvec` grows from
-/// empty by doubling, and a catch-up checkpoint encodes a million parts.
-fn enc<T: Serialize>(v: &T) -> Vec<u8> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Serializes one checkpoint part straight into the checkpoint's buffer (`None`: the part is gone).
+fn put<T: Serialize>(parts: &mut Parts, key: &[u8], value: Option<&T>) {
+    match value {
+        Some(v) => parts.put_with(key, |buf| {
+            postcard::to_io(v, buf).expect("correlation state serializes");
+        }),
+        None => parts.remove(key),
     }
-    SCRATCH.with_borrow_mut(|buf| {
-        buf.clear();
-        postcard::to_io(v, &mut *buf).expect("correlation state serializes");
-        buf.as_slice().to_vec()
-    })
 }
 
 #[cfg(test)]
@@ -1154,10 +1171,18 @@ mod tests {
 
     /// Everything that decides what the correlator does next, independent of hash-map order.
     fn canonical(c: &Correlator) -> String {
-        let stories: BTreeMap<_, _> = c.stories.iter().map(|(k, s)| (*k, enc(s))).collect();
+        let stories: BTreeMap<_, _> = c
+            .stories
+            .iter()
+            .map(|(k, s)| (*k, postcard::to_stdvec(s).unwrap()))
+            .collect();
         let index: BTreeMap<_, _> = [Index::Exact, Index::Offer, Index::Demand]
             .into_iter()
-            .flat_map(|i| c.index(i).iter().map(move |(k, l)| ((i as u8, *k), enc(l))))
+            .flat_map(|i| {
+                c.index(i)
+                    .iter()
+                    .map(move |(k, l)| ((i as u8, *k), postcard::to_stdvec(l).unwrap()))
+            })
             .collect();
         let by_event: BTreeMap<_, _> = c.by_event.iter().collect();
         let roots: BTreeMap<_, _> = c.parent.keys().map(|s| (*s, c.find(*s))).collect();
@@ -1180,10 +1205,10 @@ mod tests {
         if d.full {
             store.clear();
         }
-        for (k, v) in d.parts {
+        for (k, v) in d.parts.iter() {
             match v {
-                Some(v) => store.insert(k, v),
-                None => store.remove(&k),
+                Some(v) => store.insert(k.to_vec(), v.to_vec()),
+                None => store.remove(k),
             };
         }
         *header = d.header;

@@ -706,12 +706,7 @@ impl PartitionWorker {
             delta
                 .parts
                 .iter()
-                .filter_map(|(key, value)| {
-                    Some(PartRef {
-                        key,
-                        value: value.as_ref()?,
-                    })
-                })
+                .filter_map(|(key, value)| Some(PartRef { key, value: value? }))
                 .collect()
         });
         let state = PartitionStateRef {
@@ -724,7 +719,15 @@ impl PartitionWorker {
         // Reserved up front (untouched capacity costs no pages): growing by doubling through a catch-up
         // outbox of 100k+ stories copied it ~20 times.
         let mut encoded = Vec::with_capacity(
-            STATE_MAGIC.len() + delta.header.len() + self.out.len() * 1024 + (64 << 10),
+            STATE_MAGIC.len()
+                + delta.header.len()
+                + self.out.len() * 1024
+                + if keyed {
+                    0
+                } else {
+                    delta.parts.as_bytes().len()
+                }
+                + (64 << 10),
         );
         encoded.extend_from_slice(STATE_MAGIC);
         postcard::to_io(&state, &mut encoded).expect("partition state serializes");
@@ -735,11 +738,7 @@ impl PartitionWorker {
             state: encoded,
         };
         let (tenant, group) = (&self.lease.tenant, &self.lease.group);
-        let parts_bytes: usize = delta
-            .parts
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-            .sum();
+        let parts_bytes = delta.parts.as_bytes().len();
         let written = cp.state.len() + if keyed { parts_bytes } else { 0 };
         let done = if keyed {
             store.commit_parts(tenant, group, &self.lease, &cp, delta.full, &delta.parts)

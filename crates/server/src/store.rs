@@ -454,7 +454,7 @@ impl Store for ServiceStore {
         lease: &Lease,
         checkpoint: &Checkpoint,
         reset: bool,
-        parts: &[(Vec<u8>, Option<Vec<u8>>)],
+        parts: &storyline_model::parts::Parts,
     ) -> Result<()> {
         self.call(|s| s.commit_parts(tenant, group, lease, checkpoint, reset, parts))
     }

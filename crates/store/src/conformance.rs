@@ -409,6 +409,9 @@ pub fn checkpoint_parts_change_with_their_checkpoint(s: &dyn Store) {
     }
     s.ensure_tenant(T, 2).unwrap();
     let part = |k: &str, v: Option<&str>| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec()));
+    let parts = |v: &[(Vec<u8>, Option<Vec<u8>>)]| -> storyline_model::parts::Parts {
+        v.iter().map(|(k, v)| (k, v.as_ref())).collect()
+    };
     let parts_of = |group: &str, shard: Shard| -> Vec<(String, String)> {
         s.checkpoint_parts(T, group, shard)
             .unwrap()
@@ -434,7 +437,7 @@ pub fn checkpoint_parts_change_with_their_checkpoint(s: &dyn Store) {
         &a,
         &cp(1000),
         true,
-        &[part("s1", Some("one")), part("s2", Some("two"))],
+        &parts(&[part("s1", Some("one")), part("s2", Some("two"))]),
     )
     .unwrap();
     // Another group of the same shard has parts of its own.
@@ -445,7 +448,7 @@ pub fn checkpoint_parts_change_with_their_checkpoint(s: &dyn Store) {
         &other,
         &cp(500),
         true,
-        &[part("s1", Some("theirs"))],
+        &parts(&[part("s1", Some("theirs"))]),
     )
     .unwrap();
     assert_eq!(parts_of(G, 1), owned(&[("s1", "one"), ("s2", "two")]));
@@ -456,11 +459,11 @@ pub fn checkpoint_parts_change_with_their_checkpoint(s: &dyn Store) {
         &a,
         &cp(2000),
         false,
-        &[
+        &parts(&[
             part("s2", None),
             part("s3", Some("three")),
             part("s1", Some("uno")),
-        ],
+        ]),
     )
     .unwrap();
     assert_eq!(parts_of(G, 1), owned(&[("s1", "uno"), ("s3", "three")]));
@@ -473,13 +476,27 @@ pub fn checkpoint_parts_change_with_their_checkpoint(s: &dyn Store) {
     // A fenced writer changes nothing.
     let b = s.acquire_lease(T, G, 1, "b", 1000, 5000).unwrap().unwrap();
     assert!(matches!(
-        s.commit_parts(T, G, &a, &cp(3000), true, &[part("s9", Some("stale"))]),
+        s.commit_parts(
+            T,
+            G,
+            &a,
+            &cp(3000),
+            true,
+            &parts(&[part("s9", Some("stale"))])
+        ),
         Err(StoreError::LeaseLost { .. })
     ));
     assert_eq!(parts_of(G, 1), owned(&[("s1", "uno"), ("s3", "three")]));
     // A reset drops every earlier part.
-    s.commit_parts(T, G, &b, &cp(3000), true, &[part("s4", Some("four"))])
-        .unwrap();
+    s.commit_parts(
+        T,
+        G,
+        &b,
+        &cp(3000),
+        true,
+        &parts(&[part("s4", Some("four"))]),
+    )
+    .unwrap();
     assert_eq!(parts_of(G, 1), owned(&[("s4", "four")]));
     s.delete_tenant(T).unwrap();
     assert!(parts_of(G, 1).is_empty());

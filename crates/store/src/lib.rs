@@ -89,8 +89,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// [`Store::commit`] and changes to the checkpoint's keyed parts, in one atomic write fenced like
-    /// `commit`: with `reset` every part stored for the checkpoint is dropped first; then each
-    /// `(key, Some(value))` is stored and each `(key, None)` removed. Only when
+    /// `commit`: with `reset` every part stored for the checkpoint is dropped first; then each part of
+    /// `parts` is stored or removed, in order. Only when
     /// [`Store::keyed_checkpoint_parts`].
     fn commit_parts(
         &self,
@@ -99,7 +99,7 @@ pub trait Store: Send + Sync + 'static {
         lease: &Lease,
         checkpoint: &Checkpoint,
         reset: bool,
-        parts: &[(Vec<u8>, Option<Vec<u8>>)],
+        parts: &storyline_model::parts::Parts,
     ) -> Result<()> {
         let _ = (tenant, group, lease, checkpoint, reset, parts);
         Err(StoreError::Corrupt(

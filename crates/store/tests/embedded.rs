@@ -104,8 +104,17 @@ fn time_spent_in_a_long_commit_does_not_count_against_the_lease() {
         .acquire_lease("t", "g", 0, "w", 10_000, now)
         .unwrap()
         .unwrap();
-    let parts: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0u32..200_000)
-        .map(|i| (i.to_be_bytes().to_vec(), Some(vec![7u8; 64])))
+    // Incompressible bytes (xorshift), so the commit's journal write takes measurable time.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut noise = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x.to_le_bytes()
+    };
+    let value: Vec<u8> = (0..4 << 20).flat_map(|_| noise()).collect();
+    let parts: storyline_model::parts::Parts = (0u32..32)
+        .map(|i| (i.to_be_bytes(), Some(&value[i as usize * (1 << 20)..][..1 << 20])))
         .collect();
     let cp = Checkpoint {
         shard: 0,

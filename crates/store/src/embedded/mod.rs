@@ -364,7 +364,7 @@ impl Store for EmbeddedStore {
         lease: &Lease,
         checkpoint: &Checkpoint,
         reset: bool,
-        parts: &[(Vec<u8>, Option<Vec<u8>>)],
+        parts: &storyline_model::parts::Parts,
     ) -> Result<()> {
         let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current: Option<Lease> = self.get_meta(&lease_key(tenant, group, lease.shard))?;
@@ -405,8 +405,7 @@ impl Store for EmbeddedStore {
             checkpoint_key(tenant, group, lease.shard),
             header,
         );
-        let delta = checkpoint_log::encode(parts);
-        for (i, chunk) in delta.chunks(checkpoint_log::CHUNK).enumerate() {
+        for (i, chunk) in parts.as_bytes().chunks(checkpoint_log::CHUNK).enumerate() {
             batch.insert(
                 &self.checkpoint_log,
                 checkpoint_log::record_key(&prefix, seq, i as u32),
