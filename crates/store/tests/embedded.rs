@@ -114,7 +114,12 @@ fn time_spent_in_a_long_commit_does_not_count_against_the_lease() {
     };
     let value: Vec<u8> = (0..4 << 20).flat_map(|_| noise()).collect();
     let parts: storyline_model::parts::Parts = (0u32..32)
-        .map(|i| (i.to_be_bytes(), Some(&value[i as usize * (1 << 20)..][..1 << 20])))
+        .map(|i| {
+            (
+                i.to_be_bytes(),
+                Some(&value[i as usize * (1 << 20)..][..1 << 20]),
+            )
+        })
         .collect();
     let cp = Checkpoint {
         shard: 0,
