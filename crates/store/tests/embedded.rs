@@ -157,3 +157,69 @@ fn concurrent_acquires_never_both_win() {
         Arc::new(EmbeddedStore::open(dir.path(), Durability::Fsync).unwrap());
     storyline_store::conformance::concurrent_acquires_never_both_win([store.clone(), store], 32);
 }
+
+/// Checkpoint parts larger than one log chunk (8 MiB) come back whole, after a delta and across a
+/// reopen, and a reset leaves only what it wrote.
+#[test]
+fn checkpoint_parts_larger_than_a_log_chunk_survive_deltas_reopen_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    let cp = Checkpoint {
+        shard: 0,
+        offset: 1,
+        marks: Vec::new(),
+        state: b"state".to_vec(),
+    };
+    let parts = |v: &[(&[u8], Option<&[u8]>)]| -> storyline_model::parts::Parts {
+        v.iter().copied().collect()
+    };
+    {
+        let s = EmbeddedStore::open(dir.path(), Durability::Fsync).unwrap();
+        s.ensure_tenant("t", 1).unwrap();
+        let lease = s
+            .acquire_lease("t", "g", 0, "w", 60_000, 0)
+            .unwrap()
+            .unwrap();
+        let first = parts(&[
+            (&b"big"[..], Some(big.as_slice())),
+            (&b"small"[..], Some(&b"1"[..])),
+            (&b"old"[..], Some(&b"x"[..])),
+        ]);
+        s.commit_parts("t", "g", &lease, &cp, true, &first).unwrap();
+        let delta = parts(&[
+            (&b"old"[..], None),
+            (&b"small"[..], Some(&b"2"[..])),
+            (&b"new"[..], Some(&big[..9 << 20])),
+        ]);
+        s.commit_parts("t", "g", &lease, &cp, false, &delta)
+            .unwrap();
+    }
+    let s = EmbeddedStore::open(dir.path(), Durability::Fsync).unwrap();
+    let stored = s.checkpoint_parts("t", "g", 0).unwrap();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"big".to_vec(), big.clone()),
+        (b"new".to_vec(), big[..9 << 20].to_vec()),
+        (b"small".to_vec(), b"2".to_vec()),
+    ];
+    assert!(
+        stored == expected,
+        "parts differ after a delta and a reopen"
+    );
+    let lease = s
+        .acquire_lease("t", "g", 0, "w2", 60_000, 120_000)
+        .unwrap()
+        .unwrap();
+    s.commit_parts(
+        "t",
+        "g",
+        &lease,
+        &cp,
+        true,
+        &parts(&[(&b"only"[..], Some(&b"this"[..]))]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.checkpoint_parts("t", "g", 0).unwrap(),
+        vec![(b"only".to_vec(), b"this".to_vec())]
+    );
+}
