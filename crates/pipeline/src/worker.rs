@@ -745,9 +745,11 @@ impl PartitionWorker {
         } else {
             store.commit(tenant, group, &self.lease, &cp)
         };
-        // The correlator counts the changes as written: if they were not, only a full write is right.
-        self.full_next = done.is_err();
-        done?;
+        if let Err(e) = done {
+            // The correlator counts the changes as written: if they were not, only a full write is right.
+            self.full_next = true;
+            return Err(e.into());
+        }
         self.full_next = self.parts_log.written(delta.full, parts_bytes);
         self.last_commit = Instant::now();
         self.uncommitted = false;

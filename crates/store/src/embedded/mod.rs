@@ -3,8 +3,9 @@
 //!
 //! Keyspaces: `events` (encoded canonical events), `payloads` (raw records, key-value separated so large
 //! ones do not bloat scans), `marks` (per-bucket write marks), `meta` (tenants, checkpoints, leases),
-//! `checkpoint_log` (checkpoint parts as a log of deltas, [`checkpoint_log`]) and `dead_letters`. A single process owns the data directory (fjall locks it), so leases and commits are
-//! serialized with a mutex; leases still matter because several workers in the process share shards.
+//! `checkpoint_log` (checkpoint parts as a log of deltas, [`checkpoint_log`]) and `dead_letters`. A
+//! single process owns the data directory (fjall locks it), so leases and commits are serialized with a
+//! mutex; leases still matter because several workers in the process share shards.
 
 mod checkpoint_log;
 mod keys;
