@@ -1,8 +1,9 @@
 //! How events become a story's fused record: who talked to whom (the initiator resolved across sensors),
 //! how much, the names, the people and processes, the verdicts — and, per sensor, what it said.
 //!
-//! Every choice is order-independent: a field is taken from the most authoritative event, ties broken by
-//! the smaller event key, never by arrival order; counts take the maximum; lists are sets.
+//! Every choice is order-independent: the endpoints are taken from the most authoritative event, ties
+//! broken by the smaller event key, never by arrival order; other single values take the smallest value
+//! reported; counts take the maximum; lists are sets, published sorted ([`published`]).
 
 use crate::keys::reversed;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,42 @@ pub(crate) fn add(list: &mut Vec<Str>, v: Option<&Str>) {
             push_unique(list, v.clone());
         }
     }
+}
+
+/// The smaller of two reported values: which sensor's value a story shows must not depend on which
+/// report arrived first.
+fn min_opt<T: Ord + Clone>(a: Option<T>, b: Option<&T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) if *b < a => Some(b.clone()),
+        (a, b) => a.or_else(|| b.cloned()),
+    }
+}
+
+/// The smaller of two translated endpoints, as one (address, port) value.
+fn min_nat(a: &mut storyline_model::FusedNat, ip: Option<std::net::IpAddr>, port: Option<u16>) {
+    if ip.is_some() && (a.ip.is_none() || (ip, port) < (a.ip, a.port)) {
+        a.ip = ip;
+        a.port = port;
+    }
+}
+
+/// A story's fused record as published: its lists sorted, so equal stories print equally whatever order
+/// their values arrived in.
+pub(crate) fn published(mut f: Fused) -> Fused {
+    for list in [
+        &mut f.dns.question.names,
+        &mut f.url.domains,
+        &mut f.tls.server_names,
+        &mut f.user.names,
+        &mut f.host.names,
+        &mut f.process.names,
+        &mut f.rule.names,
+        &mut f.event.actions,
+        &mut f.event.categories,
+    ] {
+        list.sort_unstable();
+    }
+    f
 }
 
 pub(crate) fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -77,27 +114,18 @@ impl FusedAcc {
         } else {
             (&e.source.nat, &e.destination.nat)
         };
-        if snat.ip.is_some() && f.source.nat.ip.is_none() {
-            f.source.nat.ip = snat.ip;
-            f.source.nat.port = snat.port;
-        }
-        if dnat.ip.is_some() && f.destination.nat.ip.is_none() {
-            f.destination.nat.ip = dnat.ip;
-            f.destination.nat.port = dnat.port;
-        }
+        min_nat(&mut f.source.nat, snat.ip, snat.port);
+        min_nat(&mut f.destination.nat, dnat.ip, dnat.port);
         f.source.bytes = max_opt(f.source.bytes, src.bytes);
         f.source.packets = max_opt(f.source.packets, src.packets);
         f.destination.bytes = max_opt(f.destination.bytes, dst.bytes);
         f.destination.packets = max_opt(f.destination.packets, dst.packets);
         let n = &mut f.network;
-        n.transport = n.transport.take().or_else(|| e.network.transport.clone());
+        n.transport = min_opt(n.transport.take(), e.network.transport.as_ref());
         if e.dns.question.name.is_none() {
             // The session's protocol, not the lookup's.
-            n.protocol = n.protocol.take().or_else(|| e.network.protocol.clone());
-            n.community_id = n
-                .community_id
-                .take()
-                .or_else(|| e.network.community_id.clone());
+            n.protocol = min_opt(n.protocol.take(), e.network.protocol.as_ref());
+            n.community_id = min_opt(n.community_id.take(), e.network.community_id.as_ref());
         }
         n.bytes = max_opt(n.bytes, e.network.bytes);
         n.packets = max_opt(n.packets, e.network.packets);
@@ -179,10 +207,14 @@ impl FusedAcc {
         }
     }
 
-    /// Provenance sorted by sensor name, so equal stories print equally.
+    /// Provenance sorted by sensor name (and each sensor's actions sorted), so equal stories print
+    /// equally.
     pub fn sorted_views(&self) -> Vec<SensorView> {
         let mut v = self.views.clone();
         v.sort_by(|a, b| a.sensor.cmp(&b.sensor));
+        for view in &mut v {
+            view.actions.sort_unstable();
+        }
         v
     }
 }
@@ -190,15 +222,9 @@ impl FusedAcc {
 /// Folds `from`'s network fields and name lists into `into` (the endpoints are each engine's own call).
 pub(crate) fn merge_network_and_names(into: &mut Fused, from: &Fused) {
     let n = &mut into.network;
-    n.transport = n
-        .transport
-        .take()
-        .or_else(|| from.network.transport.clone());
-    n.protocol = n.protocol.take().or_else(|| from.network.protocol.clone());
-    n.community_id = n
-        .community_id
-        .take()
-        .or_else(|| from.network.community_id.clone());
+    n.transport = min_opt(n.transport.take(), from.network.transport.as_ref());
+    n.protocol = min_opt(n.protocol.take(), from.network.protocol.as_ref());
+    n.community_id = min_opt(n.community_id.take(), from.network.community_id.as_ref());
     n.bytes = max_opt(n.bytes, from.network.bytes);
     n.packets = max_opt(n.packets, from.network.packets);
     let lists = [
@@ -222,10 +248,7 @@ pub(crate) fn merge_network_and_names(into: &mut Fused, from: &Fused) {
 fn merge_counts(a: &mut FusedEndpoint, b: &FusedEndpoint) {
     a.bytes = max_opt(a.bytes, b.bytes);
     a.packets = max_opt(a.packets, b.packets);
-    if a.nat.ip.is_none() {
-        a.nat.ip = b.nat.ip;
-        a.nat.port = b.nat.port;
-    }
+    min_nat(&mut a.nat, b.nat.ip, b.nat.port);
 }
 
 #[cfg(test)]

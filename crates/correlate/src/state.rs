@@ -40,6 +40,9 @@ pub struct CorrelatorStats {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct StoryState {
+    /// `StoryId(0)` until the story is first published or named by a story folded into it, then derived
+    /// from its members ([`StoryState::assign_id`]), or taken over from a published story folded into it;
+    /// never changed once set.
     id: StoryId,
     /// Version last published (0: never). Versions are the story's event count at publication: after a
     /// restart from an older checkpoint the same events are re-read in the same order, so a version number
@@ -70,6 +73,21 @@ struct StoryState {
     shown: (Timestamp, Timestamp),
 }
 
+impl StoryState {
+    /// The story's id, derived on first use from its smallest member key. Deriving it from the members
+    /// rather than from the event that happened to arrive first makes it independent of the arrival order
+    /// before the story is first published: a replay reads a cycle's shards in an order that depends on
+    /// where its cycles fall, and must still give every story the id it had before.
+    fn assign_id(&mut self, tenant: &str) -> StoryId {
+        if self.id == StoryId(0) {
+            if let Some(smallest) = self.events.iter().map(|(k, _)| *k).min() {
+                self.id = StoryId::derive(tenant, smallest);
+            }
+        }
+        self.id
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum Index {
     Exact,
@@ -90,6 +108,11 @@ struct Entry {
 
 fn sensor_tag(e: &Event) -> u32 {
     tag_of(&e.observer.name)
+}
+
+fn sorted(mut list: Vec<Str>) -> Vec<Str> {
+    list.sort_unstable();
+    list
 }
 
 fn tag_of(sensor: &str) -> u32 {
@@ -501,7 +524,7 @@ impl Correlator {
         self.stories.insert(
             slot,
             StoryState {
-                id: StoryId(0), // set from the first event in add_to
+                id: StoryId(0),
                 version: 0,
                 first: t,
                 last: t,
@@ -571,9 +594,6 @@ impl Correlator {
         let s = self.stories.get_mut(&slot).expect("slot exists");
         if !s.open {
             self.stats.reopened += 1;
-        }
-        if s.events.is_empty() {
-            s.id = StoryId::derive(&self.tenant, key);
         }
         s.first = s.first.min(t);
         s.last = s.last.max(t);
@@ -651,19 +671,7 @@ impl Correlator {
         };
         self.stats.merged += 1;
         self.parent.insert(from, into);
-        let into_id = self.stories[&into].id;
-        if f.version > 0 {
-            self.stats.versions_published += 1;
-            self.pending.push(Story {
-                story_id: f.id,
-                version: MERGED_VERSION,
-                tenant: self.tenant.clone(),
-                first_seen: f.first,
-                last_seen: f.last,
-                merged_into: Some(into_id),
-                ..Story::default()
-            });
-        }
+        let folded = (f.version > 0).then_some((f.id, f.version, f.corrected, f.first, f.last));
         self.unschedule(into);
         let s = self.stories.get_mut(&into).expect("merge target exists");
         if !s.open {
@@ -688,6 +696,31 @@ impl Correlator {
             push_unique(&mut s.cuts, c);
         }
         self.schedule_open(into);
+        let Some((id, version, corrected, first, last)) = folded else {
+            return;
+        };
+        let s = self.stories.get_mut(&into).expect("merge target exists");
+        if s.id == StoryId(0) {
+            // A story never published nor named goes on under the folded story's id: receivers see that
+            // story grow. Deriving a new id could give it the folded story's own (its smallest member
+            // may be the folded story's), and the last version would then point at itself. The next
+            // version counts more events, and the correction if either had one, so it is higher.
+            s.id = id;
+            s.version = version;
+            s.corrected |= corrected;
+            return;
+        }
+        // The published story's last version names where its events went.
+        self.stats.versions_published += 1;
+        self.pending.push(Story {
+            story_id: id,
+            version: MERGED_VERSION,
+            tenant: self.tenant.clone(),
+            first_seen: first,
+            last_seen: last,
+            merged_into: Some(s.id),
+            ..Story::default()
+        });
     }
 
     /// Moves event time forward to `watermark` and returns the story versions that became final: stories
@@ -792,6 +825,7 @@ impl Correlator {
     fn publish(&mut self, slot: Slot, out: &mut Vec<Story>, arrival: bool) {
         let p = self.present(&self.stories[&slot]);
         let s = self.stories.get_mut(&slot).expect("published slot exists");
+        s.assign_id(&self.tenant);
         s.dirty = false;
         if p.is_final && (p.first, p.last) != (s.first, s.last) {
             s.corrected = true;
@@ -809,8 +843,9 @@ impl Correlator {
             first_seen: p.first,
             last_seen: p.last,
             event_count: s.events.len() as u32,
-            event_ids: s.events.iter().map(|(_, id)| id.clone()).collect(),
-            sensors: s.sensors.clone(),
+            // Sorted, as the lists below: arrival order differs between replays.
+            event_ids: sorted(s.events.iter().map(|(_, id)| id.clone()).collect()),
+            sensors: sorted(s.sensors.clone()),
             merged_into: None,
             provenance: p.provenance,
             cuts: s.cuts.clone(),
@@ -819,7 +854,7 @@ impl Correlator {
                 .iter()
                 .map(|id| Str::from(id.to_string()))
                 .collect(),
-            fused: s.acc.fused.clone(),
+            fused: crate::fuse::published(s.acc.fused.clone()),
         });
     }
 
@@ -873,9 +908,10 @@ impl Correlator {
 
     fn evict(&mut self, slot: Slot) {
         self.changed.stories.insert(slot);
-        let Some(s) = self.stories.remove(&slot) else {
+        let Some(mut s) = self.stories.remove(&slot) else {
             return;
         };
+        s.assign_id(&self.tenant);
         for (k, _) in &s.events {
             self.by_event.remove(k);
         }

@@ -215,6 +215,73 @@ fn a_late_event_that_bridges_two_published_stories_merges_them() {
 }
 
 #[test]
+fn a_published_story_folded_into_one_never_published_goes_on_under_its_id() {
+    // B: a long session seen from inside, open throughout. A: one report of the same session's outside
+    // view (after NAT), closed and published while B runs on. Then the firewall's NAT record names both
+    // views: A (the newer story) is folded into B, which has no id yet.
+    let b: Vec<Event> = (0..14)
+        .map(|i| flow_event(&format!("b{i}"), "fw", i * 30, 40000, false))
+        .collect();
+    let outside = |id: &str| {
+        let mut e = flow_event(id, "vpc", 100, 40000, false);
+        e.source.ip = Some("203.0.113.7".parse().unwrap());
+        e.source.port = Some(61000);
+        e.finish();
+        e
+    };
+    // A's key the smallest of all: an id derived from B's members would then be A's own.
+    let smallest_b = b.iter().map(key).min().unwrap();
+    let a = (0..)
+        .map(|i| outside(&format!("a{i}")))
+        .find(|a| key(a) < smallest_b)
+        .unwrap();
+    let mut bridge = flow_event("bridge", "fw-nat", 120, 40000, false);
+    bridge.source.nat.ip = Some("203.0.113.7".parse().unwrap());
+    bridge.source.nat.port = Some(61000);
+    bridge.finish();
+
+    let mut c = Correlator::new("t", Config::default());
+    let mut out = Vec::new();
+    let mut feed = |c: &mut Correlator, e: &Event, out: &mut Vec<Story>| {
+        c.ingest(e, key(e), 0);
+        c.advance(c.max_event_time(), 0, out);
+    };
+    for e in &b[..4] {
+        feed(&mut c, e, &mut out);
+    }
+    feed(&mut c, &a, &mut out);
+    for e in &b[4..8] {
+        feed(&mut c, e, &mut out);
+    }
+    let a_story = out
+        .iter()
+        .find(|s| s.event_ids.contains(&a.event.id))
+        .expect("A was published on its own")
+        .clone();
+    assert!(
+        out.iter().all(|s| !s.event_ids.contains(&b[0].event.id)),
+        "B still open"
+    );
+    feed(&mut c, &bridge, &mut out);
+    for e in &b[8..] {
+        feed(&mut c, e, &mut out);
+    }
+    c.flush(&mut out);
+
+    let latest = latest_versions(&out);
+    let members = membership(&latest);
+    assert_eq!(members.len(), b.len() + 2, "every event in a latest story");
+    let fused = &latest[&a_story.story_id.to_string()];
+    assert_eq!(
+        fused.event_count as usize,
+        b.len() + 2,
+        "B went on under A's id"
+    );
+    assert!(fused.version > a_story.version);
+    assert!(out.iter().all(|s| s.merged_into != Some(s.story_id)));
+}
+
+#[test]
 fn a_story_that_reaches_the_size_limit_is_cut() {
     let cfg = Config {
         max_story_events: 3,

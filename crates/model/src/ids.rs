@@ -46,21 +46,22 @@ pub fn content_event_id(format: &str, sensor: &str, raw: &[u8]) -> EventId {
     s
 }
 
-/// A story's id: assigned when the story is first created and never changed afterwards (it travels in
-/// worker checkpoints), so every version of a story carries the same id across restarts and replays.
+/// A story's id: assigned when the story is first published (or first named by a story folded into it)
+/// and never changed afterwards (it travels in worker checkpoints), so every version of a story carries
+/// the same id across restarts and replays.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct StoryId(pub u128);
 
 impl StoryId {
-    /// Derived from the tenant and the key of the event that opened the story, so a replay of the same
-    /// input yields the same ids.
-    pub fn derive(tenant: &str, opening_event: EventKey) -> Self {
+    /// Derived from the tenant and the smallest key among the story's events when it was assigned, so a
+    /// replay of the same input yields the same ids whatever order each cycle read its events in.
+    pub fn derive(tenant: &str, member: EventKey) -> Self {
         let mut buf = Vec::with_capacity(tenant.len() + 17);
         buf.extend_from_slice(tenant.as_bytes());
         buf.push(0);
-        buf.extend_from_slice(&opening_event.to_be_bytes());
+        buf.extend_from_slice(&member.to_be_bytes());
         StoryId(xxh3_128(&buf))
     }
 }
