@@ -133,7 +133,9 @@ pub struct Correlator {
     tenant: Str,
     cfg: Config,
     next_slot: Slot,
-    stories: Map<Slot, StoryState>,
+    /// Boxed: a story's state is several hundred bytes, and growing a table of them inline copied the
+    /// whole table into freshly faulted pages at every doubling (a tenth of a catch-up's page faults).
+    stories: Map<Slot, Box<StoryState>>,
     /// Folded slot → the slot it was folded into.
     parent: Map<Slot, Slot>,
     exact: Map<Key, Vec<Entry>>,
@@ -523,7 +525,7 @@ impl Correlator {
         self.changed.stories.insert(slot);
         self.stories.insert(
             slot,
-            StoryState {
+            Box::new(StoryState {
                 id: StoryId(0),
                 version: 0,
                 first: t,
@@ -540,7 +542,7 @@ impl Correlator {
                 related: Vec::new(),
                 corrected: false,
                 shown: (t, t),
-            },
+            }),
         );
         self.closing.insert((self.close_at(t), slot));
         slot
@@ -782,6 +784,9 @@ impl Correlator {
     pub fn flush(&mut self, out: &mut Vec<Story>) {
         self.decide_deferred(true);
         let start = out.len();
+        // At most one version per story, plus the merges: reserved, not grown by doubling (a catch-up's
+        // end flushes hundreds of thousands).
+        out.reserve(self.pending.len() + self.closing.len() + self.evicting.len());
         out.append(&mut self.pending);
         while let Some((_, slot)) = self.closing.pop_first() {
             self.close(slot, out);
@@ -1061,7 +1066,7 @@ impl Correlator {
                     } else {
                         c.evicting.insert((c.evict_at(s.first, s.last), slot));
                     }
-                    c.stories.insert(slot, s);
+                    c.stories.insert(slot, Box::new(s));
                 }
                 (Some(b'x'), 10) => {
                     let index = match key[1] {
@@ -1172,9 +1177,7 @@ fn gone_part(key: Key) -> Vec<u8> {
 /// Serializes one checkpoint part straight into the checkpoint's buffer (`None`: the part is gone).
 fn put<T: Serialize>(parts: &mut Parts, key: &[u8], value: Option<&T>) {
     match value {
-        Some(v) => parts.put_with(key, |buf| {
-            postcard::to_io(v, buf).expect("correlation state serializes");
-        }),
+        Some(v) => parts.put_postcard(key, v),
         None => parts.remove(key),
     }
 }

@@ -239,9 +239,9 @@ pub struct PartitionWorker {
     /// Wall time at which the largest event time last grew; drives the watermark while idle.
     wall_at_max: Timestamp,
     seen_max: Timestamp,
-    /// When the newest member of each story version waiting in the outbox had arrived (the end of its
-    /// insert-time bucket, ms), for the publish-latency metric. Not kept across restarts.
-    arrivals: HashMap<(StoryId, u32), i64>,
+    /// When the newest member of each story waiting in the outbox had arrived (the end of its insert-time
+    /// bucket, ms), for the publish-latency metric. Not kept across restarts.
+    arrivals: HashMap<StoryId, i64>,
     last_commit: Instant,
     last_retention: Option<Instant>,
     /// When the lease was last renewed from inside a long cycle (the pool renews between cycles).
@@ -252,10 +252,14 @@ pub struct PartitionWorker {
     /// Story versions that became final and are not published yet: they go to the sink right after the
     /// next commit, which includes them (the outbox).
     out: Vec<Story>,
-    /// The next commit writes every part of the correlator state, not just the changed ones: the first
-    /// after opening (parts of an older state may be stored) and any after a failed commit (its changes
-    /// may not have landed), and one whenever the deltas since the last full one outweigh it.
+    /// The next commit must write every part of the correlator state, not just the changed ones: the
+    /// first after opening (parts of an older state may be stored) and any after a failed commit (its
+    /// changes may not have landed).
     full_next: bool,
+    /// The deltas written since the last full write outweigh it: the next commit rewrites the state in
+    /// full to bound the stored log, unless it is the last before the partition is let go (whoever opens
+    /// it next writes in full anyway, and a replay's end would rewrite its whole state for nothing).
+    log_outgrown: bool,
     parts_log: PartsLog,
 }
 
@@ -394,6 +398,7 @@ impl PartitionWorker {
             flush_now: !outbox.is_empty(),
             out: outbox,
             full_next: true,
+            log_outgrown: false,
             parts_log: PartsLog::default(),
         })
     }
@@ -467,9 +472,9 @@ impl PartitionWorker {
             self.correlator.flush(&mut self.out);
         }
         let t_adv = Instant::now();
-        for (id, version, bucket) in self.correlator.take_arrivals() {
-            self.arrivals
-                .insert((id, version), bucket.saturating_add(res));
+        for (id, _version, bucket) in self.correlator.take_arrivals() {
+            let arrived = self.arrivals.entry(id).or_insert(i64::MIN);
+            *arrived = (*arrived).max(bucket.saturating_add(res));
         }
         self.uncommitted |= report.events > 0 || self.out.len() > before;
         // Committing serializes the whole correlation state, so it runs on an interval, not per cycle.
@@ -593,11 +598,15 @@ impl PartitionWorker {
         let limit = cfg.scan_batch.max(1);
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Page>>(2);
+            // Emptied pages go back to the reader: a page of decoded events is megabytes, and a fresh one
+            // for every page is as many freshly faulted pages.
+            let (spare_tx, spare_rx) = std::sync::mpsc::channel::<PageEvents>();
             let tenant = &tenant;
             scope.spawn(move || {
                 let mut resume = None;
                 loop {
-                    let page = read_page(store, tenant, shard, range, resume, limit);
+                    let buf = spare_rx.try_recv().unwrap_or_default();
+                    let page = read_page(store, tenant, shard, range, resume, limit, buf);
                     let (more, next) = match &page {
                         Ok(p) => (p.full, p.last),
                         Err(_) => (false, None),
@@ -618,6 +627,10 @@ impl PartitionWorker {
                 if page.full {
                     self.keep_lease(store, cfg)?;
                 }
+                let mut spare = page.events;
+                spare.clear();
+                // The reader may be done: then the buffer just goes.
+                let _ = spare_tx.send(spare);
             }
             Ok(())
         })
@@ -670,7 +683,7 @@ impl PartitionWorker {
             histogram!("storyline_story_event_time_latency_seconds", "tenant" => tenant);
         for s in self.out.iter().filter(|s| !s.event_ids.is_empty()) {
             event_time.record(now.nanos_since(s.last_seen).max(0) as f64 / 1e9);
-            if let Some(arrived_ms) = self.arrivals.remove(&(s.story_id, s.version)) {
+            if let Some(arrived_ms) = self.arrivals.remove(&s.story_id) {
                 publish.record((now.as_millis() - arrived_ms).max(0) as f64 / 1000.0);
             }
         }
@@ -686,15 +699,25 @@ impl PartitionWorker {
 
     /// Commits and publishes what is waiting (before the partition is released or the process stops).
     pub fn finish(&mut self, store: &dyn Store, sink: &dyn StorySink) -> anyhow::Result<()> {
-        self.commit(store)?;
+        self.commit_as(store, true)?;
         self.publish_outbox(sink)?;
         Ok(())
     }
 
     /// Commits the read offsets, the correlator state and the outbox (story versions not yet published).
     pub fn commit(&mut self, store: &dyn Store) -> anyhow::Result<()> {
+        self.commit_as(store, false)
+    }
+
+    fn commit_as(&mut self, store: &dyn Store, last: bool) -> anyhow::Result<()> {
+        let superseded = newest_versions_only(&mut self.out);
+        if superseded > 0 {
+            counter!("storyline_story_versions_superseded_total", "tenant" => self.lease.tenant.clone())
+                .increment(superseded as u64);
+        }
         let keyed = store.keyed_checkpoint_parts();
-        let delta = self.correlator.checkpoint(self.full_next || !keyed);
+        let full = self.full_next || (self.log_outgrown && !last) || !keyed;
+        let delta = self.correlator.checkpoint(full);
         tracing::debug!(
             partition = self.lease.shard,
             parts = delta.parts.len(),
@@ -730,7 +753,8 @@ impl PartitionWorker {
                 + (64 << 10),
         );
         encoded.extend_from_slice(STATE_MAGIC);
-        postcard::to_io(&state, &mut encoded).expect("partition state serializes");
+        storyline_model::parts::append_postcard(&state, &mut encoded)
+            .expect("partition state serializes");
         let cp = Checkpoint {
             shard: self.lease.shard,
             offset: self.offset(),
@@ -750,7 +774,8 @@ impl PartitionWorker {
             self.full_next = true;
             return Err(e.into());
         }
-        self.full_next = self.parts_log.written(delta.full, parts_bytes);
+        self.full_next = false;
+        self.log_outgrown = self.parts_log.written(delta.full, parts_bytes);
         self.last_commit = Instant::now();
         self.uncommitted = false;
         self.flush_now = false;
@@ -839,9 +864,32 @@ impl PartitionWorker {
     }
 }
 
+/// Drops the story versions that a newer version of the same story, waiting in the same outbox, replaces;
+/// returns how many went. Receivers keep only a story's newest version, and a catch-up would otherwise
+/// commit and publish, one right after the other, a story's version with its sensors' own times and its
+/// correction by the final clock estimate (most stories of a long replay), or a version and its merge.
+fn newest_versions_only(out: &mut Vec<Story>) -> usize {
+    let mut newest: HashMap<StoryId, u32> = HashMap::with_capacity(out.len());
+    for s in out.iter() {
+        let v = newest.entry(s.story_id).or_insert(s.version);
+        *v = (*v).max(s.version);
+    }
+    if newest.len() == out.len() {
+        return 0;
+    }
+    let before = out.len();
+    // Taking the entry keeps one copy even of a version listed twice (an outbox restored and re-added).
+    out.retain(|s| {
+        newest.get(&s.story_id) == Some(&s.version) && newest.remove(&s.story_id).is_some()
+    });
+    before - out.len()
+}
+
+type PageEvents = Vec<(Event, storyline_model::EventKey, Bucket)>;
+
 /// One scanned page, decoded.
 struct Page {
-    events: Vec<(Event, storyline_model::EventKey, Bucket)>,
+    events: PageEvents,
     /// The page was full: there may be more after `last`.
     full: bool,
     last: Option<(Bucket, storyline_model::EventKey)>,
@@ -854,11 +902,12 @@ fn read_page(
     range: BucketRange,
     resume: Option<(Bucket, storyline_model::EventKey)>,
     limit: usize,
+    mut events: PageEvents,
 ) -> anyhow::Result<Page> {
     let stored: Vec<StoredEvent> = store.scan(tenant, shard, range, resume, limit)?;
     let last = stored.last().map(|l| (l.bucket, l.key));
     let full = stored.len() >= limit;
-    let mut events = Vec::with_capacity(stored.len());
+    events.reserve(stored.len());
     for s in stored {
         match Event::decode(&s.event) {
             Ok(event) => events.push((event, s.key, s.bucket)),
@@ -876,7 +925,22 @@ fn read_page(
 
 #[cfg(test)]
 mod tests {
-    use super::PartsLog;
+    use super::{newest_versions_only, PartsLog};
+    use storyline_model::{Story, StoryId};
+
+    #[test]
+    fn only_the_newest_version_of_each_story_stays_in_the_outbox() {
+        let v = |id: u128, version: u32| Story {
+            story_id: StoryId(id),
+            version,
+            ..Story::default()
+        };
+        let mut out = vec![v(1, 2), v(2, 1), v(1, 3), v(3, 5), v(2, 1), v(1, u32::MAX)];
+        assert_eq!(newest_versions_only(&mut out), 3);
+        let left: Vec<_> = out.iter().map(|s| (s.story_id.0, s.version)).collect();
+        assert_eq!(left, vec![(2, 1), (3, 5), (1, u32::MAX)], "order kept");
+        assert_eq!(newest_versions_only(&mut out), 0);
+    }
 
     #[test]
     fn deltas_are_written_until_they_outweigh_the_last_full_write() {
