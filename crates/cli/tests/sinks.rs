@@ -205,12 +205,23 @@ retry_max = "200ms"
     assert!(csv_text.starts_with("story_id,version,"), "{csv_text:.200}");
     assert!(csv_text.lines().count() > 50);
 
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    // The dead sink counts its first retry once the first attempt's backoff is over: scrape until then.
+    let scrape = || {
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut metrics = scrape();
+    while !metrics.contains("storyline_sink_retries_total{sink=\"dead\"}")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = scrape();
+    }
     assert!(
         metrics.contains("storyline_sink_deliveries_total{sink=\"siem\"}"),
         "{metrics}"

@@ -29,6 +29,10 @@ pub struct PipelineConfig {
     /// How often a worker commits its offset and state when nothing forces it.
     #[serde(with = "hd")]
     pub commit_interval: Duration,
+    /// Most insert time one cycle reads, from the oldest unread bucket on. A worker catching up reads in
+    /// cycles this long, publishing as it goes, and writes each cycle's checkpoint while it reads the next.
+    #[serde(with = "hd")]
+    pub max_cycle_span: Duration,
     /// Sleep between cycles when a worker found nothing to do.
     #[serde(with = "hd")]
     pub poll_interval: Duration,
@@ -54,6 +58,7 @@ impl Default for PipelineConfig {
             max_clock_skew: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(10),
             commit_interval: Duration::from_secs(1),
+            max_cycle_span: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),
             scan_batch: 4096,
             retention: Duration::from_secs(24 * 3600),

@@ -192,7 +192,7 @@ impl WorkerCtx {
                 ) {
                     Ok(r) => {
                         failures = 0;
-                        busy |= r.events > 0;
+                        busy |= r.events > 0 || r.more;
                         self.shared
                             .open_stories
                             .lock()

@@ -261,6 +261,62 @@ pub struct PartitionWorker {
     /// it next writes in full anyway, and a replay's end would rewrite its whole state for nothing).
     log_outgrown: bool,
     parts_log: PartsLog,
+    /// A commit of a catch-up cycle, written and published on a helper thread while the next cycle reads
+    /// (which it starts, and waits for before it commits in turn).
+    in_flight: Option<PendingCommit>,
+}
+
+/// A serialized checkpoint, and the stories to publish once it is written.
+struct PendingCommit {
+    checkpoint: Checkpoint,
+    parts: storyline_model::parts::Parts,
+    full: bool,
+    keyed: bool,
+    lease: Lease,
+    out: Vec<Story>,
+}
+
+/// What became of a [`PendingCommit`]: not written (nothing was published), or written and then
+/// published (or not, when there was no sink to publish to).
+enum CommitOutcome {
+    NotWritten(anyhow::Error),
+    Written {
+        published: Option<anyhow::Result<()>>,
+        write_ms: u64,
+        publish_ms: u64,
+    },
+}
+
+impl PendingCommit {
+    fn run(&self, store: &dyn Store, sink: Option<&dyn StorySink>) -> CommitOutcome {
+        let started = Instant::now();
+        let (tenant, group) = (&self.lease.tenant, &self.lease.group);
+        let written = if self.keyed {
+            store.commit_parts(
+                tenant,
+                group,
+                &self.lease,
+                &self.checkpoint,
+                self.full,
+                &self.parts,
+            )
+        } else {
+            store.commit(tenant, group, &self.lease, &self.checkpoint)
+        };
+        if let Err(e) = written {
+            return CommitOutcome::NotWritten(e.into());
+        }
+        let write_ms = started.elapsed().as_millis() as u64;
+        let published = sink.map(|sink| match self.out.is_empty() {
+            true => Ok(()),
+            false => sink.publish(&self.out),
+        });
+        CommitOutcome::Written {
+            published,
+            write_ms,
+            publish_ms: started.elapsed().as_millis() as u64 - write_ms,
+        }
+    }
 }
 
 /// Bytes of the last full write of the checkpoint parts and of the deltas written since. A store may keep
@@ -299,6 +355,8 @@ pub struct CycleReport {
     pub published: u64,
     /// Whether the cycle read everything written so far (in drain mode: the partition is finished).
     pub caught_up: bool,
+    /// More is due right away: the cycle stopped at `max_cycle_span`.
+    pub more: bool,
 }
 
 impl PartitionWorker {
@@ -400,6 +458,7 @@ impl PartitionWorker {
             full_next: true,
             log_outgrown: false,
             parts_log: PartsLog::default(),
+            in_flight: None,
         })
     }
 
@@ -426,27 +485,27 @@ impl PartitionWorker {
         now: Timestamp,
         drain: bool,
     ) -> anyhow::Result<CycleReport> {
-        let res = cfg.bucket_ms();
-        let upto = if drain {
-            bucket_of(now, res).saturating_add(res)
-        } else {
-            bucket_of(now.saturating_sub(cfg.safety_delay + cfg.bucket), res)
-        };
         let mut report = CycleReport::default();
-        let offset = self.offset();
-        if offset != Bucket::MIN && upto > offset {
-            // How far behind this cycle starts: during a long catch-up, the end-of-cycle gauge would
-            // still show the previous, small lag.
-            gauge!("storyline_read_offset_lag_seconds", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
-                .set((now.as_millis() - offset) as f64 / 1000.0);
+        // The previous cycle's commit (a catch-up's) is written and published while this one reads, and
+        // concluded before this one advances: its outcome decides what the next commit must hold.
+        let in_flight = self.in_flight.take();
+        let (read, committed) = std::thread::scope(|scope| {
+            let writer = in_flight.map(|job| {
+                scope.spawn(move || {
+                    let outcome = job.run(store, Some(sink));
+                    (job, outcome)
+                })
+            });
+            let read = self.read_due(store, cfg, now, drain, &mut report);
+            (read, writer.map(|w| w.join()))
+        });
+        if let Some(joined) = committed {
+            let (job, outcome) =
+                joined.map_err(|_| anyhow::anyhow!("the commit thread panicked"))?;
+            report.published += self.conclude(job, outcome, "in the background")?;
         }
-        for i in 0..self.cursors.len() {
-            self.read_shard(i, store, cfg, upto, &mut report)?;
-        }
-        if report.stragglers > 0 {
-            counter!("storyline_straggler_events_total", "tenant" => self.lease.tenant.clone())
-                .increment(report.stragglers);
-        }
+        let more = read?;
+        report.more = more;
 
         let t_read = Instant::now();
         self.keep_lease(store, cfg)?;
@@ -467,11 +526,12 @@ impl PartitionWorker {
         let floor = self.offset().saturating_sub(cfg.lookback_ms());
         let before = self.out.len();
         self.correlator.advance(watermark, floor, &mut self.out);
-        report.caught_up = drain;
-        if drain {
+        report.caught_up = drain && !more;
+        if report.caught_up {
             self.correlator.flush(&mut self.out);
         }
         let t_adv = Instant::now();
+        let res = cfg.bucket_ms();
         for (id, _version, bucket) in self.correlator.take_arrivals() {
             let arrived = self.arrivals.entry(id).or_insert(i64::MIN);
             *arrived = (*arrived).max(bucket.saturating_add(res));
@@ -485,20 +545,25 @@ impl PartitionWorker {
         // so). A crash between commit and publish publishes the outbox again (same ids and versions):
         // at least once. The cost: a story waits up to `commit_interval` for its commit.
         if (self.uncommitted || self.flush_now)
-            && (drain || self.flush_now || self.last_commit.elapsed() >= cfg.commit_interval)
+            && (report.caught_up
+                || self.flush_now
+                || self.last_commit.elapsed() >= cfg.commit_interval)
         {
-            self.commit(store)?;
-            let t_commit = Instant::now();
-            report.published = self.publish_outbox(sink)?;
+            let job = self.prepare_commit(store, false);
             tracing::debug!(
                 partition = self.lease.shard,
                 events = report.events,
-                published = report.published,
                 advance_ms = (t_adv - t_read).as_millis() as u64,
-                commit_ms = (t_commit - t_adv).as_millis() as u64,
-                publish_ms = t_commit.elapsed().as_millis() as u64,
-                "cycle committed"
+                serialize_ms = t_adv.elapsed().as_millis() as u64,
+                "checkpoint serialized"
             );
+            if more {
+                // More is due right away: write and publish while the next cycle reads.
+                self.in_flight = Some(job);
+            } else {
+                let outcome = job.run(store, Some(sink));
+                report.published += self.conclude(job, outcome, "in the cycle")?;
+            }
         }
         self.export_gauges(now);
         if self
@@ -511,28 +576,90 @@ impl PartitionWorker {
         Ok(report)
     }
 
-    /// Re-checks recently read buckets of one shard for late writes, then reads its due buckets.
+    /// Reads what is due in every shard of the partition, at most `max_cycle_span` of insert time from
+    /// the oldest unread bucket on; returns whether more is due right away. Capping a catch-up's cycles
+    /// publishes its stories as it goes and lets each commit overlap the next cycle's reading, instead of
+    /// one cycle reading everything and committing a state of millions of parts at the end.
+    fn read_due(
+        &mut self,
+        store: &dyn Store,
+        cfg: &PipelineConfig,
+        now: Timestamp,
+        drain: bool,
+        report: &mut CycleReport,
+    ) -> anyhow::Result<bool> {
+        let res = cfg.bucket_ms();
+        let due = if drain {
+            bucket_of(now, res).saturating_add(res)
+        } else {
+            bucket_of(now.saturating_sub(cfg.safety_delay + cfg.bucket), res)
+        };
+        let offset = self.offset();
+        if offset != Bucket::MIN && due > offset {
+            // How far behind this cycle starts: during a long catch-up, the end-of-cycle gauge would
+            // still show the previous, small lag.
+            gauge!("storyline_read_offset_lag_seconds", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
+                .set((now.as_millis() - offset) as f64 / 1000.0);
+        }
+        // Marks first, scans second: a write that lands during a scan changes its mark after we read it,
+        // so the next cycle re-checks that bucket.
+        let marks = self
+            .cursors
+            .iter()
+            .map(|c| {
+                let from = c.offset.saturating_sub(cfg.lookback_ms());
+                store.bucket_marks(
+                    &self.lease.tenant,
+                    c.shard,
+                    BucketRange::new(from, due.max(c.offset)),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let unread = |c: &Cursor, m: &[(Bucket, u64)], after: Bucket| {
+            m.iter().any(|(b, _)| *b > c.offset && *b > after)
+        };
+        let first_unread = self
+            .cursors
+            .iter()
+            .zip(&marks)
+            .filter_map(|(c, m)| m.iter().map(|(b, _)| *b).find(|b| *b > c.offset))
+            .min();
+        let span = (cfg.max_cycle_span.as_millis() as i64).max(res);
+        let upto = match first_unread {
+            Some(first) => due.min(first.saturating_add(span - res)),
+            None => due,
+        };
+        let more = self
+            .cursors
+            .iter()
+            .zip(&marks)
+            .any(|(c, m)| unread(c, m, upto));
+        for (i, marks_now) in marks.into_iter().enumerate() {
+            self.read_shard(i, store, cfg, upto, marks_now, report)?;
+        }
+        if report.stragglers > 0 {
+            counter!("storyline_straggler_events_total", "tenant" => self.lease.tenant.clone())
+                .increment(report.stragglers);
+        }
+        Ok(more)
+    }
+
+    /// Re-checks recently read buckets of one shard for late writes, then reads its buckets up to `upto`.
+    /// `marks_now` are the shard's write marks from its lookback on, read before any scan.
     fn read_shard(
         &mut self,
         i: usize,
         store: &dyn Store,
         cfg: &PipelineConfig,
         upto: Bucket,
+        marks_now: Vec<(Bucket, u64)>,
         report: &mut CycleReport,
     ) -> anyhow::Result<()> {
         let (shard, offset) = (self.cursors[i].shard, self.cursors[i].offset);
         let tenant = self.lease.tenant.clone();
-        let lookback_from = offset.saturating_sub(cfg.lookback_ms());
-        // Marks first, scans second: a write that lands during the scan changes its mark after we read it,
-        // so the next cycle re-checks that bucket.
-        let marks_now = store.bucket_marks(
-            &tenant,
-            shard,
-            BucketRange::new(lookback_from, upto.max(offset)),
-        )?;
-        // Backlog as this cycle finds it: what a long catch-up cycle is working through. A cycle that
-        // finds only the bucket or two that came due since the last one reads them at once, so it is
-        // not counted (that would read their keys twice); the gauges drop to zero once the shard is read.
+        // Backlog as this cycle finds it: what a long catch-up is working through. A cycle that finds
+        // only the bucket or two that came due since the last one reads them at once, so it is not counted
+        // (that would read their keys twice); the gauges drop to zero once the shard is read.
         let behind = marks_now.iter().filter(|(b, _)| *b > offset).count();
         let backlog = |buckets: usize, events: Option<u64>| {
             let labels = [("tenant", tenant.clone()), ("shard", shard.to_string())];
@@ -541,14 +668,16 @@ impl PartitionWorker {
                 gauge!("storyline_backlog_events", &labels).set(n as f64);
             }
         };
+        let mut counted = None;
         if behind > BACKLOG_COUNT_FROM_BUCKETS {
-            let events = store.bucket_events(
+            let last = marks_now.last().map_or(upto, |(b, _)| *b);
+            counted = store.bucket_events(
                 &tenant,
                 shard,
-                BucketRange::new(offset, upto),
+                BucketRange::new(offset, last.max(upto)),
                 BACKLOG_COUNT_CAP,
             )?;
-            backlog(behind, events);
+            backlog(behind, counted);
         }
 
         for &(bucket, mark) in &marks_now {
@@ -569,10 +698,13 @@ impl PartitionWorker {
         }
         let mut new_offset = offset;
         if upto > offset {
+            let before = self.correlator.stats().events;
             self.scan_range(store, cfg, shard, BucketRange::new(offset, upto), report)?;
             new_offset = upto;
+            counted = counted.map(|n| n.saturating_sub(self.correlator.stats().events - before));
         }
-        backlog(0, Some(0));
+        let left = marks_now.iter().filter(|(b, _)| *b > new_offset).count();
+        backlog(left, if left == 0 { Some(0) } else { counted });
         let floor = new_offset.saturating_sub(cfg.lookback_ms());
         let cur = &mut self.cursors[i];
         cur.offset = new_offset;
@@ -664,12 +796,66 @@ impl PartitionWorker {
     }
 
     /// Hands the committed outbox to the sink. Only after [`Self::commit`].
-    fn publish_outbox(&mut self, sink: &dyn StorySink) -> anyhow::Result<u64> {
-        if self.out.is_empty() {
+    /// Records a commit's outcome. Written: the state is what the next commit builds on, and its stories
+    /// count as published (their publication's error, if any, is returned: the caller drops the state, and
+    /// whoever resumes publishes them again from the checkpoint). Not written: its stories wait for the next
+    /// commit, which must write every part. Returns how many versions went out.
+    fn conclude(
+        &mut self,
+        job: PendingCommit,
+        outcome: CommitOutcome,
+        how: &str,
+    ) -> anyhow::Result<u64> {
+        let PendingCommit {
+            checkpoint,
+            parts,
+            full,
+            keyed,
+            mut out,
+            ..
+        } = job;
+        let (published, write_ms, publish_ms) = match outcome {
+            CommitOutcome::NotWritten(e) => {
+                // The correlator counts the changes as written: if they were not, only a full write is
+                // right. The job's stories are older than any produced since.
+                self.full_next = true;
+                self.uncommitted = true;
+                out.append(&mut self.out);
+                self.out = out;
+                return Err(e);
+            }
+            CommitOutcome::Written {
+                published,
+                write_ms,
+                publish_ms,
+            } => (published, write_ms, publish_ms),
+        };
+        self.full_next = false;
+        self.log_outgrown = self.parts_log.written(full, parts.as_bytes().len());
+        self.last_commit = Instant::now();
+        self.flush_now = false;
+        let written = checkpoint.state.len() + if keyed { parts.as_bytes().len() } else { 0 };
+        gauge!("storyline_checkpoint_bytes", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
+            .set(written as f64);
+        tracing::debug!(
+            partition = self.lease.shard,
+            parts = parts.len(),
+            published = out.len(),
+            write_ms,
+            publish_ms,
+            "checkpoint written {how}"
+        );
+        let Some(published) = published else {
+            // No sink: the stories stay in the outbox, for the next commit and publication.
+            out.append(&mut self.out);
+            self.out = out;
+            return Ok(0);
+        };
+        published?;
+        if out.is_empty() {
             return Ok(0);
         }
-        sink.publish(&self.out)?;
-        let n = self.out.len() as u64;
+        let n = out.len() as u64;
         counter!("storyline_story_versions_published_total", "tenant" => self.lease.tenant.clone())
             .increment(n);
         // Publish latency: from the arrival of a story's last event to its publication (includes the gap
@@ -681,7 +867,7 @@ impl PartitionWorker {
             histogram!("storyline_story_publish_latency_seconds", "tenant" => tenant.clone());
         let event_time =
             histogram!("storyline_story_event_time_latency_seconds", "tenant" => tenant);
-        for s in self.out.iter().filter(|s| !s.event_ids.is_empty()) {
+        for s in out.iter().filter(|s| !s.event_ids.is_empty()) {
             event_time.record(now.nanos_since(s.last_seen).max(0) as f64 / 1e9);
             if let Some(arrived_ms) = self.arrivals.remove(&s.story_id) {
                 publish.record((now.as_millis() - arrived_ms).max(0) as f64 / 1000.0);
@@ -691,7 +877,6 @@ impl PartitionWorker {
             // Only a metric: never let it hold memory if publications keep failing.
             self.arrivals.clear();
         }
-        self.out.clear();
         // The stored checkpoint still holds them: the next commit empties it.
         self.uncommitted = true;
         Ok(n)
@@ -699,17 +884,35 @@ impl PartitionWorker {
 
     /// Commits and publishes what is waiting (before the partition is released or the process stops).
     pub fn finish(&mut self, store: &dyn Store, sink: &dyn StorySink) -> anyhow::Result<()> {
-        self.commit_as(store, true)?;
-        self.publish_outbox(sink)?;
+        if let Some(job) = self.in_flight.take() {
+            let outcome = job.run(store, Some(sink));
+            self.conclude(job, outcome, "at finish")?;
+        }
+        let job = self.prepare_commit(store, true);
+        let outcome = job.run(store, Some(sink));
+        self.conclude(job, outcome, "at finish")?;
         Ok(())
     }
 
-    /// Commits the read offsets, the correlator state and the outbox (story versions not yet published).
+    /// Commits the read offsets, the correlator state and the outbox (story versions not yet published),
+    /// without publishing: the outbox stays for the next commit and publication.
     pub fn commit(&mut self, store: &dyn Store) -> anyhow::Result<()> {
-        self.commit_as(store, false)
+        if let Some(job) = self.in_flight.take() {
+            // Folded into this commit instead: its changes were never written, so this one writes all.
+            self.full_next = true;
+            let mut out = job.out;
+            out.append(&mut self.out);
+            self.out = out;
+        }
+        let job = self.prepare_commit(store, false);
+        let outcome = job.run(store, None);
+        self.conclude(job, outcome, "without publishing")?;
+        Ok(())
     }
 
-    fn commit_as(&mut self, store: &dyn Store, last: bool) -> anyhow::Result<()> {
+    /// Serializes the read offsets, the correlator state (the parts changed since the last commit, or all)
+    /// and the outbox, which it takes. `last`: the partition is let go after it.
+    fn prepare_commit(&mut self, store: &dyn Store, last: bool) -> PendingCommit {
         let superseded = newest_versions_only(&mut self.out);
         if superseded > 0 {
             counter!("storyline_story_versions_superseded_total", "tenant" => self.lease.tenant.clone())
@@ -718,13 +921,6 @@ impl PartitionWorker {
         let keyed = store.keyed_checkpoint_parts();
         let full = self.full_next || (self.log_outgrown && !last) || !keyed;
         let delta = self.correlator.checkpoint(full);
-        tracing::debug!(
-            partition = self.lease.shard,
-            parts = delta.parts.len(),
-            removed = delta.parts.iter().filter(|(_, v)| v.is_none()).count(),
-            outbox = self.out.len(),
-            "checkpoint delta"
-        );
         let inline_parts = (!keyed).then(|| {
             delta
                 .parts
@@ -755,33 +951,22 @@ impl PartitionWorker {
         encoded.extend_from_slice(STATE_MAGIC);
         storyline_model::parts::append_postcard(&state, &mut encoded)
             .expect("partition state serializes");
-        let cp = Checkpoint {
-            shard: self.lease.shard,
-            offset: self.offset(),
-            marks: Vec::new(),
-            state: encoded,
-        };
-        let (tenant, group) = (&self.lease.tenant, &self.lease.group);
-        let parts_bytes = delta.parts.as_bytes().len();
-        let written = cp.state.len() + if keyed { parts_bytes } else { 0 };
-        let done = if keyed {
-            store.commit_parts(tenant, group, &self.lease, &cp, delta.full, &delta.parts)
-        } else {
-            store.commit(tenant, group, &self.lease, &cp)
-        };
-        if let Err(e) = done {
-            // The correlator counts the changes as written: if they were not, only a full write is right.
-            self.full_next = true;
-            return Err(e.into());
-        }
-        self.full_next = false;
-        self.log_outgrown = self.parts_log.written(delta.full, parts_bytes);
-        self.last_commit = Instant::now();
+        // Counted as committed from here: what changes next belongs to the next commit, and if this one is
+        // not written, `conclude` brings its stories back and asks for a full write.
         self.uncommitted = false;
-        self.flush_now = false;
-        gauge!("storyline_checkpoint_bytes", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
-            .set(written as f64);
-        Ok(())
+        PendingCommit {
+            checkpoint: Checkpoint {
+                shard: self.lease.shard,
+                offset: self.offset(),
+                marks: Vec::new(),
+                state: encoded,
+            },
+            parts: delta.parts,
+            full: delta.full,
+            keyed,
+            lease: self.lease.clone(),
+            out: std::mem::take(&mut self.out),
+        }
     }
 
     /// Deletes, in this partition's shards, buckets that are older than the retention *and* read by every

@@ -418,7 +418,8 @@ fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
             },
         )
         .unwrap();
-    w.cycle(&*store, &sink, &cfg, now, false).unwrap();
+    // A cycle reads at most `max_cycle_span` from the oldest unread bucket: the old one, then the rest.
+    while w.cycle(&*store, &sink, &cfg, now, false).unwrap().more {}
     w.commit(&*store).unwrap();
     assert_eq!(
         w.apply_retention(&*store, &cfg, now).unwrap(),
@@ -428,7 +429,7 @@ fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
     assert_eq!(count(&*store), 2);
 
     let mut w2 = PartitionWorker::open(&*store, &other, lease2).unwrap();
-    w2.cycle(&*store, &sink, &other, now, false).unwrap();
+    while w2.cycle(&*store, &sink, &other, now, false).unwrap().more {}
     w2.commit(&*store).unwrap();
     assert_eq!(
         w.apply_retention(&*store, &cfg, now).unwrap(),
@@ -502,15 +503,30 @@ fn stories_do_not_depend_on_the_shard_count() {
     assert!(split.len() > one.len());
 }
 
-/// A store whose scans are slow, to make one catch-up cycle outlive the lease.
-struct SlowScans(Arc<dyn Store>);
+/// A store whose scans are slow (to make one catch-up cycle outlive the lease), and whose next commits
+/// can be made to fail as an unreachable database's would. It keeps checkpoints inline (no keyed parts).
+struct SlowScans {
+    inner: Arc<dyn Store>,
+    scan_delay: Duration,
+    failing_commits: std::sync::atomic::AtomicU32,
+}
+
+impl SlowScans {
+    fn new(inner: Arc<dyn Store>, scan_delay: Duration) -> Self {
+        Self {
+            inner,
+            scan_delay,
+            failing_commits: Default::default(),
+        }
+    }
+}
 
 impl Store for SlowScans {
     fn ensure_tenant(&self, t: &str, s: u16) -> storyline_store::Result<()> {
-        self.0.ensure_tenant(t, s)
+        self.inner.ensure_tenant(t, s)
     }
     fn append(&self, t: &str, e: &[NewEvent<'_>]) -> storyline_store::Result<()> {
-        self.0.append(t, e)
+        self.inner.append(t, e)
     }
     fn scan(
         &self,
@@ -520,8 +536,8 @@ impl Store for SlowScans {
         resume: Option<(i64, EventKey)>,
         limit: usize,
     ) -> storyline_store::Result<Vec<storyline_store::StoredEvent>> {
-        std::thread::sleep(Duration::from_millis(30));
-        self.0.scan(t, s, r, resume, limit)
+        std::thread::sleep(self.scan_delay);
+        self.inner.scan(t, s, r, resume, limit)
     }
     fn payload(
         &self,
@@ -530,7 +546,7 @@ impl Store for SlowScans {
         b: i64,
         k: EventKey,
     ) -> storyline_store::Result<Option<Vec<u8>>> {
-        self.0.payload(t, s, b, k)
+        self.inner.payload(t, s, b, k)
     }
     fn bucket_marks(
         &self,
@@ -538,7 +554,7 @@ impl Store for SlowScans {
         s: u16,
         r: storyline_store::BucketRange,
     ) -> storyline_store::Result<Vec<(i64, u64)>> {
-        self.0.bucket_marks(t, s, r)
+        self.inner.bucket_marks(t, s, r)
     }
     fn load_checkpoint(
         &self,
@@ -546,7 +562,7 @@ impl Store for SlowScans {
         g: &str,
         s: u16,
     ) -> storyline_store::Result<Option<storyline_store::Checkpoint>> {
-        self.0.load_checkpoint(t, g, s)
+        self.inner.load_checkpoint(t, g, s)
     }
     fn commit(
         &self,
@@ -555,10 +571,20 @@ impl Store for SlowScans {
         l: &storyline_store::Lease,
         c: &storyline_store::Checkpoint,
     ) -> storyline_store::Result<()> {
-        self.0.commit(t, g, l, c)
+        use std::sync::atomic::Ordering::SeqCst;
+        let fail = self
+            .failing_commits
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(storyline_store::StoreError::Engine(
+                "injected: database unreachable".into(),
+            ));
+        }
+        self.inner.commit(t, g, l, c)
     }
     fn offsets(&self, t: &str, s: u16) -> storyline_store::Result<Vec<(String, i64)>> {
-        self.0.offsets(t, s)
+        self.inner.offsets(t, s)
     }
     fn acquire_lease(
         &self,
@@ -569,7 +595,7 @@ impl Store for SlowScans {
         ttl: i64,
         now: i64,
     ) -> storyline_store::Result<Option<storyline_store::Lease>> {
-        self.0.acquire_lease(t, g, s, o, ttl, now)
+        self.inner.acquire_lease(t, g, s, o, ttl, now)
     }
     fn renew_lease(
         &self,
@@ -577,16 +603,16 @@ impl Store for SlowScans {
         ttl: i64,
         now: i64,
     ) -> storyline_store::Result<Option<storyline_store::Lease>> {
-        self.0.renew_lease(l, ttl, now)
+        self.inner.renew_lease(l, ttl, now)
     }
     fn release_lease(&self, l: &storyline_store::Lease) -> storyline_store::Result<()> {
-        self.0.release_lease(l)
+        self.inner.release_lease(l)
     }
     fn leases(&self, t: &str, g: &str) -> storyline_store::Result<Vec<storyline_store::Lease>> {
-        self.0.leases(t, g)
+        self.inner.leases(t, g)
     }
     fn put_dead_letters(&self, d: &[storyline_store::DeadLetter]) -> storyline_store::Result<()> {
-        self.0.put_dead_letters(d)
+        self.inner.put_dead_letters(d)
     }
     fn dead_letters(
         &self,
@@ -594,16 +620,16 @@ impl Store for SlowScans {
         a: Option<u64>,
         l: usize,
     ) -> storyline_store::Result<Vec<storyline_store::DeadLetter>> {
-        self.0.dead_letters(t, a, l)
+        self.inner.dead_letters(t, a, l)
     }
     fn delete_before(&self, t: &str, s: u16, b: i64) -> storyline_store::Result<u64> {
-        self.0.delete_before(t, s, b)
+        self.inner.delete_before(t, s, b)
     }
     fn delete_tenant(&self, t: &str) -> storyline_store::Result<u64> {
-        self.0.delete_tenant(t)
+        self.inner.delete_tenant(t)
     }
     fn put_record(&self, k: &str, v: Option<&str>) -> storyline_store::Result<()> {
-        self.0.put_record(k, v)
+        self.inner.put_record(k, v)
     }
     fn records(
         &self,
@@ -611,7 +637,7 @@ impl Store for SlowScans {
         a: Option<&str>,
         l: usize,
     ) -> storyline_store::Result<Vec<(String, String)>> {
-        self.0.records(p, a, l)
+        self.inner.records(p, a, l)
     }
 }
 
@@ -619,7 +645,7 @@ impl Store for SlowScans {
 fn a_catch_up_cycle_longer_than_the_lease_keeps_it_and_publishes_once() {
     let dir = tempfile::tempdir().unwrap();
     let inner = open(dir.path());
-    let store: Arc<dyn Store> = Arc::new(SlowScans(inner));
+    let store: Arc<dyn Store> = Arc::new(SlowScans::new(inner, Duration::from_millis(30)));
     let cfg = PipelineConfig {
         shards: 1,
         workers: 2,
@@ -823,5 +849,103 @@ fn a_publication_longer_than_the_lease_keeps_it_and_publishes_once() {
         all.len(),
         latest.len(),
         "no story was published twice by two owners"
+    );
+}
+
+/// A catch-up reads at most `max_cycle_span` per cycle, publishing as it goes, and writes each cycle's
+/// checkpoint while the next cycle reads. When such a background write fails, nothing is published or
+/// lost: its stories wait for the next commit, which writes the whole state, and a worker restored from
+/// the store afterwards carries on from it.
+#[test]
+fn a_catch_up_commits_behind_its_reads_and_survives_a_failed_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowScans::new(open(dir.path()), Duration::ZERO));
+    let cfg = PipelineConfig {
+        shards: 2,
+        commit_interval: Duration::ZERO,
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", cfg.shards).unwrap();
+    let res = cfg.bucket_ms();
+    let now = Timestamp::now();
+    // Twelve buckets 70 s apart, ending a while ago; each holds three sessions whose events' time is
+    // the bucket's, so each bucket's sessions close when the next one is read.
+    let buckets: Vec<i64> = (0..12)
+        .map(|i| bucket_of(now, res) - (12 - i) * 70 * res)
+        .collect();
+    let mut ids = BTreeSet::new();
+    for (i, b) in buckets.iter().enumerate() {
+        let evs: Vec<Event> = (0..9)
+            .map(|j| {
+                let id = format!("b{i}e{j}");
+                ids.insert(id.clone());
+                flow(
+                    &id,
+                    "fw",
+                    Timestamp::from_millis(*b),
+                    20_000 + (i * 3 + j % 3) as u16,
+                )
+            })
+            .collect();
+        append_at(&*store, *b, &evs, cfg.shards);
+    }
+    let lease = || {
+        store
+            .acquire_lease("t", &cfg.group, 0, "w", 60_000, now.as_millis())
+            .unwrap()
+            .unwrap()
+    };
+    let sink = MemorySink::default();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease()).unwrap();
+    let mut cycles = 0;
+    let mut failed = 0;
+    let mut published_while_catching_up = 0;
+    loop {
+        cycles += 1;
+        if cycles == 4 {
+            // The write of cycle 3's checkpoint, running during cycle 4, fails.
+            store
+                .failing_commits
+                .store(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        match w.cycle(&*store, &sink, &cfg, now, false) {
+            Ok(r) if r.more => published_while_catching_up = sink.len(),
+            Ok(_) => break,
+            Err(e) => {
+                assert!(format!("{e:#}").contains("injected"), "{e:#}");
+                failed += 1;
+            }
+        }
+        assert!(cycles < 100, "the catch-up never ended");
+    }
+    assert_eq!(failed, 1, "the background write failed once");
+    assert!(cycles >= 12, "one bucket per cycle: {cycles} cycles");
+    assert!(
+        published_while_catching_up > 0,
+        "stories are published during the catch-up, not only at its end"
+    );
+    w.finish(&*store, &sink).unwrap();
+    store.release_lease(&w.lease).unwrap();
+
+    // Whoever opens the partition next restores the state the failed write left behind, and finishes.
+    let mut w2 = PartitionWorker::open(&*store, &cfg, lease()).unwrap();
+    drain(&mut w2, &*store, &sink, &cfg, now);
+    let all = sink.take();
+    let latest = latest(&all);
+    let m = members(&latest);
+    assert_eq!(
+        m.keys().cloned().collect::<BTreeSet<_>>(),
+        ids,
+        "every event in exactly one story"
+    );
+    let mut content: BTreeMap<(String, u32), &Story> = BTreeMap::new();
+    for s in &all {
+        if let Some(o) = content.insert((s.story_id.to_string(), s.version), s) {
+            assert_eq!(o, s, "one version, one content");
+        }
+    }
+    assert_eq!(
+        latest.values().filter(|s| !s.event_ids.is_empty()).count(),
+        12 * 3
     );
 }

@@ -66,6 +66,11 @@ pub struct Args {
     /// one; each also costs an fsync and a sink write, so a replay checkpoints less often than the service.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     commit_interval: std::time::Duration,
+    /// Most insert time a worker cycle reads. A replay is one long catch-up: longer cycles close and
+    /// correct more stories within one commit, so fewer versions are published (the service reads in
+    /// short cycles to publish as it goes).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    max_cycle_span: std::time::Duration,
     /// Largest accepted record.
     #[arg(long, default_value_t = 16 << 20)]
     max_record_bytes: usize,
@@ -112,6 +117,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     cfg.correlate.gap = a.gap;
     cfg.commit_interval = a.commit_interval;
+    cfg.max_cycle_span = a.max_cycle_span;
     cfg.correlate.dns_link_window = a.dns_link_window;
     if let Some(on) = a.dns_links_use_clock_offsets {
         cfg.correlate.dns_links_use_clock_offsets = on;
