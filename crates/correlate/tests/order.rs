@@ -33,12 +33,18 @@ fn events(seed: u64) -> Vec<(Event, EventKey)> {
 /// estimate).
 type Final = (BTreeSet<String>, i64, i64);
 
-/// The final stories, and how many of them show times corrected away from the sensors' own.
-fn grouping(order: &[(Event, EventKey)], cfg: &Config) -> (BTreeSet<Final>, usize) {
+/// Feeds the events cycle by cycle, advancing the watermark after each as a worker does, then flushes.
+/// Returns the latest version of every story, by id.
+fn latest_versions<'a>(
+    cycles: impl Iterator<Item = &'a [(Event, EventKey)]>,
+    cfg: &Config,
+) -> BTreeMap<String, Story> {
     let mut c = Correlator::new("t", cfg.clone());
     let mut out: Vec<Story> = Vec::new();
-    for (e, k) in order {
-        c.ingest(e, *k, 0);
+    for cycle in cycles {
+        for (e, k) in cycle {
+            c.ingest(e, *k, 0);
+        }
         c.advance(c.max_event_time(), 0, &mut out);
     }
     c.flush(&mut out);
@@ -49,6 +55,12 @@ fn grouping(order: &[(Event, EventKey)], cfg: &Config) -> (BTreeSet<Final>, usiz
             latest.insert(id, s);
         }
     }
+    latest
+}
+
+/// The final stories, and how many of them show times corrected away from the sensors' own.
+fn grouping(order: &[(Event, EventKey)], cfg: &Config) -> (BTreeSet<Final>, usize) {
+    let latest = latest_versions(order.chunks(1), cfg);
     let finals = latest.values().filter(|s| !s.event_ids.is_empty());
     let corrected = finals
         .clone()
@@ -120,23 +132,7 @@ fn latest_by_id(
     cycles: &[Vec<(Event, EventKey)>],
     cfg: &Config,
 ) -> BTreeMap<String, serde_json::Value> {
-    let mut c = Correlator::new("t", cfg.clone());
-    let mut out: Vec<Story> = Vec::new();
-    for cycle in cycles {
-        for (e, k) in cycle {
-            c.ingest(e, *k, 0);
-        }
-        c.advance(c.max_event_time(), 0, &mut out);
-    }
-    c.flush(&mut out);
-    let mut latest: BTreeMap<String, Story> = BTreeMap::new();
-    for s in out {
-        let id = s.story_id.to_string();
-        if latest.get(&id).is_none_or(|o| o.version < s.version) {
-            latest.insert(id, s);
-        }
-    }
-    latest
+    latest_versions(cycles.iter().map(Vec::as_slice), cfg)
         .into_iter()
         .filter(|(_, s)| !s.event_ids.is_empty())
         .map(|(id, s)| (id, serde_json::to_value(&s).unwrap()))

@@ -795,7 +795,6 @@ impl PartitionWorker {
         self.last_renew = Instant::now();
     }
 
-    /// Hands the committed outbox to the sink. Only after [`Self::commit`].
     /// Records a commit's outcome. Written: the state is what the next commit builds on, and its stories
     /// count as published (their publication's error, if any, is returned: the caller drops the state, and
     /// whoever resumes publishes them again from the checkpoint). Not written: its stories wait for the next
