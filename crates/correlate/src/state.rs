@@ -40,8 +40,8 @@ pub struct CorrelatorStats {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct StoryState {
-    /// `StoryId(0)` until the story is first published or named by a story folded into it, then derived
-    /// from its members ([`StoryState::assign_id`]), or taken over from a published story folded into it;
+    /// `StoryId(0)` until the story is first published, then derived from its members
+    /// ([`StoryState::assign_id`]) — or taken over from a published story folded into it before that;
     /// never changed once set.
     id: StoryId,
     /// Version last published (0: never). Versions are the story's event count at publication: after a

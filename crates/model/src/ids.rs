@@ -46,8 +46,8 @@ pub fn content_event_id(format: &str, sensor: &str, raw: &[u8]) -> EventId {
     s
 }
 
-/// A story's id: assigned when the story is first published (or first named by a story folded into it)
-/// and never changed afterwards (it travels in worker checkpoints), so every version of a story carries
+/// A story's id: assigned when the story is first published (or taken over from a published story folded
+/// into it) and never changed afterwards (it travels in worker checkpoints), so every version of a story carries
 /// the same id across restarts and replays.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

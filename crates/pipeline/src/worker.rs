@@ -615,9 +615,6 @@ impl PartitionWorker {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let unread = |c: &Cursor, m: &[(Bucket, u64)], after: Bucket| {
-            m.iter().any(|(b, _)| *b > c.offset && *b > after)
-        };
         let first_unread = self
             .cursors
             .iter()
@@ -633,7 +630,7 @@ impl PartitionWorker {
             .cursors
             .iter()
             .zip(&marks)
-            .any(|(c, m)| unread(c, m, upto));
+            .any(|(c, m)| m.iter().any(|(b, _)| *b > c.offset && *b > upto));
         for (i, marks_now) in marks.into_iter().enumerate() {
             self.read_shard(i, store, cfg, upto, marks_now, report)?;
         }
@@ -810,17 +807,16 @@ impl PartitionWorker {
             parts,
             full,
             keyed,
-            mut out,
+            out,
             ..
         } = job;
         let (published, write_ms, publish_ms) = match outcome {
             CommitOutcome::NotWritten(e) => {
                 // The correlator counts the changes as written: if they were not, only a full write is
-                // right. The job's stories are older than any produced since.
+                // right.
                 self.full_next = true;
                 self.uncommitted = true;
-                out.append(&mut self.out);
-                self.out = out;
+                self.requeue(out);
                 return Err(e);
             }
             CommitOutcome::Written {
@@ -846,8 +842,7 @@ impl PartitionWorker {
         );
         let Some(published) = published else {
             // No sink: the stories stay in the outbox, for the next commit and publication.
-            out.append(&mut self.out);
-            self.out = out;
+            self.requeue(out);
             return Ok(0);
         };
         published?;
@@ -881,6 +876,12 @@ impl PartitionWorker {
         Ok(n)
     }
 
+    /// Puts a commit's stories back in front of the outbox (they are older than any produced since).
+    fn requeue(&mut self, mut older: Vec<Story>) {
+        older.append(&mut self.out);
+        self.out = older;
+    }
+
     /// Commits and publishes what is waiting (before the partition is released or the process stops).
     pub fn finish(&mut self, store: &dyn Store, sink: &dyn StorySink) -> anyhow::Result<()> {
         if let Some(job) = self.in_flight.take() {
@@ -899,9 +900,7 @@ impl PartitionWorker {
         if let Some(job) = self.in_flight.take() {
             // Folded into this commit instead: its changes were never written, so this one writes all.
             self.full_next = true;
-            let mut out = job.out;
-            out.append(&mut self.out);
-            self.out = out;
+            self.requeue(job.out);
         }
         let job = self.prepare_commit(store, false);
         let outcome = job.run(store, None);
