@@ -177,9 +177,42 @@ struct CheckpointSizes {
 
 #[derive(Clone, Debug, Default)]
 struct Changes {
+    /// Nothing is recorded: the state is never checkpointed.
+    off: bool,
     stories: Set<Slot>,
     index: Set<(Index, Key)>,
     gone: Set<Key>,
+}
+
+impl Changes {
+    fn story(&mut self, slot: Slot) {
+        if !self.off {
+            self.stories.insert(slot);
+        }
+    }
+
+    fn index(&mut self, index: Index, key: Key) {
+        if !self.off {
+            self.index.insert((index, key));
+        }
+    }
+
+    fn gone(&mut self, key: Key) {
+        if !self.off {
+            self.gone.insert(key);
+        }
+    }
+
+    /// What changed since the last call; recording goes on (or stays off).
+    fn take(&mut self) -> Changes {
+        std::mem::replace(
+            self,
+            Changes {
+                off: self.off,
+                ..Changes::default()
+            },
+        )
+    }
 }
 
 /// How long, in event time after eviction, the keys of a forgotten story are remembered.
@@ -511,7 +544,7 @@ impl Correlator {
     }
 
     fn note_cut(&mut self, slot: Slot, why: &str) {
-        self.changed.stories.insert(slot);
+        self.changed.story(slot);
         if let Some(s) = self.stories.get_mut(&slot) {
             if s.cuts.len() < 8 {
                 push_unique(&mut s.cuts, Str::from(why));
@@ -522,7 +555,7 @@ impl Correlator {
     fn new_story(&mut self, t: Timestamp) -> Slot {
         let slot = self.next_slot;
         self.next_slot += 1;
-        self.changed.stories.insert(slot);
+        self.changed.story(slot);
         self.stories.insert(
             slot,
             Box::new(StoryState {
@@ -591,7 +624,7 @@ impl Correlator {
     }
 
     fn add_to(&mut self, slot: Slot, e: &Event, key: EventKey, t: Timestamp, bucket: i64) {
-        self.changed.stories.insert(slot);
+        self.changed.story(slot);
         self.unschedule(slot);
         let s = self.stories.get_mut(&slot).expect("slot exists");
         if !s.open {
@@ -637,7 +670,7 @@ impl Correlator {
                 Index::Offer => &mut self.offers,
                 Index::Demand => &mut self.demands,
             };
-            self.changed.index.insert((index, k));
+            self.changed.index(index, k);
             let list = map.entry(k).or_default();
             match list
                 .iter_mut()
@@ -665,8 +698,8 @@ impl Correlator {
 
     /// Moves `from`'s events into `into`. If `from` was published, its last version says where they went.
     fn merge(&mut self, into: Slot, from: Slot) {
-        self.changed.stories.insert(into);
-        self.changed.stories.insert(from);
+        self.changed.story(into);
+        self.changed.story(from);
         self.unschedule(from);
         let Some(f) = self.stories.remove(&from) else {
             return;
@@ -775,7 +808,7 @@ impl Correlator {
             }
             self.gone_order.pop_first();
             self.gone.remove(&k);
-            self.changed.gone.insert(k);
+            self.changed.gone(k);
         }
         out[start..].sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
     }
@@ -800,7 +833,7 @@ impl Correlator {
     }
 
     fn close(&mut self, slot: Slot, out: &mut Vec<Story>) {
-        self.changed.stories.insert(slot);
+        self.changed.story(slot);
         let s = self.stories.get_mut(&slot).expect("closing slot exists");
         s.open = false;
         if s.dirty {
@@ -822,7 +855,7 @@ impl Correlator {
         if !p.is_final || (p.first, p.last) == s.shown {
             return;
         }
-        self.changed.stories.insert(slot);
+        self.changed.story(slot);
         // Not an arrival: the publish-latency metric is about new events, not corrections.
         self.publish(slot, out, false);
     }
@@ -912,7 +945,7 @@ impl Correlator {
     }
 
     fn evict(&mut self, slot: Slot) {
-        self.changed.stories.insert(slot);
+        self.changed.story(slot);
         let Some(mut s) = self.stories.remove(&slot) else {
             return;
         };
@@ -928,7 +961,7 @@ impl Correlator {
                 Index::Offer => &mut self.offers,
                 Index::Demand => &mut self.demands,
             };
-            self.changed.index.insert((*index, *k));
+            self.changed.index(*index, *k);
             if let Some(list) = map.get_mut(k) {
                 list.retain(|en| !members.contains(&en.slot));
                 if list.is_empty() {
@@ -942,7 +975,7 @@ impl Correlator {
         let forget_at = s.last.saturating_add(RELATED_MEMORY);
         for (index, k) in &s.keys {
             if *index == Index::Exact {
-                self.changed.gone.insert(*k);
+                self.changed.gone(*k);
                 if let Some((_, old)) = self.gone.insert(*k, (s.id, forget_at)) {
                     self.gone_order.remove(&(old, *k));
                 }
@@ -959,13 +992,23 @@ impl Correlator {
         postcard::from_bytes(bytes)
     }
 
+    /// Stops recording what changed between checkpoints, for a run whose state is never checkpointed (it
+    /// cannot be resumed): the record grows with every story touched, and keeping it up was a tenth of a
+    /// replay's correlation time. A later [`Correlator::checkpoint`] must then be `full`.
+    pub fn stop_recording_changes(&mut self) {
+        self.changed = Changes {
+            off: true,
+            ..Changes::default()
+        };
+    }
+
     /// The state as a small header plus keyed parts — one per story, per index key and per remembered key
     /// of a forgotten story — so a checkpoint writes only what changed. With `full` every part is listed
     /// and older ones are to be dropped; otherwise only the parts changed since the previous call, with
     /// `None` for parts that are gone. Whoever stores them must apply every delta in order (or fall back
     /// to `full`) for [`Correlator::restore_parts`] to rebuild this exact state.
     pub fn checkpoint(&mut self, full: bool) -> StateDelta {
-        let changed = std::mem::take(&mut self.changed);
+        let changed = self.changed.take();
         // Sized by the previous checkpoint of the same kind: untouched capacity costs no pages, and
         // growing a catch-up's few hundred MB by doubling would copy it again and again.
         let mut parts = Parts::with_capacity(if full {
@@ -1304,6 +1347,35 @@ mod tests {
             store.keys().any(|k| k[0] == b'g'),
             "no forgotten story keys"
         );
+        assert_eq!(got, expected);
+    }
+
+    /// A correlator that records no changes publishes what one that does publishes, lists nothing in a
+    /// delta, and still writes its whole state in a full checkpoint.
+    #[test]
+    fn a_correlator_that_records_no_changes_publishes_the_same() {
+        let events = generated(3000, 4, 0.4);
+        let mut recording = Correlator::new("t", Config::default());
+        let mut quiet = Correlator::new("t", Config::default());
+        quiet.stop_recording_changes();
+        let (mut expected, mut got) = (Vec::new(), Vec::new());
+        for (i, (e, key)) in events.iter().enumerate() {
+            for (c, out) in [(&mut recording, &mut expected), (&mut quiet, &mut got)] {
+                c.ingest(e, *key, (i / 100) as i64);
+                if i % 7 == 0 {
+                    let wm = c.max_event_time();
+                    c.advance(wm, (i / 100) as i64 - 3, out);
+                }
+            }
+        }
+        assert!(recording.checkpoint(false).parts.len() > 100);
+        assert_eq!(quiet.checkpoint(false).parts.len(), 0);
+        let full = quiet.checkpoint(true);
+        let (mut store, mut header) = (BTreeMap::new(), Vec::new());
+        apply(&mut store, &mut header, full);
+        assert_eq!(canonical(&restored(&store, &header)), canonical(&quiet));
+        recording.flush(&mut expected);
+        quiet.flush(&mut got);
         assert_eq!(got, expected);
     }
 }

@@ -46,6 +46,11 @@ pub struct PipelineConfig {
     /// Worker threads in this process.
     pub workers: usize,
     pub correlate: storyline_correlate::Config,
+    /// Nobody can ever resume this run's partitions (a replay into a temporary store, removed when it
+    /// ends): commits publish the outbox but write no checkpoint, which would only be dead weight. Never
+    /// read from a config file.
+    #[serde(skip)]
+    pub ephemeral: bool,
 }
 
 impl Default for PipelineConfig {
@@ -65,6 +70,7 @@ impl Default for PipelineConfig {
             group: "stories".into(),
             workers: 2,
             correlate: storyline_correlate::Config::default(),
+            ephemeral: false,
         }
     }
 }

@@ -264,11 +264,14 @@ pub struct PartitionWorker {
     /// A commit of a catch-up cycle, written and published on a helper thread while the next cycle reads
     /// (which it starts, and waits for before it commits in turn).
     in_flight: Option<PendingCommit>,
+    /// [`PipelineConfig::ephemeral`]: commits only publish.
+    ephemeral: bool,
 }
 
 /// A serialized checkpoint, and the stories to publish once it is written.
 struct PendingCommit {
-    checkpoint: Checkpoint,
+    /// `None` in an ephemeral run: the stories are published without one.
+    checkpoint: Option<Checkpoint>,
     parts: storyline_model::parts::Parts,
     full: bool,
     keyed: bool,
@@ -291,17 +294,12 @@ impl PendingCommit {
     fn run(&self, store: &dyn Store, sink: Option<&dyn StorySink>) -> CommitOutcome {
         let started = Instant::now();
         let (tenant, group) = (&self.lease.tenant, &self.lease.group);
-        let written = if self.keyed {
-            store.commit_parts(
-                tenant,
-                group,
-                &self.lease,
-                &self.checkpoint,
-                self.full,
-                &self.parts,
-            )
-        } else {
-            store.commit(tenant, group, &self.lease, &self.checkpoint)
+        let written = match &self.checkpoint {
+            None => Ok(()),
+            Some(cp) if self.keyed => {
+                store.commit_parts(tenant, group, &self.lease, cp, self.full, &self.parts)
+            }
+            Some(cp) => store.commit(tenant, group, &self.lease, cp),
         };
         if let Err(e) = written {
             return CommitOutcome::NotWritten(e.into());
@@ -441,6 +439,10 @@ impl PartitionWorker {
                 (correlator, cursors, outbox)
             }
         };
+        let mut correlator = correlator;
+        if cfg.ephemeral {
+            correlator.stop_recording_changes();
+        }
         Ok(Self {
             lease,
             correlator,
@@ -459,6 +461,7 @@ impl PartitionWorker {
             log_outgrown: false,
             parts_log: PartsLog::default(),
             in_flight: None,
+            ephemeral: cfg.ephemeral,
         })
     }
 
@@ -829,7 +832,8 @@ impl PartitionWorker {
         self.log_outgrown = self.parts_log.written(full, parts.as_bytes().len());
         self.last_commit = Instant::now();
         self.flush_now = false;
-        let written = checkpoint.state.len() + if keyed { parts.as_bytes().len() } else { 0 };
+        let written = checkpoint.as_ref().map_or(0, |c| c.state.len())
+            + if keyed { parts.as_bytes().len() } else { 0 };
         gauge!("storyline_checkpoint_bytes", "tenant" => self.lease.tenant.clone(), "partition" => self.lease.shard.to_string())
             .set(written as f64);
         tracing::debug!(
@@ -916,6 +920,17 @@ impl PartitionWorker {
             counter!("storyline_story_versions_superseded_total", "tenant" => self.lease.tenant.clone())
                 .increment(superseded as u64);
         }
+        if self.ephemeral {
+            self.uncommitted = false;
+            return PendingCommit {
+                checkpoint: None,
+                parts: Default::default(),
+                full: false,
+                keyed: false,
+                lease: self.lease.clone(),
+                out: std::mem::take(&mut self.out),
+            };
+        }
         let keyed = store.keyed_checkpoint_parts();
         let full = self.full_next || (self.log_outgrown && !last) || !keyed;
         let delta = self.correlator.checkpoint(full);
@@ -953,12 +968,12 @@ impl PartitionWorker {
         // not written, `conclude` brings its stories back and asks for a full write.
         self.uncommitted = false;
         PendingCommit {
-            checkpoint: Checkpoint {
+            checkpoint: Some(Checkpoint {
                 shard: self.lease.shard,
                 offset: self.offset(),
                 marks: Vec::new(),
                 state: encoded,
-            },
+            }),
             parts: delta.parts,
             full: delta.full,
             keyed,

@@ -448,14 +448,20 @@ fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
 
 /// Runs generated multi-sensor traffic through ingest, the worker pool and a sink; returns the grouping.
 fn stories_with(shards: u16, partitions: u16, events: &[String]) -> BTreeSet<BTreeSet<String>> {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
     let cfg = PipelineConfig {
         shards,
         partitions,
         workers: 2,
         ..PipelineConfig::default()
     };
+    let dir = tempfile::tempdir().unwrap();
+    grouping(&drained(&cfg, events, &open(dir.path())))
+}
+
+/// The latest version of every story of `events` run through ingest and a drained worker pool.
+fn drained(cfg: &PipelineConfig, events: &[String], store: &Arc<dyn Store>) -> Vec<Story> {
+    let cfg = cfg.clone();
+    let store = store.clone();
     let ingestor = Ingestor::new(store.clone(), "t", &cfg, Default::default()).unwrap();
     for chunk in events.chunks(500) {
         let body: String = chunk.iter().map(|l| format!("{l}\n")).collect();
@@ -471,24 +477,33 @@ fn stories_with(shards: u16, partitions: u16, events: &[String]) -> BTreeSet<BTr
         .unwrap();
     let latest = latest(&sink.take());
     members(&latest); // every event once
+    latest.into_values().collect()
+}
+
+/// Which events went together.
+fn grouping(latest: &[Story]) -> BTreeSet<BTreeSet<String>> {
     latest
-        .values()
+        .iter()
         .filter(|s| !s.event_ids.is_empty())
         .map(|s| s.event_ids.iter().map(|e| e.to_string()).collect())
         .collect()
 }
 
-#[test]
-fn stories_do_not_depend_on_the_shard_count() {
+fn generated_envelopes(events: u64, seed: u64) -> Vec<String> {
     let gen = storyline_generate::GenConfig {
-        events: 3000,
-        seed: 5,
+        events,
+        seed,
         large: 0.0,
         ..Default::default()
     };
-    let events: Vec<String> = storyline_generate::Generator::new(&gen)
+    storyline_generate::Generator::new(&gen)
         .map(|g| g.envelope)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn stories_do_not_depend_on_the_shard_count() {
+    let events = generated_envelopes(3000, 5);
     let one = stories_with(1, 1, &events);
     assert_eq!(one.iter().map(|s| s.len()).sum::<usize>(), 3000);
     for shards in [7, 64] {
@@ -501,6 +516,49 @@ fn stories_do_not_depend_on_the_shard_count() {
     // Several partitions correlate in parallel but cannot link across partitions: the grouping is finer.
     let split = stories_with(64, 8, &events);
     assert!(split.len() > one.len());
+}
+
+#[test]
+fn an_ephemeral_run_publishes_the_same_stories_without_writing_checkpoints() {
+    let events = generated_envelopes(3000, 11);
+    let kept = PipelineConfig {
+        shards: 4,
+        ..PipelineConfig::default()
+    };
+    let ephemeral = PipelineConfig {
+        ephemeral: true,
+        ..kept.clone()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (kept_store, ephemeral_store) = (open(a.path()), open(b.path()));
+    let with_checkpoints = drained(&kept, &events, &kept_store);
+    let without = drained(&ephemeral, &events, &ephemeral_store);
+    assert_eq!(
+        grouping(&without).iter().map(BTreeSet::len).sum::<usize>(),
+        3000
+    );
+    let json = |stories: &[Story]| -> BTreeMap<String, String> {
+        stories
+            .iter()
+            .map(|s| (s.story_id.to_string(), serde_json::to_string(s).unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        json(&without),
+        json(&with_checkpoints),
+        "the same stories, ids and fields"
+    );
+    assert!(kept_store
+        .load_checkpoint("t", &kept.group, 0)
+        .unwrap()
+        .is_some());
+    assert!(
+        ephemeral_store
+            .load_checkpoint("t", &ephemeral.group, 0)
+            .unwrap()
+            .is_none(),
+        "nothing was checkpointed"
+    );
 }
 
 /// A store whose scans are slow (to make one catch-up cycle outlive the lease), and whose next commits

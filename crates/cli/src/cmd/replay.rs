@@ -71,6 +71,17 @@ pub struct Args {
     /// short cycles to publish as it goes).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     max_cycle_span: std::time::Duration,
+    /// How long after a bucket closes workers wait before reading it. The service waits for writes in
+    /// flight from other hosts; a replay's only writers are its own ingest threads, and a write that still
+    /// lands in a bucket already read is picked up by the re-check, so a short wait keeps the workers
+    /// close behind the input.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    safety_delay: std::time::Duration,
+    /// Write correlation checkpoints even into a temporary store. Without `--data-dir` nothing can resume
+    /// the replay (its store is removed when it ends), so by default its workers publish at each commit
+    /// without checkpointing; this measures the service's commit path instead.
+    #[arg(long)]
+    checkpoints: bool,
     /// Largest accepted record.
     #[arg(long, default_value_t = 16 << 20)]
     max_record_bytes: usize,
@@ -118,6 +129,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.correlate.gap = a.gap;
     cfg.commit_interval = a.commit_interval;
     cfg.max_cycle_span = a.max_cycle_span;
+    cfg.ephemeral = a.data_dir.is_none() && !a.checkpoints;
+    cfg.safety_delay = a.safety_delay;
     cfg.correlate.dns_link_window = a.dns_link_window;
     if let Some(on) = a.dns_links_use_clock_offsets {
         cfg.correlate.dns_links_use_clock_offsets = on;
