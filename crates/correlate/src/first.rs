@@ -293,7 +293,7 @@ impl FirstCorrelator {
             self.evicting.pop_first();
             self.evict(slot);
         }
-        out[start..].sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
+        crate::order::sort_by_last_seen(&mut out[start..]);
     }
 
     /// Closes every open story (end of input).
@@ -303,7 +303,7 @@ impl FirstCorrelator {
         while let Some((_, slot)) = self.closing.pop_first() {
             self.close(slot, out);
         }
-        out[start..].sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
+        crate::order::sort_by_last_seen(&mut out[start..]);
     }
 
     fn close(&mut self, slot: Slot, out: &mut Vec<Story>) {

@@ -13,6 +13,7 @@ mod fasthash;
 pub mod first;
 mod fuse;
 pub mod keys;
+mod order;
 mod state;
 
 pub use state::{Correlator, CorrelatorStats, StateDelta, MERGED_VERSION};

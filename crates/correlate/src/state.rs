@@ -810,7 +810,7 @@ impl Correlator {
             self.gone.remove(&k);
             self.changed.gone(k);
         }
-        out[start..].sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
+        crate::order::sort_by_last_seen(&mut out[start..]);
     }
 
     /// Closes every open story (end of input).
@@ -829,7 +829,7 @@ impl Correlator {
         for slot in closed {
             self.publish_correction(slot, out);
         }
-        out[start..].sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
+        crate::order::sort_by_last_seen(&mut out[start..]);
     }
 
     fn close(&mut self, slot: Slot, out: &mut Vec<Story>) {

@@ -560,8 +560,9 @@ impl PartitionWorker {
                 serialize_ms = t_adv.elapsed().as_millis() as u64,
                 "checkpoint serialized"
             );
-            if more {
-                // More is due right away: write and publish while the next cycle reads.
+            if more || (drain && !report.caught_up) {
+                // The next cycle follows at once (more is due, or a drain reads until it is caught up):
+                // write and publish while it reads.
                 self.in_flight = Some(job);
             } else {
                 let outcome = job.run(store, Some(sink));
