@@ -12,7 +12,7 @@ use anyhow::Context;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 use storyline_model::Story;
 
@@ -295,6 +295,18 @@ impl StorySink for RotatingFileSink {
         if inner.written > 0 && too_old {
             inner.rotate()?;
         }
+        let encoding = inner.opts.encoding;
+        if stories.len() > PUBLISH_SLICE && inner.opts.max_bytes == 0 && encoding.is_json() {
+            let lines = |s: &Story, buf: &mut Vec<u8>| match encoding {
+                Encoding::Story => story_line(s, buf),
+                e => e.line(s, buf),
+            };
+            inner.written += write_in_two_threads(&inner.file, stories, &lines)?;
+            if inner.opts.sync {
+                inner.file.sync_data()?;
+            }
+            return Ok(());
+        }
         // In slices: a catch-up publishes hundreds of thousands of versions, and encoding them all into one
         // buffer first cost more in fresh pages than the encoding itself. A file may so end between two
         // slices of one call, never inside a story.
@@ -320,6 +332,66 @@ impl StorySink for RotatingFileSink {
 
 /// Story versions encoded and written at a time.
 const PUBLISH_SLICE: usize = 4096;
+
+/// Encodes and appends `stories` in slices, on this thread and a helper taking turns: each encodes its
+/// next slice while the other writes. Encoding and the kernel's copy into the page cache cost about the
+/// same, so a catch-up's publication (hundreds of thousands of versions at a replay's end) takes about
+/// half as long. Slices are written in order. Returns the bytes written.
+fn write_in_two_threads(
+    file: &File,
+    stories: &[Story],
+    encode: &(dyn Fn(&Story, &mut Vec<u8>) + Sync),
+) -> std::io::Result<u64> {
+    let slices: Vec<&[Story]> = stories.chunks(PUBLISH_SLICE).collect();
+    // The next slice to write; `usize::MAX` once either thread stopped early.
+    let turn = Mutex::new(0usize);
+    let turn_changed = Condvar::new();
+    let pass_on = |next: usize| {
+        *turn.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        turn_changed.notify_all();
+    };
+    let work = |first: usize| -> std::io::Result<u64> {
+        // Whatever ends this thread early (an error, a panic) releases the other from waiting.
+        struct Release<'a>(&'a dyn Fn(usize), bool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    (self.0)(usize::MAX);
+                }
+            }
+        }
+        let mut release = Release(&pass_on, false);
+        let (mut buf, mut written) = (Vec::new(), 0u64);
+        for i in (first..slices.len()).step_by(2) {
+            buf.clear();
+            for s in slices[i] {
+                encode(s, &mut buf);
+            }
+            let mut t = turn.lock().unwrap_or_else(|p| p.into_inner());
+            while *t != i {
+                if *t == usize::MAX {
+                    release.1 = true;
+                    return Ok(written);
+                }
+                t = turn_changed.wait(t).unwrap_or_else(|p| p.into_inner());
+            }
+            (&*file).write_all(&buf)?;
+            written += buf.len() as u64;
+            *t = i + 1;
+            turn_changed.notify_all();
+        }
+        release.1 = true;
+        Ok(written)
+    };
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(|| work(1));
+        let mine = work(0);
+        let theirs = helper
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("a story encoding thread panicked")));
+        Ok(mine? + theirs?)
+    })
+}
 
 /// The file sink as a delivery [`Target`](super::deliver::Target): a write error is retried.
 pub struct FileTarget(pub RotatingFileSink);
@@ -349,6 +421,29 @@ mod tests {
             event_ids: vec!["e".into()],
             ..Default::default()
         }
+    }
+
+    /// A publication of many slices (encoded on two threads) writes the lines a one-by-one publication
+    /// writes, in the same order.
+    #[test]
+    fn a_large_publication_writes_every_story_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let stories: Vec<Story> = (0..(3 * PUBLISH_SLICE as u128 + 7)).map(story).collect();
+        let (big, small) = (
+            dir.path().join("big.ndjson"),
+            dir.path().join("small.ndjson"),
+        );
+        RotatingFileSink::open(&big, 0, 0, true)
+            .unwrap()
+            .publish(&stories)
+            .unwrap();
+        let one_by_one = RotatingFileSink::open(&small, 0, 0, false).unwrap();
+        for s in &stories {
+            one_by_one.publish(std::slice::from_ref(s)).unwrap();
+        }
+        let text = std::fs::read_to_string(&big).unwrap();
+        assert_eq!(text.lines().count(), stories.len());
+        assert_eq!(text, std::fs::read_to_string(&small).unwrap());
     }
 
     #[test]
