@@ -269,6 +269,11 @@ impl Correlator {
         self.watermark
     }
 
+    /// The config the state was built with (a restored state keeps its own).
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
     pub fn max_event_time(&self) -> Timestamp {
         self.max_event_time
     }
@@ -313,6 +318,14 @@ impl Correlator {
 
     /// Adds one event. `bucket` is the insert-time bucket it was read from.
     pub fn ingest(&mut self, e: &Event, key: EventKey, bucket: i64) {
+        let links = links(e, &self.cfg);
+        self.ingest_linked(e, key, bucket, &links);
+    }
+
+    /// [`Correlator::ingest`] with the event's links already computed (`keys::links(e, self.config())`):
+    /// they depend on nothing but the event and the config, so a reader thread can compute them off the
+    /// correlator's critical path.
+    pub fn ingest_linked(&mut self, e: &Event, key: EventKey, bucket: i64, links: &Links) {
         if self.by_event.contains_key(&key) {
             self.stats.duplicates += 1;
             return;
@@ -320,10 +333,9 @@ impl Correlator {
         self.stats.events += 1;
         let t = self.effective_time(e);
         self.max_event_time = self.max_event_time.max(t);
-        let links = links(e, &self.cfg);
         let sensor = sensor_tag(e);
         self.clocks.name(sensor, &e.observer.name);
-        let (candidates, hot, deferred) = self.candidates(&links, t, sensor);
+        let (candidates, hot, deferred) = self.candidates(links, t, sensor);
         let slot = self.join(candidates, t, &links.exact);
         for mut link in deferred {
             link.a = slot;
@@ -333,7 +345,7 @@ impl Correlator {
             self.note_cut(slot, "hot_key");
         }
         self.add_to(slot, e, key, t, bucket);
-        self.register(slot, &links, t, sensor);
+        self.register(slot, links, t, sensor);
     }
 
     /// Roots of the stories this event links to, oldest first, whether a hot key was skipped, and the

@@ -16,7 +16,8 @@ use metrics::{counter, gauge, histogram};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
-use storyline_correlate::Correlator;
+use storyline_correlate::keys::{links, Links};
+use storyline_correlate::{Config as CorrelateConfig, Correlator};
 use storyline_io::StorySink;
 use storyline_model::{routing::Shard, Event, Fused, SensorView, Story, StoryId, Str, Timestamp};
 use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, StoredEvent};
@@ -729,17 +730,27 @@ impl PartitionWorker {
     ) -> anyhow::Result<()> {
         let tenant = self.lease.tenant.clone();
         let limit = cfg.scan_batch.max(1);
+        let links_cfg = self.correlator.config().clone();
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Page>>(2);
             // Emptied pages go back to the reader: a page of decoded events is megabytes, and a fresh one
             // for every page is as many freshly faulted pages.
             let (spare_tx, spare_rx) = std::sync::mpsc::channel::<PageEvents>();
-            let tenant = &tenant;
+            let reader = PageReader {
+                store,
+                tenant: &tenant,
+                shard,
+                range,
+                limit,
+                links_cfg: &links_cfg,
+            };
             scope.spawn(move || {
                 let mut resume = None;
                 loop {
-                    let buf = spare_rx.try_recv().unwrap_or_default();
-                    let page = read_page(store, tenant, shard, range, resume, limit, buf);
+                    // Emptied here: dropping a page's events is work the correlator thread need not do.
+                    let mut buf = spare_rx.try_recv().unwrap_or_default();
+                    buf.clear();
+                    let page = reader.read(resume, buf);
                     let (more, next) = match &page {
                         Ok(p) => (p.full, p.last),
                         Err(_) => (false, None),
@@ -753,17 +764,15 @@ impl PartitionWorker {
             });
             for page in rx {
                 let page = page?;
-                for (event, key, bucket) in &page.events {
-                    self.correlator.ingest(event, *key, *bucket);
+                for (event, key, bucket, links) in &page.events {
+                    self.correlator.ingest_linked(event, *key, *bucket, links);
                 }
                 report.events += page.events.len() as u64;
                 if page.full {
                     self.keep_lease(store, cfg)?;
                 }
-                let mut spare = page.events;
-                spare.clear();
                 // The reader may be done: then the buffer just goes.
-                let _ = spare_tx.send(spare);
+                let _ = spare_tx.send(page.events);
             }
             Ok(())
         })
@@ -1084,7 +1093,8 @@ fn newest_versions_only(out: &mut Vec<Story>) -> usize {
     before - out.len()
 }
 
-type PageEvents = Vec<(Event, storyline_model::EventKey, Bucket)>;
+/// Decoded events with their links (computed by the reader thread, off the correlator's path).
+type PageEvents = Vec<(Event, storyline_model::EventKey, Bucket, Links)>;
 
 /// One scanned page, decoded.
 struct Page {
@@ -1094,32 +1104,47 @@ struct Page {
     last: Option<(Bucket, storyline_model::EventKey)>,
 }
 
-fn read_page(
-    store: &dyn Store,
-    tenant: &str,
+/// What a reader thread scans: one shard's bucket range, in pages.
+struct PageReader<'a> {
+    store: &'a dyn Store,
+    tenant: &'a str,
     shard: Shard,
     range: BucketRange,
-    resume: Option<(Bucket, storyline_model::EventKey)>,
     limit: usize,
-    mut events: PageEvents,
-) -> anyhow::Result<Page> {
-    let stored: Vec<StoredEvent> = store.scan(tenant, shard, range, resume, limit)?;
-    let last = stored.last().map(|l| (l.bucket, l.key));
-    let full = stored.len() >= limit;
-    events.reserve(stored.len());
-    for s in stored {
-        match Event::decode(&s.event) {
-            Ok(event) => events.push((event, s.key, s.bucket)),
-            // Written by this binary's ingest, so this means corruption or a format change: surface it
-            // loudly instead of skipping silently.
-            Err(e) => anyhow::bail!(
-                "shard {shard} bucket {}: stored event {:032x} cannot be decoded ({e}); the data dir was written by an incompatible version",
-                s.bucket,
-                s.key.0
-            ),
+    links_cfg: &'a CorrelateConfig,
+}
+
+impl PageReader<'_> {
+    /// The page after `resume`, decoded into `events` (emptied).
+    fn read(
+        &self,
+        resume: Option<(Bucket, storyline_model::EventKey)>,
+        mut events: PageEvents,
+    ) -> anyhow::Result<Page> {
+        let (shard, limit) = (self.shard, self.limit);
+        let stored: Vec<StoredEvent> =
+            self.store
+                .scan(self.tenant, shard, self.range, resume, limit)?;
+        let last = stored.last().map(|l| (l.bucket, l.key));
+        let full = stored.len() >= limit;
+        events.reserve(stored.len());
+        for s in stored {
+            match Event::decode(&s.event) {
+                Ok(event) => {
+                    let links = links(&event, self.links_cfg);
+                    events.push((event, s.key, s.bucket, links))
+                }
+                // Written by this binary's ingest, so this means corruption or a format change: surface it
+                // loudly instead of skipping silently.
+                Err(e) => anyhow::bail!(
+                    "shard {shard} bucket {}: stored event {:032x} cannot be decoded ({e}); the data dir was written by an incompatible version",
+                    s.bucket,
+                    s.key.0
+                ),
+            }
         }
+        Ok(Page { events, full, last })
     }
-    Ok(Page { events, full, last })
 }
 
 #[cfg(test)]
