@@ -561,9 +561,10 @@ impl PartitionWorker {
                 serialize_ms = t_adv.elapsed().as_millis() as u64,
                 "checkpoint serialized"
             );
-            if more || (drain && !report.caught_up) {
-                // The next cycle follows at once (more is due, or a drain reads until it is caught up):
-                // write and publish while it reads.
+            if more || ((drain || self.ephemeral) && !report.caught_up) {
+                // The next cycle follows at once (more is due, or a drain reads until it is caught up), or
+                // nobody waits for this one (an ephemeral replay, until its end): write and publish while
+                // the next cycle reads.
                 self.in_flight = Some(job);
             } else {
                 let outcome = job.run(store, Some(sink));
