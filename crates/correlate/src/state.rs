@@ -1308,6 +1308,15 @@ mod tests {
         *header = d.header;
     }
 
+    /// Adds the `i`-th event, 100 to a bucket, advancing to the newest event time every seventh.
+    fn feed(c: &mut Correlator, i: usize, e: &Event, key: EventKey, out: &mut Vec<Story>) {
+        c.ingest(e, key, (i / 100) as i64);
+        if i % 7 == 0 {
+            let wm = c.max_event_time();
+            c.advance(wm, (i / 100) as i64 - 3, out);
+        }
+    }
+
     fn restored(store: &BTreeMap<Vec<u8>, Vec<u8>>, header: &[u8]) -> Correlator {
         Correlator::restore_parts(
             header,
@@ -1334,11 +1343,7 @@ mod tests {
         let mut restarts = 0;
         for (i, (e, key)) in events.iter().enumerate() {
             for (c, out) in [(&mut reference, &mut expected), (&mut c, &mut got)] {
-                c.ingest(e, *key, (i / 100) as i64);
-                if i % 7 == 0 {
-                    let wm = c.max_event_time();
-                    c.advance(wm, (i / 100) as i64 - 3, out);
-                }
+                feed(c, i, e, *key, out);
             }
             if i % 250 == 249 {
                 apply(&mut store, &mut header, c.checkpoint(i == 249));
@@ -1373,11 +1378,7 @@ mod tests {
         let (mut expected, mut got) = (Vec::new(), Vec::new());
         for (i, (e, key)) in events.iter().enumerate() {
             for (c, out) in [(&mut recording, &mut expected), (&mut quiet, &mut got)] {
-                c.ingest(e, *key, (i / 100) as i64);
-                if i % 7 == 0 {
-                    let wm = c.max_event_time();
-                    c.advance(wm, (i / 100) as i64 - 3, out);
-                }
+                feed(c, i, e, *key, out);
             }
         }
         assert!(recording.checkpoint(false).parts.len() > 100);

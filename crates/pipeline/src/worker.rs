@@ -1116,7 +1116,7 @@ struct PageReader<'a> {
 }
 
 impl PageReader<'_> {
-    /// The page after `resume`, decoded into `events` (emptied).
+    /// The page after `resume`, decoded into `events` (empty: a recycled buffer).
     fn read(
         &self,
         resume: Option<(Bucket, storyline_model::EventKey)>,
