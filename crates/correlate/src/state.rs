@@ -128,6 +128,14 @@ struct Presented {
     is_final: bool,
 }
 
+/// A story version recorded as published and not built yet ([`Correlator::build_versions`]).
+struct Version {
+    slot: Slot,
+    id: StoryId,
+    version: u32,
+    shown: Presented,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Correlator {
     tenant: Str,
@@ -778,14 +786,17 @@ impl Correlator {
         self.decide_deferred(false);
         let start = out.len();
         out.append(&mut self.pending);
+        let mut batch = Vec::new();
         while let Some(&(at, slot)) = self.closing.first() {
             if at >= self.watermark {
                 break;
             }
             self.closing.pop_first();
-            self.close(slot, out);
+            self.close(slot, &mut batch);
         }
+        self.build_versions(std::mem::take(&mut batch), out);
         let mut held = Vec::new();
+        let mut evicted = Vec::new();
         while let Some(&(at, slot)) = self.evicting.first() {
             if at >= self.watermark || self.stories[&slot].max_bucket > dedupe_floor {
                 break;
@@ -798,7 +809,12 @@ impl Correlator {
                 held.push((at, slot));
                 continue;
             }
-            self.publish_correction(slot, out);
+            self.publish_correction(slot, &mut batch);
+            evicted.push(slot);
+        }
+        // Their versions are built from their state, so they go after.
+        self.build_versions(batch, out);
+        for slot in evicted {
             self.evict(slot);
         }
         self.evicting.extend(held);
@@ -833,23 +849,25 @@ impl Correlator {
         // end flushes hundreds of thousands).
         out.reserve(self.pending.len() + self.closing.len() + self.evicting.len());
         out.append(&mut self.pending);
+        let mut batch = Vec::with_capacity(self.closing.len() + self.evicting.len());
         while let Some((_, slot)) = self.closing.pop_first() {
-            self.close(slot, out);
+            self.close(slot, &mut batch);
         }
         // Every estimate is final now: stories published before theirs was are corrected.
         let closed: Vec<Slot> = self.evicting.iter().map(|(_, slot)| *slot).collect();
         for slot in closed {
-            self.publish_correction(slot, out);
+            self.publish_correction(slot, &mut batch);
         }
+        self.build_versions(batch, out);
         crate::order::sort_by_last_seen(&mut out[start..]);
     }
 
-    fn close(&mut self, slot: Slot, out: &mut Vec<Story>) {
+    fn close(&mut self, slot: Slot, batch: &mut Vec<Version>) {
         self.changed.story(slot);
         let s = self.stories.get_mut(&slot).expect("closing slot exists");
         s.open = false;
         if s.dirty {
-            self.publish(slot, out, true);
+            batch.push(self.publish(slot, true));
         }
         let s = &self.stories[&slot];
         let at = self.evict_at(s.first, s.last);
@@ -858,7 +876,7 @@ impl Correlator {
 
     /// Publishes a closed story again when the final clock estimate corrects the times its last version
     /// showed.
-    fn publish_correction(&mut self, slot: Slot, out: &mut Vec<Story>) {
+    fn publish_correction(&mut self, slot: Slot, batch: &mut Vec<Version>) {
         let s = &self.stories[&slot];
         if s.open || s.version == 0 {
             return;
@@ -869,10 +887,12 @@ impl Correlator {
         }
         self.changed.story(slot);
         // Not an arrival: the publish-latency metric is about new events, not corrections.
-        self.publish(slot, out, false);
+        batch.push(self.publish(slot, false));
     }
 
-    fn publish(&mut self, slot: Slot, out: &mut Vec<Story>, arrival: bool) {
+    /// Publishes a new version of the story: its state records it (id, version, times shown), and what
+    /// [`Correlator::build_versions`] needs to build it is returned.
+    fn publish(&mut self, slot: Slot, arrival: bool) -> Version {
         let p = self.present(&self.stories[&slot]);
         let s = self.stories.get_mut(&slot).expect("published slot exists");
         s.assign_id(&self.tenant);
@@ -886,9 +906,49 @@ impl Correlator {
         if arrival && s.max_bucket != i64::MIN {
             self.arrivals.push((s.id, s.version, s.max_bucket));
         }
-        out.push(Story {
-            story_id: s.id,
+        Version {
+            slot,
+            id: s.id,
             version: s.version,
+            shown: p,
+        }
+    }
+
+    /// Builds the versions [`Correlator::publish`] recorded, in order, into `out`. Building copies each
+    /// story's members, names and fused fields — most of the cost of handing a story out — and reads the
+    /// state only, so a large batch (a catch-up's, or the final flush's hundreds of thousands) is built on
+    /// two threads.
+    fn build_versions(&self, batch: Vec<Version>, out: &mut Vec<Story>) {
+        const TWO_THREADS_FROM: usize = 4096;
+        if batch.len() < TWO_THREADS_FROM {
+            out.extend(batch.into_iter().map(|v| self.build(v)));
+            return;
+        }
+        out.reserve(batch.len());
+        let mut first = batch;
+        let second = first.split_off(first.len() / 2);
+        let built = std::thread::scope(|scope| {
+            let helper = scope.spawn(|| {
+                second
+                    .into_iter()
+                    .map(|v| self.build(v))
+                    .collect::<Vec<_>>()
+            });
+            out.extend(first.into_iter().map(|v| self.build(v)));
+            helper.join()
+        });
+        match built {
+            Ok(stories) => out.extend(stories),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    fn build(&self, v: Version) -> Story {
+        let s = &self.stories[&v.slot];
+        let p = v.shown;
+        Story {
+            story_id: v.id,
+            version: v.version,
             tenant: self.tenant.clone(),
             first_seen: p.first,
             last_seen: p.last,
@@ -905,7 +965,7 @@ impl Correlator {
                 .map(|id| Str::from(id.to_string()))
                 .collect(),
             fused: crate::fuse::published(s.acc.fused.clone()),
-        });
+        }
     }
 
     /// The story's times and provenance as published. Until the final clock estimate for the story's
@@ -1390,5 +1450,27 @@ mod tests {
         recording.flush(&mut expected);
         quiet.flush(&mut got);
         assert_eq!(got, expected);
+    }
+
+    /// A batch large enough to be built on two threads gives the stories one thread builds, in order.
+    #[test]
+    fn versions_built_on_two_threads_come_out_as_on_one() {
+        let mut c = Correlator::new("t", Config::default());
+        for (i, (e, key)) in generated(40_000, 6, 50.0).iter().enumerate() {
+            c.ingest(e, *key, (i / 100) as i64);
+        }
+        let slots: Vec<Slot> = c.closing.iter().map(|(_, slot)| *slot).collect();
+        assert!(slots.len() > 4096 * 2, "{} open stories", slots.len());
+        let batch: Vec<Version> = slots.iter().map(|s| c.publish(*s, false)).collect();
+        let mut parallel = Vec::new();
+        c.build_versions(batch, &mut parallel);
+        let one_thread: Vec<Story> = slots
+            .iter()
+            .map(|s| {
+                let v = c.publish(*s, false);
+                c.build(v)
+            })
+            .collect();
+        assert_eq!(parallel, one_thread);
     }
 }
