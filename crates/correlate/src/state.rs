@@ -915,9 +915,8 @@ impl Correlator {
     }
 
     /// Builds the versions [`Correlator::publish`] recorded, in order, into `out`. Building copies each
-    /// story's members, names and fused fields — most of the cost of handing a story out — and reads the
-    /// state only, so a large batch (a catch-up's, or the final flush's hundreds of thousands) is built on
-    /// two threads.
+    /// story's members, names and fused fields (about a third of a final flush) and reads the state only,
+    /// so a large batch (a catch-up's, or the final flush's hundreds of thousands) is built on two threads.
     fn build_versions(&self, batch: Vec<Version>, out: &mut Vec<Story>) {
         const TWO_THREADS_FROM: usize = 4096;
         if batch.len() < TWO_THREADS_FROM {
