@@ -786,17 +786,16 @@ impl Correlator {
         self.decide_deferred(false);
         let start = out.len();
         out.append(&mut self.pending);
-        let mut batch = Vec::new();
+        let mut closed = Vec::new();
         while let Some(&(at, slot)) = self.closing.first() {
             if at >= self.watermark {
                 break;
             }
             self.closing.pop_first();
-            self.close(slot, &mut batch);
+            self.close(slot, &mut closed);
         }
-        self.build_versions(std::mem::take(&mut batch), out);
-        let mut held = Vec::new();
-        let mut evicted = Vec::new();
+        self.build_versions(closed, out);
+        let (mut held, mut evicted, mut corrections) = (Vec::new(), Vec::new(), Vec::new());
         while let Some(&(at, slot)) = self.evicting.first() {
             if at >= self.watermark || self.stories[&slot].max_bucket > dedupe_floor {
                 break;
@@ -809,11 +808,11 @@ impl Correlator {
                 held.push((at, slot));
                 continue;
             }
-            self.publish_correction(slot, &mut batch);
+            self.publish_correction(slot, &mut corrections);
             evicted.push(slot);
         }
         // Their versions are built from their state, so they go after.
-        self.build_versions(batch, out);
+        self.build_versions(corrections, out);
         for slot in evicted {
             self.evict(slot);
         }

@@ -380,7 +380,7 @@ impl PartitionWorker {
         };
         // A fresh or older-layout state starts the idle clock now.
         let mut idle_clock = (Timestamp::MIN, Timestamp::now());
-        let (correlator, cursors, outbox) = match store.load_checkpoint(
+        let (mut correlator, cursors, outbox) = match store.load_checkpoint(
             &lease.tenant,
             &lease.group,
             partition,
@@ -440,7 +440,6 @@ impl PartitionWorker {
                 (correlator, cursors, outbox)
             }
         };
-        let mut correlator = correlator;
         if cfg.ephemeral {
             correlator.stop_recording_changes();
         }
@@ -886,8 +885,8 @@ impl PartitionWorker {
             // Only a metric: never let it hold memory if publications keep failing.
             self.arrivals.clear();
         }
-        // The stored checkpoint still holds them: the next commit empties it.
-        self.uncommitted = true;
+        // The stored checkpoint still holds them: the next commit empties it (an ephemeral run stored none).
+        self.uncommitted |= !self.ephemeral;
         Ok(n)
     }
 

@@ -61,12 +61,15 @@ impl EmbeddedStore {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(engine)
         };
-        let strategy = || fjall::compaction::Leveled::default().with_l0_threshold(QUEUE_L0_TABLES);
+        // The queue keyspaces (`events`, `payloads`) merge level 0 less often ([`QUEUE_L0_TABLES`]).
+        let queue = || {
+            KeyspaceCreateOptions::default().compaction_strategy(std::sync::Arc::new(
+                fjall::compaction::Leveled::default().with_l0_threshold(QUEUE_L0_TABLES),
+            ))
+        };
         let payloads = db
             .keyspace("payloads", || {
-                KeyspaceCreateOptions::default()
-                    .with_kv_separation(Some(KvSeparationOptions::default()))
-                    .compaction_strategy(std::sync::Arc::new(strategy()))
+                queue().with_kv_separation(Some(KvSeparationOptions::default()))
             })
             .map_err(engine)?;
         let checkpoint_log = db
@@ -77,12 +80,7 @@ impl EmbeddedStore {
             .map_err(engine)?;
         let store = Self {
             checkpoint_log,
-            events: db
-                .keyspace("events", || {
-                    KeyspaceCreateOptions::default()
-                        .compaction_strategy(std::sync::Arc::new(strategy()))
-                })
-                .map_err(engine)?,
+            events: db.keyspace("events", queue).map_err(engine)?,
             marks: ks("marks")?,
             meta: ks("meta")?,
             dead: ks("dead_letters")?,
