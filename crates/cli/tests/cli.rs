@@ -123,32 +123,30 @@ fn check_names_the_bad_key() {
     assert!(err.contains("bad.toml") && err.contains("shardz"), "{err}");
 }
 
-/// Replays one plain log of `format` into a fresh data dir: the events in the latest story versions, and
-/// the dead letters as `storyline dead-letters list --json` prints them.
+/// Replays one log (`extra`: e.g. `--format` and `--sensor` for plain records) into a fresh data dir: the
+/// events in the latest story versions, and the dead letters as `storyline dead-letters list --json`
+/// prints them.
 fn replay_one_log(
     dir: &std::path::Path,
     name: &str,
     text: &str,
-    format: &str,
-    sensor: &str,
+    extra: &[&str],
 ) -> (usize, String) {
     let input = dir.join(name);
     std::fs::write(&input, text).unwrap();
     let stories = dir.join("stories.ndjson");
     let data = dir.join("data");
-    run(&[
+    let mut args = vec![
         "replay",
         "--input",
         input.to_str().unwrap(),
-        "--format",
-        format,
-        "--sensor",
-        sensor,
         "--output",
         stories.to_str().unwrap(),
         "--data-dir",
         data.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    run(&args);
     let all = read_stories(&stories);
     let ids: std::collections::BTreeSet<String> =
         latest(&all).values().flat_map(event_ids).collect();
@@ -200,8 +198,12 @@ fn a_long_nfdump_csv_replays_with_the_header_of_its_first_line() {
         "spans more than one 4 MiB chunk: {}",
         csv.len()
     );
-    let (events, letters) =
-        replay_one_log(dir.path(), "flows.csv", &csv, "nfdump", "border-router");
+    let (events, letters) = replay_one_log(
+        dir.path(),
+        "flows.csv",
+        &csv,
+        &["--format", "nfdump", "--sensor", "border-router"],
+    );
     assert_eq!(letters, "", "no line was dead-lettered");
     assert_eq!(events, records, "every record became an event");
 }
@@ -257,7 +259,64 @@ fn a_long_zeek_tsv_log_replays_with_its_headers() {
         "spans more than one 4 MiB chunk: {}",
         log.len()
     );
-    let (events, letters) = replay_one_log(dir.path(), "conn.log", &log, "zeek_tsv", "zeek-core");
+    let (events, letters) = replay_one_log(
+        dir.path(),
+        "conn.log",
+        &log,
+        &["--format", "zeek_tsv", "--sensor", "zeek-core"],
+    );
     assert_eq!(events, 2 * per_part, "every record became an event");
     assert_eq!(letters, "", "no line was dead-lettered");
+}
+
+/// An envelope file larger than several replay chunks, with malformed lines scattered through it (the last
+/// one without a line end): each is dead-lettered under its own line number, and every good line becomes
+/// an event — whatever chunk boundary it falls on.
+#[test]
+fn malformed_lines_of_a_long_replay_are_dead_lettered_with_their_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = |i: usize| {
+        serde_json::json!({
+            "format": "ecs",
+            "sensor": "edr",
+            "record": {
+                "@timestamp": format!("2026-11-21T10:{:02}:{:02}.{:03}Z", (i / 60_000) % 60, (i / 1000) % 60, i % 1000),
+                "event": {"id": format!("ev-{i}")},
+                "source": {"ip": "10.0.0.1", "port": 1024 + i % 60_000},
+                "destination": {"ip": "10.0.0.2", "port": 443},
+                "network": {"transport": "tcp"},
+                // Padding makes lines long enough to span several chunks with few records.
+                "message": "x".repeat(900),
+            }
+        })
+        .to_string()
+    };
+    let total = 16_000;
+    let bad: std::collections::BTreeSet<usize> = [1, 4_100, 4_101, 9_999, total].into();
+    let mut text = String::new();
+    for line in 1..=total {
+        if bad.contains(&line) {
+            text.push_str(&format!("{{\"broken\": {line}"));
+        } else {
+            text.push_str(&good(line));
+        }
+        if line < total {
+            text.push('\n');
+        }
+    }
+    assert!(
+        text.len() > 12 << 20,
+        "spans several 4 MiB chunks: {}",
+        text.len()
+    );
+    let (events, letters) = replay_one_log(dir.path(), "envelopes.ndjson", &text, &[]);
+    let lines: std::collections::BTreeSet<usize> = letters
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["line"].as_u64().unwrap() as usize
+        })
+        .collect();
+    assert_eq!(lines, bad, "{letters}");
+    assert_eq!(events, total - bad.len());
 }
