@@ -320,3 +320,44 @@ fn malformed_lines_of_a_long_replay_are_dead_lettered_with_their_line_numbers() 
     assert_eq!(lines, bad, "{letters}");
     assert_eq!(events, total - bad.len());
 }
+
+/// `storyline bench correlate` times the engine over a recorded input and reports every event it read,
+/// with the versions each run published: the same count on every run (each starts from an empty engine).
+#[test]
+fn bench_correlate_runs_the_engine_over_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    run(&["generate", "--events", "2000", "--seed", "5", "--out", d]);
+    let mut input = std::fs::read_to_string(format!("{d}/events.ndjson")).unwrap();
+    input.push_str("{not json\n");
+    let path = format!("{d}/with-a-bad-line.ndjson");
+    std::fs::write(&path, input).unwrap();
+    let out = run(&[
+        "bench",
+        "correlate",
+        "--input",
+        &path,
+        "--runs",
+        "2",
+        "--cycle-events",
+        "500",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("correlate: 2000 events, median"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("2000 events parsed (1 rejected)"),
+        "{stderr}"
+    );
+    let versions: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("run "))
+        .map(|l| l.rsplit("; ").next().unwrap())
+        .collect();
+    assert_eq!(versions.len(), 2, "{stderr}");
+    assert_eq!(versions[0], versions[1]);
+    assert!(!versions[0].starts_with("0 "), "{stderr}");
+}

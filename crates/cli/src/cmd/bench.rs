@@ -16,6 +16,24 @@ pub enum Command {
     /// Many tenants in one process, most idle: memory, threads and CPU while idle, wake-up latency, and
     /// the story latency of quiet tenants while one floods.
     Tenants(TenantArgs),
+    /// The correlation engine alone, on one thread, over recorded input: the part of a replay that runs
+    /// on one core (a partition's engine). Input is parsed and linked before the clock starts, as a
+    /// worker's reader thread does; ingesting, closing, building the versions and the final flush are
+    /// timed.
+    Correlate(CorrelateArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CorrelateArgs {
+    /// NDJSON envelopes, as `storyline replay` takes them (e.g. from `storyline generate`).
+    #[arg(long)]
+    input: PathBuf,
+    /// Events between two `advance` calls: a worker cycle's worth (a 1 s bucket of a fast replay).
+    #[arg(long, default_value_t = 65_536)]
+    cycle_events: usize,
+    /// Timed passes over the input; each starts from an empty engine. The median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 #[derive(clap::Args)]
@@ -103,7 +121,81 @@ fn mb(b: u64) -> f64 {
 pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Tenants(a) => tenants(a),
+        Command::Correlate(a) => correlate(a),
     }
+}
+
+fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::BufRead;
+    use storyline_correlate::{keys, Config, Correlator};
+    use storyline_model::EventKey;
+    let cfg = Config::default();
+    let limits = storyline_parse::Limits::default();
+    let file =
+        std::fs::File::open(&a.input).with_context(|| format!("opening {}", a.input.display()))?;
+    let bar = indicatif::ProgressBar::new(file.metadata()?.len());
+    if !super::progress_wanted() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut input = Vec::new();
+    let mut rejected = 0u64;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {} line {}", a.input.display(), i + 1))?;
+        bar.inc(line.len() as u64 + 1);
+        match storyline_parse::parse_envelope(line.as_bytes(), &limits) {
+            Ok(p) => {
+                let key = EventKey::new(&p.sensor, &p.event.event.id);
+                let links = keys::links(&p.event, &cfg);
+                // Buckets as a fast replay fills them: ~100k events per second of insert time.
+                let bucket = (input.len() / 100_000) as i64 * 1000;
+                input.push((p.event, key, bucket, links));
+            }
+            Err(_) => rejected += 1,
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!("{} events parsed ({rejected} rejected)", input.len());
+    let mut times = Vec::new();
+    for run in 0..a.runs.max(1) {
+        let mut c = Correlator::new("bench", cfg.clone());
+        c.stop_recording_changes();
+        let mut out = Vec::new();
+        let (mut versions, mut in_ingest, mut in_advance) = (0usize, 0.0, 0.0);
+        let started = Instant::now();
+        for cycle in input.chunks(a.cycle_events.max(1)) {
+            let t0 = Instant::now();
+            for (e, key, bucket, links) in cycle {
+                c.ingest_linked(e, *key, *bucket, links);
+            }
+            let t1 = Instant::now();
+            let floor = cycle.last().map_or(0, |x| x.2) - 2000;
+            c.advance(c.max_event_time(), floor, &mut out);
+            in_ingest += (t1 - t0).as_secs_f64();
+            in_advance += t1.elapsed().as_secs_f64();
+            versions += out.len();
+            out.clear();
+        }
+        let t_flush = Instant::now();
+        c.flush(&mut out);
+        let flush = t_flush.elapsed().as_secs_f64();
+        versions += out.len();
+        let total = started.elapsed().as_secs_f64();
+        drop(out);
+        eprintln!(
+            "run {}: {total:.2}s ({:.0} events/s): ingest {in_ingest:.2}s, advance {in_advance:.2}s, flush {flush:.2}s; {versions} versions",
+            run + 1,
+            input.len() as f64 / total
+        );
+        times.push(total);
+    }
+    let m = median(&mut times);
+    println!(
+        "correlate: {} events, median {m:.2}s = {:.0} events/s on one thread",
+        input.len(),
+        input.len() as f64 / m
+    );
+    Ok(())
 }
 
 /// Feeds generated sessions of one tenant at its wall-clock pace until `until`.

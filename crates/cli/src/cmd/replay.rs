@@ -106,6 +106,7 @@ struct Chunk {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    keep_freed_memory();
     let started = Instant::now();
     let tmp;
     let data_dir = match &a.data_dir {
@@ -346,6 +347,19 @@ fn yield_to_correlation() {
 
 /// Nice value of replay's reading and ingest threads (workers keep the process's).
 const INGEST_NICE: libc::c_int = 10;
+
+/// Tells the allocator to keep freed memory instead of returning it to the OS after 10 ms (its default,
+/// right for the service, whose idle tenants should cost nothing). A replay frees and reallocates
+/// gigabytes as stories close and versions are built: returned pages came back as page faults that
+/// zeroed them again, half of all faults, and a replay's memory is released when it exits anyway.
+/// Measured: 1M events 15.32 → 14.11 s (docs/benchmarks.md).
+fn keep_freed_memory() {
+    /// `mi_option_purge_delay` in mimalloc.h (v2 and v3): -1 disables purging.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: called first thing in the replay, before it starts any thread (the setter is not
+    // thread-safe); the value is a plain integer option.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
 
 /// Counts the versions the sink took, so the summary need not read the output back.
 struct Counting<S> {
