@@ -107,6 +107,49 @@ pub fn payloads_are_kept_apart(s: &dyn Store) {
     assert_eq!(s.payload(T, 0, 1000, EventKey(2)).unwrap(), None);
 }
 
+/// One append that spans shards and buckets, partly sent again: every record comes back from its own
+/// (shard, bucket, key) and nowhere else, and retention takes exactly the older bucket's.
+pub fn payloads_of_one_append_span_shards_and_buckets(s: &dyn Store) {
+    s.ensure_tenant(T, 4).unwrap();
+    let raws: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i) * 3]).collect();
+    let batch: Vec<NewEvent<'_>> = raws
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| NewEvent {
+            shard: (i % 3) as Shard,
+            bucket: 1000 * (1 + (i / 3 % 2) as Bucket),
+            key: EventKey(i as u128 + 1),
+            event: b"e",
+            raw,
+        })
+        .collect();
+    s.append(T, &batch).unwrap();
+    s.append(T, &batch[..5]).unwrap();
+    for e in &batch {
+        assert_eq!(
+            s.payload(T, e.shard, e.bucket, e.key).unwrap().as_deref(),
+            Some(e.raw),
+            "{:?}",
+            e.key
+        );
+        assert_eq!(s.payload(T, 3, e.bucket, e.key).unwrap(), None);
+        assert_eq!(s.payload(T, e.shard, e.bucket + 1000, e.key).unwrap(), None);
+    }
+    for shard in 0..3 {
+        s.delete_before(T, shard, 2000).unwrap();
+    }
+    for e in &batch {
+        let kept = s.payload(T, e.shard, e.bucket, e.key).unwrap();
+        assert_eq!(
+            kept.is_some(),
+            e.bucket == 2000,
+            "{:?} in {}",
+            e.key,
+            e.bucket
+        );
+    }
+}
+
 pub fn marks_change_on_every_write(s: &dyn Store) {
     s.ensure_tenant(T, 2).unwrap();
     append_all(s, T, &[ev(0, 1000, 1)]);
@@ -553,6 +596,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             scan_returns_bucket_range_in_order, scan_pages_with_resume, payloads_are_kept_apart,
+            payloads_of_one_append_span_shards_and_buckets,
             marks_change_on_every_write, leases_have_one_owner_and_fence_commits, offsets_list_every_group,
             dead_letters_are_kept_and_listed, retention_deletes_only_older_buckets, tenants_are_isolated,
             deleting_a_tenant_removes_all_of_it_and_nothing_else, records_are_kept_by_key_and_listed_by_prefix,

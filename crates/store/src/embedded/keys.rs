@@ -38,6 +38,14 @@ pub fn event_key(tenant: &str, shard: Shard, bucket: Bucket, key: EventKey) -> V
     k
 }
 
+/// The key of the payload frame an append with sequence number `seq` wrote to the bucket `bucket_key`.
+pub fn frame_key(bucket_key: &[u8], seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket_key.len() + 8);
+    k.extend_from_slice(bucket_key);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 /// Splits the (bucket, event key) suffix off an event key.
 pub fn decode_event_suffix(full: &[u8]) -> Option<(Bucket, EventKey)> {
     let n = full.len();

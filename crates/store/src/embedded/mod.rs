@@ -8,6 +8,7 @@
 //! mutex; leases still matter because several workers in the process share shards.
 
 mod checkpoint_log;
+mod frames;
 mod keys;
 
 use crate::*;
@@ -123,12 +124,11 @@ impl EmbeddedStore {
         self.make_durable()
     }
 
-    /// Removes every key under `prefix` from the first keyspace, and the same keys from the others (events
-    /// and their payloads share keys), in bounded batches. Returns how many keys went.
-    fn delete_prefix(&self, spaces: &[&Keyspace], prefix: &[u8]) -> Result<u64> {
+    /// Removes every key under `prefix` from the keyspace, in bounded batches. Returns how many keys went.
+    fn delete_prefix(&self, space: &Keyspace, prefix: &[u8]) -> Result<u64> {
         let mut deleted = 0u64;
         loop {
-            let keys: Vec<_> = spaces[0]
+            let keys: Vec<_> = space
                 .prefix(prefix)
                 .take(10_000)
                 .map(|g| g.key().map_err(engine))
@@ -138,9 +138,7 @@ impl EmbeddedStore {
             }
             let mut batch = self.db.batch();
             for k in &keys {
-                for ks in spaces {
-                    batch.remove(ks, k.clone());
-                }
+                batch.remove(space, k.clone());
             }
             deleted += keys.len() as u64;
             batch.commit().map_err(engine)?;
@@ -241,21 +239,35 @@ impl Store for EmbeddedStore {
             return Ok(());
         }
         let mut batch = self.db.batch();
-        let mark = self.next_seq().to_be_bytes();
-        let mut last_bucket: Option<(Shard, Bucket)> = None;
+        let seq = self.next_seq();
+        let mark = seq.to_be_bytes();
         for e in events {
-            let k = event_key(tenant, e.shard, e.bucket, e.key);
-            batch.insert(&self.events, k.clone(), e.event);
-            batch.insert(&self.payloads, k, e.raw);
-            // Marks are per (shard, bucket); consecutive events usually share one, so skip repeats cheaply.
-            if last_bucket != Some((e.shard, e.bucket)) {
-                batch.insert(
-                    &self.marks,
-                    bucket_key(tenant, e.shard, e.bucket),
-                    mark.as_slice(),
-                );
-                last_bucket = Some((e.shard, e.bucket));
-            }
+            batch.insert(
+                &self.events,
+                event_key(tenant, e.shard, e.bucket, e.key),
+                e.event,
+            );
+        }
+        // One payload frame and one write mark per (shard, bucket) the batch touches; a stable sort keeps
+        // the batch's order within each, so the last write of a key still wins.
+        let mut order: Vec<u32> = (0..events.len() as u32).collect();
+        order.sort_by_key(|&i| (events[i as usize].shard, events[i as usize].bucket));
+        for group in order.chunk_by(|&a, &b| {
+            let (a, b) = (&events[a as usize], &events[b as usize]);
+            (a.shard, a.bucket) == (b.shard, b.bucket)
+        }) {
+            let first = &events[group[0] as usize];
+            let records = group.iter().map(|&i| {
+                let e = &events[i as usize];
+                (e.key, e.raw)
+            });
+            let key = bucket_key(tenant, first.shard, first.bucket);
+            batch.insert(
+                &self.payloads,
+                frame_key(&key, seq),
+                frames::encode(records),
+            );
+            batch.insert(&self.marks, key, mark.as_slice());
         }
         batch.commit().map_err(engine)?;
         self.make_durable()
@@ -305,11 +317,29 @@ impl Store for EmbeddedStore {
         bucket: Bucket,
         key: EventKey,
     ) -> Result<Option<Vec<u8>>> {
-        Ok(self
+        // Stores written before payload frames hold one key per record.
+        if let Some(v) = self
             .payloads
             .get(event_key(tenant, shard, bucket, key))
             .map_err(engine)?
-            .map(|v| v.to_vec()))
+        {
+            return Ok(Some(v.to_vec()));
+        }
+        let prefix = bucket_key(tenant, shard, bucket);
+        let mut found = None;
+        // Frames sort in write order: the last one holding the key has its latest record.
+        for item in self.payloads.prefix(&prefix) {
+            let (k, frame) = item.into_inner().map_err(engine)?;
+            if k.len() != prefix.len() + 8 {
+                continue;
+            }
+            if let Some(raw) =
+                frames::find(&frame, key).map_err(|e| StoreError::Corrupt(e.into()))?
+            {
+                found = Some(raw.to_vec());
+            }
+        }
+        Ok(found)
     }
 
     fn bucket_marks(
@@ -665,17 +695,18 @@ impl Store for EmbeddedStore {
     fn delete_tenant(&self, tenant: &str) -> Result<u64> {
         validate_tenant(tenant)?;
         let data = tenant_prefix(tenant);
-        let deleted = self.delete_prefix(&[&self.events, &self.payloads], &data)?;
-        self.delete_prefix(&[&self.marks], &data)?;
-        self.delete_prefix(&[&self.dead], &data)?;
+        let deleted = self.delete_prefix(&self.events, &data)?;
+        self.delete_prefix(&self.payloads, &data)?;
+        self.delete_prefix(&self.marks, &data)?;
+        self.delete_prefix(&self.dead, &data)?;
         let _g = self.lease_lock.lock().unwrap_or_else(|p| p.into_inner());
         for kind in ["checkpoint", "cpart", "lease"] {
             let mut p = meta_key(kind, &[tenant.as_bytes()]);
             p.push(0);
-            self.delete_prefix(&[&self.meta], &p)?;
+            self.delete_prefix(&self.meta, &p)?;
         }
         self.delete_prefix(
-            &[&self.checkpoint_log],
+            &self.checkpoint_log,
             &checkpoint_log::tenant_log_prefix(tenant),
         )?;
         self.meta
@@ -703,9 +734,25 @@ impl Store for EmbeddedStore {
             let mut batch = self.db.batch();
             for k in &keys {
                 batch.remove(&self.events, k.clone());
-                batch.remove(&self.payloads, k.clone());
             }
             deleted += keys.len() as u64;
+            batch.commit().map_err(engine)?;
+        }
+        // Payload frames (and, in a store written before frames, one record per event key).
+        loop {
+            let keys: Vec<_> = self
+                .payloads
+                .range(start.clone()..end.clone())
+                .take(10_000)
+                .map(|g| g.key().map_err(engine))
+                .collect::<Result<_>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut batch = self.db.batch();
+            for k in keys {
+                batch.remove(&self.payloads, k);
+            }
             batch.commit().map_err(engine)?;
         }
         let marks: Vec<_> = self
@@ -720,5 +767,45 @@ impl Store for EmbeddedStore {
         batch.commit().map_err(engine)?;
         self.make_durable()?;
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data directory written before payload frames keeps one record per event key: those are still
+    /// found, and retention still removes them.
+    #[test]
+    fn records_stored_one_key_each_are_still_read_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path(), Durability::None).unwrap();
+        s.ensure_tenant("t", 1).unwrap();
+        s.payloads
+            .insert(event_key("t", 0, 1000, EventKey(9)), b"legacy")
+            .unwrap();
+        s.append(
+            "t",
+            &[NewEvent {
+                shard: 0,
+                bucket: 1000,
+                key: EventKey(8),
+                event: b"e",
+                raw: b"framed",
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            s.payload("t", 0, 1000, EventKey(9)).unwrap().as_deref(),
+            Some(&b"legacy"[..])
+        );
+        assert_eq!(
+            s.payload("t", 0, 1000, EventKey(8)).unwrap().as_deref(),
+            Some(&b"framed"[..])
+        );
+        s.delete_before("t", 0, 2000).unwrap();
+        assert_eq!(s.payload("t", 0, 1000, EventKey(9)).unwrap(), None);
+        assert_eq!(s.payload("t", 0, 1000, EventKey(8)).unwrap(), None);
+        assert_eq!(s.payloads.iter().count(), 0);
     }
 }
