@@ -63,7 +63,7 @@ impl Clocks {
             p.next = (p.next + 1) % SAMPLES;
         }
         p.count += 1;
-        if p.count <= MIN_SAMPLES || p.count % REFRESH == 0 {
+        if p.count <= MIN_SAMPLES || p.count.is_multiple_of(REFRESH) {
             let mut s = p.samples.clone();
             s.sort_unstable();
             p.median_ms = s[s.len() / 2];
