@@ -323,7 +323,7 @@ impl FirstCorrelator {
                 event_ids: s.events.iter().map(|(_, id)| id.clone()).collect(),
                 sensors: s.sensors.clone(),
                 merged_into: None,
-                fused: s.fused.clone(),
+                fused: Box::new(s.fused.clone()),
                 ..Story::default()
             });
         }

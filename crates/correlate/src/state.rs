@@ -844,11 +844,7 @@ impl Correlator {
     pub fn flush(&mut self, out: &mut Vec<Story>) {
         self.decide_deferred(true);
         let start = out.len();
-        // At most one version per story, plus the merges: reserved, not grown by doubling (a catch-up's
-        // end flushes hundreds of thousands).
-        out.reserve(self.pending.len() + self.closing.len() + self.evicting.len());
-        out.append(&mut self.pending);
-        let mut batch = Vec::with_capacity(self.closing.len() + self.evicting.len());
+        let mut batch = Vec::with_capacity(self.closing.len());
         while let Some((_, slot)) = self.closing.pop_first() {
             self.close(slot, &mut batch);
         }
@@ -857,6 +853,10 @@ impl Correlator {
         for slot in closed {
             self.publish_correction(slot, &mut batch);
         }
+        // Reserved once, exactly: a catch-up's end flushes hundreds of thousands, and growing `out` by
+        // doubling copied what it held into fresh pages each time.
+        out.reserve(self.pending.len() + batch.len());
+        out.append(&mut self.pending);
         self.build_versions(batch, out);
         crate::order::sort_by_last_seen(&mut out[start..]);
     }
@@ -962,7 +962,7 @@ impl Correlator {
                 .iter()
                 .map(|id| Str::from(id.to_string()))
                 .collect(),
-            fused: crate::fuse::published(s.acc.fused.clone()),
+            fused: Box::new(crate::fuse::published(s.acc.fused.clone())),
         }
     }
 

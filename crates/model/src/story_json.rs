@@ -46,7 +46,7 @@ impl Story {
             process,
             rule,
             event,
-        } = fused;
+        } = &**fused;
         let mut o = Obj::open(out);
         o.strs("cuts", cuts);
         o.nested("destination", |o| endpoint(o, destination));
@@ -448,7 +448,7 @@ mod tests {
                     provenance,
                     cuts,
                     related_story_ids: related,
-                    fused,
+                    fused: Box::new(fused),
                 },
             )
     }

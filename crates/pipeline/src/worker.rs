@@ -182,7 +182,7 @@ impl From<OutboxStory> for Story {
             provenance,
             cuts,
             related_story_ids,
-            fused,
+            fused: Box::new(fused),
         }
     }
 }
