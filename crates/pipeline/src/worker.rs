@@ -636,9 +636,36 @@ impl PartitionWorker {
             .iter()
             .zip(&marks)
             .any(|(c, m)| m.iter().any(|(b, _)| *b > c.offset && *b > upto));
-        for (i, marks_now) in marks.into_iter().enumerate() {
-            self.read_shard(i, store, cfg, upto, marks_now, report)?;
+        let mut jobs = Vec::new();
+        let mut counted = Vec::with_capacity(marks.len());
+        for (i, marks_now) in marks.iter().enumerate() {
+            counted.push(self.plan_shard(i, store, upto, marks_now, &mut jobs)?);
         }
+        // All ranges of the cycle through one reader, so it decodes the next shard's first page while the
+        // correlator works on this shard's last: a reader per range left the correlator waiting at every
+        // range's start (1.5 s of a 1M-event replay).
+        let (new_events, completed, read) = self.read_ranges(store, cfg, &jobs, report);
+        // A shard's cursor moves only once all of its ranges were read (jobs are in shard order).
+        for (i, marks_now) in marks.into_iter().enumerate() {
+            let complete = jobs
+                .iter()
+                .enumerate()
+                .all(|(n, j)| j.cursor != i || n < completed);
+            if !complete {
+                break;
+            }
+            self.finish_shard(
+                i,
+                cfg,
+                upto,
+                marks_now,
+                counted[i],
+                &jobs,
+                &new_events,
+                report,
+            );
+        }
+        read?;
         if report.stragglers > 0 {
             counter!("storyline_straggler_events_total", "tenant" => self.lease.tenant.clone())
                 .increment(report.stragglers);
@@ -646,67 +673,83 @@ impl PartitionWorker {
         Ok(more)
     }
 
-    /// Re-checks recently read buckets of one shard for late writes, then reads its buckets up to `upto`.
-    /// `marks_now` are the shard's write marks from its lookback on, read before any scan.
-    fn read_shard(
-        &mut self,
+    /// Plans one shard's part of the cycle: its recently read buckets whose write marks changed (late
+    /// writes) are read again, then its buckets up to `upto`. `marks_now` are the shard's write marks from
+    /// its lookback on, read before any scan. Returns the shard's backlog in events when it was counted.
+    fn plan_shard(
+        &self,
         i: usize,
         store: &dyn Store,
-        cfg: &PipelineConfig,
         upto: Bucket,
-        marks_now: Vec<(Bucket, u64)>,
-        report: &mut CycleReport,
-    ) -> anyhow::Result<()> {
+        marks_now: &[(Bucket, u64)],
+        jobs: &mut Vec<ReadJob>,
+    ) -> anyhow::Result<Option<u64>> {
         let (shard, offset) = (self.cursors[i].shard, self.cursors[i].offset);
-        let tenant = self.lease.tenant.clone();
         // Backlog as this cycle finds it: what a long catch-up is working through. A cycle that finds
         // only the bucket or two that came due since the last one reads them at once, so it is not counted
         // (that would read their keys twice); the gauges drop to zero once the shard is read.
         let behind = marks_now.iter().filter(|(b, _)| *b > offset).count();
-        let backlog = |buckets: usize, events: Option<u64>| {
-            let labels = [("tenant", tenant.clone()), ("shard", shard.to_string())];
-            gauge!("storyline_backlog_buckets", &labels).set(buckets as f64);
-            if let Some(n) = events {
-                gauge!("storyline_backlog_events", &labels).set(n as f64);
-            }
-        };
         let mut counted = None;
         if behind > BACKLOG_COUNT_FROM_BUCKETS {
             let last = marks_now.last().map_or(upto, |(b, _)| *b);
             counted = store.bucket_events(
-                &tenant,
+                &self.lease.tenant,
                 shard,
                 BucketRange::new(offset, last.max(upto)),
                 BACKLOG_COUNT_CAP,
             )?;
-            backlog(behind, counted);
+            self.backlog_gauges(shard, behind, counted);
         }
-
-        for &(bucket, mark) in &marks_now {
+        for &(bucket, mark) in marks_now {
             if bucket <= offset
                 && offset != Bucket::MIN
                 && self.cursors[i].marks.get(&bucket) != Some(&mark)
             {
-                let before = self.correlator.stats().events;
-                self.scan_range(
-                    store,
-                    cfg,
+                jobs.push(ReadJob {
+                    cursor: i,
                     shard,
-                    BucketRange::new(bucket - 1, bucket),
-                    report,
-                )?;
-                report.stragglers += self.correlator.stats().events - before;
+                    range: BucketRange::new(bucket - 1, bucket),
+                    straggler: true,
+                });
             }
         }
-        let mut new_offset = offset;
         if upto > offset {
-            let before = self.correlator.stats().events;
-            self.scan_range(store, cfg, shard, BucketRange::new(offset, upto), report)?;
-            new_offset = upto;
-            counted = counted.map(|n| n.saturating_sub(self.correlator.stats().events - before));
+            jobs.push(ReadJob {
+                cursor: i,
+                shard,
+                range: BucketRange::new(offset, upto),
+                straggler: false,
+            });
         }
+        Ok(counted)
+    }
+
+    /// Moves a shard's cursor past what the cycle read of it (`new_events`: per job, the events it added).
+    #[allow(clippy::too_many_arguments)]
+    fn finish_shard(
+        &mut self,
+        i: usize,
+        cfg: &PipelineConfig,
+        upto: Bucket,
+        marks_now: Vec<(Bucket, u64)>,
+        counted: Option<u64>,
+        jobs: &[ReadJob],
+        new_events: &[u64],
+        report: &mut CycleReport,
+    ) {
+        let (shard, offset) = (self.cursors[i].shard, self.cursors[i].offset);
+        let mut read_new = 0;
+        for (job, n) in jobs.iter().zip(new_events).filter(|(j, _)| j.cursor == i) {
+            if job.straggler {
+                report.stragglers += n;
+            } else {
+                read_new += n;
+            }
+        }
+        let new_offset = offset.max(upto);
+        let counted = counted.map(|n| n.saturating_sub(read_new));
         let left = marks_now.iter().filter(|(b, _)| *b > new_offset).count();
-        backlog(left, if left == 0 { Some(0) } else { counted });
+        self.backlog_gauges(shard, left, if left == 0 { Some(0) } else { counted });
         let floor = new_offset.saturating_sub(cfg.lookback_ms());
         let cur = &mut self.cursors[i];
         cur.offset = new_offset;
@@ -714,68 +757,93 @@ impl PartitionWorker {
             .into_iter()
             .filter(|(b, _)| *b > floor && *b <= new_offset)
             .collect();
-        Ok(())
     }
 
-    /// Reads the range in key order and feeds the correlator. A reader thread scans and decodes the next
-    /// page while this one correlates: the correlator is the partition's critical path, and decoding is
-    /// a fifth of its work. One reader, pages in order: the correlator sees the same sequence as before.
-    fn scan_range(
+    fn backlog_gauges(&self, shard: Shard, buckets: usize, events: Option<u64>) {
+        let labels = [
+            ("tenant", self.lease.tenant.clone()),
+            ("shard", shard.to_string()),
+        ];
+        gauge!("storyline_backlog_buckets", &labels).set(buckets as f64);
+        if let Some(n) = events {
+            gauge!("storyline_backlog_events", &labels).set(n as f64);
+        }
+    }
+
+    /// Reads the ranges in order, each in key order, and feeds the correlator. A reader thread scans and
+    /// decodes the next page while this one correlates: the correlator is the partition's critical path,
+    /// and decoding is a fifth of its work. One reader, pages in order: the correlator sees the same
+    /// sequence as with no reader. Returns the events each job added (duplicates of events held are not
+    /// counted), how many jobs were read to their end, and the first error.
+    fn read_ranges(
         &mut self,
         store: &dyn Store,
         cfg: &PipelineConfig,
-        shard: Shard,
-        range: BucketRange,
+        jobs: &[ReadJob],
         report: &mut CycleReport,
-    ) -> anyhow::Result<()> {
+    ) -> (Vec<u64>, usize, anyhow::Result<()>) {
+        let mut new_events = vec![0u64; jobs.len()];
+        let mut completed = 0;
+        if jobs.is_empty() {
+            return (new_events, completed, Ok(()));
+        }
         let tenant = self.lease.tenant.clone();
         let limit = cfg.scan_batch.max(1);
         let links_cfg = self.correlator.config().clone();
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Page>>(2);
+        let result = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, anyhow::Result<Page>)>(2);
             // Emptied pages go back to the reader: a page of decoded events is megabytes, and a fresh one
             // for every page is as many freshly faulted pages.
             let (spare_tx, spare_rx) = std::sync::mpsc::channel::<PageEvents>();
             let reader = PageReader {
                 store,
                 tenant: &tenant,
-                shard,
-                range,
                 limit,
                 links_cfg: &links_cfg,
             };
             scope.spawn(move || {
-                let mut resume = None;
-                loop {
-                    // Emptied here: dropping a page's events is work the correlator thread need not do.
-                    let mut buf = spare_rx.try_recv().unwrap_or_default();
-                    buf.clear();
-                    let page = reader.read(resume, buf);
-                    let (more, next) = match &page {
-                        Ok(p) => (p.full, p.last),
-                        Err(_) => (false, None),
-                    };
-                    // A closed channel means the consumer stopped (an error): nothing more to read.
-                    if tx.send(page).is_err() || !more {
-                        return;
+                for (n, job) in jobs.iter().enumerate() {
+                    let mut resume = None;
+                    loop {
+                        // Emptied here: dropping a page's events is work the correlator thread need not do.
+                        let mut buf = spare_rx.try_recv().unwrap_or_default();
+                        buf.clear();
+                        let page = reader.read(job.shard, job.range, resume, buf);
+                        let (failed, more, next) = match &page {
+                            Ok(p) => (false, p.full, p.last),
+                            Err(_) => (true, false, None),
+                        };
+                        // A closed channel means the consumer stopped (an error): nothing more to read.
+                        if tx.send((n, page)).is_err() || failed {
+                            return;
+                        }
+                        if !more {
+                            break;
+                        }
+                        resume = next;
                     }
-                    resume = next;
                 }
             });
-            for page in rx {
+            for (n, page) in rx {
                 let page = page?;
+                let before = self.correlator.stats().events;
                 for (event, key, bucket, links) in &page.events {
                     self.correlator.ingest_linked(event, *key, *bucket, links);
                 }
+                new_events[n] += self.correlator.stats().events - before;
                 report.events += page.events.len() as u64;
                 if page.full {
                     self.keep_lease(store, cfg)?;
+                } else {
+                    // A job's last page: it and every job before it were read to their end.
+                    completed = n + 1;
                 }
                 // The reader may be done: then the buffer just goes.
                 let _ = spare_tx.send(page.events);
             }
             Ok(())
-        })
+        });
+        (new_events, completed, result)
     }
 
     /// Renews the lease during a long catch-up scan: a cycle that outlived the lease would let another
@@ -1104,27 +1172,35 @@ struct Page {
     last: Option<(Bucket, storyline_model::EventKey)>,
 }
 
-/// What a reader thread scans: one shard's bucket range, in pages.
+/// One range a cycle reads: a shard's recently read bucket whose write mark changed (a late write), or
+/// its new buckets.
+struct ReadJob {
+    /// The shard's index in the partition's cursors.
+    cursor: usize,
+    shard: Shard,
+    range: BucketRange,
+    straggler: bool,
+}
+
+/// What a reader thread scans with: the store, in pages of `limit` events.
 struct PageReader<'a> {
     store: &'a dyn Store,
     tenant: &'a str,
-    shard: Shard,
-    range: BucketRange,
     limit: usize,
     links_cfg: &'a CorrelateConfig,
 }
 
 impl PageReader<'_> {
-    /// The page after `resume`, decoded into `events` (empty: a recycled buffer).
+    /// The page of `shard`'s `range` after `resume`, decoded into `events` (empty: a recycled buffer).
     fn read(
         &self,
+        shard: Shard,
+        range: BucketRange,
         resume: Option<(Bucket, storyline_model::EventKey)>,
         mut events: PageEvents,
     ) -> anyhow::Result<Page> {
-        let (shard, limit) = (self.shard, self.limit);
-        let stored: Vec<StoredEvent> =
-            self.store
-                .scan(self.tenant, shard, self.range, resume, limit)?;
+        let limit = self.limit;
+        let stored: Vec<StoredEvent> = self.store.scan(self.tenant, shard, range, resume, limit)?;
         let last = stored.last().map(|l| (l.bucket, l.key));
         let full = stored.len() >= limit;
         events.reserve(stored.len());

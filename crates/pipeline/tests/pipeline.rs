@@ -561,12 +561,15 @@ fn an_ephemeral_run_publishes_the_same_stories_without_writing_checkpoints() {
     );
 }
 
-/// A store whose scans are slow (to make one catch-up cycle outlive the lease), and whose next commits
-/// can be made to fail as an unreachable database's would. It keeps checkpoints inline (no keyed parts).
+/// A store whose scans are slow (to make one catch-up cycle outlive the lease), and whose next commits,
+/// or next scans of one shard, can be made to fail as an unreachable database's would. It keeps
+/// checkpoints inline (no keyed parts).
 struct SlowScans {
     inner: Arc<dyn Store>,
     scan_delay: Duration,
     failing_commits: std::sync::atomic::AtomicU32,
+    /// (shard, how many of its next scans fail)
+    failing_scans: std::sync::Mutex<(u16, u32)>,
 }
 
 impl SlowScans {
@@ -575,6 +578,7 @@ impl SlowScans {
             inner,
             scan_delay,
             failing_commits: Default::default(),
+            failing_scans: Default::default(),
         }
     }
 }
@@ -595,6 +599,15 @@ impl Store for SlowScans {
         limit: usize,
     ) -> storyline_store::Result<Vec<storyline_store::StoredEvent>> {
         std::thread::sleep(self.scan_delay);
+        {
+            let mut f = self.failing_scans.lock().unwrap();
+            if f.0 == s && f.1 > 0 {
+                f.1 -= 1;
+                return Err(storyline_store::StoreError::Engine(
+                    "injected: scan failed".into(),
+                ));
+            }
+        }
         self.inner.scan(t, s, r, resume, limit)
     }
     fn payload(
@@ -1005,5 +1018,69 @@ fn a_catch_up_commits_behind_its_reads_and_survives_a_failed_write() {
     assert_eq!(
         latest.values().filter(|s| !s.event_ids.is_empty()).count(),
         12 * 3
+    );
+}
+
+/// A cycle whose read fails part way through its shards (the first shards read, one failing, the rest not
+/// reached yet) moves no cursor past what it did not read: the next cycles read it, and every event ends
+/// up in exactly one story.
+#[test]
+fn a_read_that_fails_part_way_through_a_cycle_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowScans::new(open(dir.path()), Duration::ZERO));
+    let cfg = PipelineConfig {
+        shards: 4,
+        commit_interval: Duration::ZERO,
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", cfg.shards).unwrap();
+    let res = cfg.bucket_ms();
+    let now = Timestamp::now();
+    let mut ids = BTreeSet::new();
+    for i in 0..6i64 {
+        let b = bucket_of(now, res) - (6 - i) * 70 * res;
+        let evs: Vec<Event> = (0..40)
+            .map(|j| {
+                let id = format!("b{i}e{j}");
+                ids.insert(id.clone());
+                flow(
+                    &id,
+                    "fw",
+                    Timestamp::from_millis(b),
+                    20_000 + (i * 40 + j) as u16,
+                )
+            })
+            .collect();
+        append_at(&*store, b, &evs, cfg.shards);
+    }
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w", 60_000, now.as_millis())
+        .unwrap()
+        .unwrap();
+    let sink = MemorySink::default();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
+    let mut failed = 0;
+    for cycle in 1.. {
+        if cycle == 3 {
+            *store.failing_scans.lock().unwrap() = (2, 1);
+        }
+        match w.cycle(&*store, &sink, &cfg, now, true) {
+            Ok(r) if r.caught_up => break,
+            Ok(_) => {}
+            Err(e) => {
+                assert!(format!("{e:#}").contains("injected"), "{e:#}");
+                failed += 1;
+            }
+        }
+        assert!(cycle < 100, "the catch-up never ended");
+    }
+    assert_eq!(failed, 1, "the scan failed once");
+    w.finish(&*store, &sink).unwrap();
+    let all = sink.take();
+    let m = members(&latest(&all));
+    assert_eq!(
+        m.keys().cloned().collect::<BTreeSet<_>>(),
+        ids,
+        "every event in exactly one story"
     );
 }
