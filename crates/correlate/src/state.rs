@@ -71,6 +71,10 @@ struct StoryState {
     corrected: bool,
     /// `first_seen`/`last_seen` of the last version published.
     shown: (Timestamp, Timestamp),
+    /// Where the story's live entry in `Correlator::closing` is (open stories only). Not state: rebuilt
+    /// on restore ([`Correlator::rebuild_schedule`]).
+    #[serde(skip)]
+    queued_close: Option<Timestamp>,
 }
 
 impl StoryState {
@@ -150,8 +154,15 @@ pub struct Correlator {
     offers: Map<Key, Vec<Entry>>,
     demands: Map<Key, Vec<Entry>>,
     by_event: Map<EventKey, Slot>,
-    /// Open stories by the event time at which they close.
+    /// Open stories by the event time at which they close, lazily: a story's entry is left where it was
+    /// when a new event moves its closing time later, and moved when it comes due
+    /// ([`Correlator::advance`]). Moving it at every event was a B-tree removal and insertion per event
+    /// (a tenth of adding one). Entries of stories folded away, closed or re-queued earlier are stale and
+    /// skipped: only the one at a story's `queued_close` counts.
     closing: BTreeSet<(Timestamp, Slot)>,
+    /// Open stories (`closing` also holds stale entries). Not state: rebuilt on restore.
+    #[serde(skip)]
+    open_count: usize,
     /// Closed stories by the event time at which no late event can join them any more.
     evicting: BTreeSet<(Timestamp, Slot)>,
     watermark: Timestamp,
@@ -255,6 +266,7 @@ impl Correlator {
             demands: Map::default(),
             by_event: Map::default(),
             closing: BTreeSet::new(),
+            open_count: 0,
             evicting: BTreeSet::new(),
             watermark: Timestamp::MIN,
             max_event_time: Timestamp::MIN,
@@ -292,7 +304,7 @@ impl Correlator {
     }
 
     pub fn open_stories(&self) -> usize {
-        self.closing.len()
+        self.open_count
     }
 
     /// (story, version, insert-time bucket of its newest member) of the versions published since the
@@ -595,9 +607,11 @@ impl Correlator {
                 related: Vec::new(),
                 corrected: false,
                 shown: (t, t),
+                queued_close: Some(self.close_at(t)),
             }),
         );
         self.closing.insert((self.close_at(t), slot));
+        self.open_count += 1;
         slot
     }
 
@@ -619,28 +633,62 @@ impl Correlator {
         ))
     }
 
-    /// Takes a story out of the closing/evicting schedule before its times change.
+    /// Takes a closed story out of the evicting schedule before its times change (an open story's closing
+    /// entry is moved lazily, [`Correlator::schedule_open`]).
     fn unschedule(&mut self, slot: Slot) {
         let s = &self.stories[&slot];
-        let (open, first, last) = (s.open, s.first, s.last);
-        if open {
-            self.closing.remove(&(self.close_at(last), slot));
-        } else {
-            self.evicting.remove(&(self.evict_at(first, last), slot));
+        if !s.open {
+            let at = self.evict_at(s.first, s.last);
+            self.evicting.remove(&(at, slot));
         }
     }
 
-    fn schedule_open(&mut self, slot: Slot) {
-        let s = self.stories.get_mut(&slot).expect("slot exists");
-        s.open = true;
-        let full = s.events.len() >= self.cfg.max_story_events;
-        let last = s.last;
-        let at = if full {
+    /// When an open story closes: `gap` after its last event, or at once when it is full.
+    fn close_key(&self, s: &StoryState) -> Timestamp {
+        if s.events.len() >= self.cfg.max_story_events {
             Timestamp::MIN
         } else {
-            self.close_at(last)
-        };
-        self.closing.insert((at, slot));
+            self.close_at(s.last)
+        }
+    }
+
+    /// Marks the story open and makes sure it has a closing entry no later than its closing time: an
+    /// entry that is earlier is moved when it comes due.
+    fn schedule_open(&mut self, slot: Slot) {
+        let at = self.close_key(&self.stories[&slot]);
+        let s = self.stories.get_mut(&slot).expect("slot exists");
+        if !s.open {
+            s.open = true;
+            self.open_count += 1;
+        }
+        if s.queued_close.is_none_or(|q| at < q) {
+            s.queued_close = Some(at);
+            self.closing.insert((at, slot));
+        }
+    }
+
+    /// Open stories by (closing time, slot): the order they close in.
+    fn open_schedule(&self) -> Vec<(Timestamp, Slot)> {
+        let mut open: Vec<(Timestamp, Slot)> = self
+            .stories
+            .iter()
+            .filter(|(_, s)| s.open)
+            .map(|(slot, s)| (self.close_key(s), *slot))
+            .collect();
+        open.sort_unstable();
+        open
+    }
+
+    /// Rebuilds what is not state: the closing schedule (without stale entries) and the open count.
+    fn rebuild_schedule(&mut self) {
+        let open = self.open_schedule();
+        self.open_count = open.len();
+        self.closing = open.iter().copied().collect();
+        for (at, slot) in open {
+            if let Some(s) = self.stories.get_mut(&slot) {
+                s.queued_close = Some(at);
+            }
+        }
     }
 
     fn add_to(&mut self, slot: Slot, e: &Event, key: EventKey, t: Timestamp, bucket: i64) {
@@ -724,6 +772,8 @@ impl Correlator {
         let Some(f) = self.stories.remove(&from) else {
             return;
         };
+        // Its closing entry, if it had one, is stale now.
+        self.open_count -= usize::from(f.open);
         self.stats.merged += 1;
         self.parent.insert(from, into);
         let folded = (f.version > 0).then_some((f.id, f.version, f.corrected, f.first, f.last));
@@ -792,6 +842,20 @@ impl Correlator {
                 break;
             }
             self.closing.pop_first();
+            let Some(s) = self.stories.get(&slot) else {
+                continue;
+            };
+            if !s.open || s.queued_close != Some(at) {
+                continue;
+            }
+            let due = self.close_key(s);
+            if due > at {
+                // Events moved its closing time since it was queued: it waits until then. Stories are
+                // still closed in (closing time, slot) order, as with every entry kept exact.
+                self.stories.get_mut(&slot).expect("checked").queued_close = Some(due);
+                self.closing.insert((due, slot));
+                continue;
+            }
             self.close(slot, &mut closed);
         }
         self.build_versions(closed, out);
@@ -844,8 +908,10 @@ impl Correlator {
     pub fn flush(&mut self, out: &mut Vec<Story>) {
         self.decide_deferred(true);
         let start = out.len();
-        let mut batch = Vec::with_capacity(self.closing.len());
-        while let Some((_, slot)) = self.closing.pop_first() {
+        let open = self.open_schedule();
+        self.closing.clear();
+        let mut batch = Vec::with_capacity(open.len());
+        for (_, slot) in open {
             self.close(slot, &mut batch);
         }
         // Every estimate is final now: stories published before theirs was are corrected.
@@ -865,6 +931,8 @@ impl Correlator {
         self.changed.story(slot);
         let s = self.stories.get_mut(&slot).expect("closing slot exists");
         s.open = false;
+        s.queued_close = None;
+        self.open_count -= 1;
         if s.dirty {
             batch.push(self.publish(slot, true));
         }
@@ -1059,7 +1127,9 @@ impl Correlator {
     }
 
     pub fn restore(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
+        let mut c: Correlator = postcard::from_bytes(bytes)?;
+        c.rebuild_schedule();
+        Ok(c)
     }
 
     /// Stops recording what changed between checkpoints, for a run whose state is never checkpointed (it
@@ -1169,14 +1239,7 @@ impl Correlator {
                         // Flattened: `find` gives the same root as the chain it replaces.
                         c.parent.insert(*a, slot);
                     }
-                    if s.open {
-                        let at = if s.events.len() >= c.cfg.max_story_events {
-                            Timestamp::MIN
-                        } else {
-                            c.close_at(s.last)
-                        };
-                        c.closing.insert((at, slot));
-                    } else {
+                    if !s.open {
                         c.evicting.insert((c.evict_at(s.first, s.last), slot));
                     }
                     c.stories.insert(slot, Box::new(s));
@@ -1203,6 +1266,7 @@ impl Correlator {
                 _ => return Err(format!("unknown part key {key:02x?}")),
             }
         }
+        c.rebuild_schedule();
         Ok(c)
     }
 
@@ -1341,7 +1405,7 @@ mod tests {
         let gone: BTreeMap<_, _> = c.gone.iter().collect();
         format!(
             "{stories:?}\n{index:?}\n{by_event:?}\n{roots:?}\n{:?}\n{:?}\n{gone:?}\n{:?}\n{:?} {:?} {} {:?}\n{:?}\n{:?}",
-            c.closing,
+            c.open_schedule(),
             c.evicting,
             c.gone_order,
             c.watermark,
@@ -1457,7 +1521,7 @@ mod tests {
         for (i, (e, key)) in generated(40_000, 6, 50.0).iter().enumerate() {
             c.ingest(e, *key, (i / 100) as i64);
         }
-        let slots: Vec<Slot> = c.closing.iter().map(|(_, slot)| *slot).collect();
+        let slots: Vec<Slot> = c.open_schedule().iter().map(|(_, slot)| *slot).collect();
         assert!(slots.len() > 4096 * 2, "{} open stories", slots.len());
         let batch: Vec<Version> = slots.iter().map(|s| c.publish(*s, false)).collect();
         let mut parallel = Vec::new();
