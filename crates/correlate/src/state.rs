@@ -948,8 +948,7 @@ impl Correlator {
         if s.open || s.version == 0 {
             return;
         }
-        let p = self.present(s);
-        if !p.is_final || (p.first, p.last) == s.shown {
+        if self.final_times(s).is_none_or(|times| times == s.shown) {
             return;
         }
         self.changed.story(slot);
@@ -1039,18 +1038,15 @@ impl Correlator {
     /// only); then each sensor's times are moved to the reference sensor's clock by the final estimate.
     fn present(&self, s: &StoryState) -> Presented {
         let mut provenance = s.acc.sorted_views();
-        let (first, last) = (s.first, s.last);
         let Some(reference) = provenance.first().map(|v| tag_of(&v.sensor)) else {
             return Presented {
-                first,
-                last,
+                first: s.first,
+                last: s.last,
                 provenance,
                 is_final: false,
             };
         };
-        let e = epoch_of(s.first);
-        let d = &self.clocks.deferred;
-        if !(self.cfg.correct_story_times && d.final_for(e)) {
+        let Some((first, last)) = self.final_times(s) else {
             for v in &mut provenance {
                 v.clock_offset_ms = self
                     .clocks
@@ -1058,28 +1054,47 @@ impl Correlator {
                     .map(|ns| ns / 1_000_000);
             }
             return Presented {
-                first,
-                last,
+                first: s.first,
+                last: s.last,
                 provenance,
                 is_final: false,
             };
-        }
-        let (mut lo, mut hi) = (Timestamp(i64::MAX), Timestamp(i64::MIN));
+        };
+        let (d, e) = (&self.clocks.deferred, epoch_of(s.first));
         for v in &mut provenance {
-            let off = d.story_offset(tag_of(&v.sensor), reference, e);
-            v.clock_offset_ms = off.map(|ns| ns / 1_000_000);
-            let off = off.unwrap_or(0);
-            lo = lo.min(Timestamp(v.first_seen.0.saturating_sub(off)));
-            hi = hi.max(Timestamp(v.last_seen.0.saturating_sub(off)));
+            v.clock_offset_ms = d
+                .story_offset(tag_of(&v.sensor), reference, e)
+                .map(|ns| ns / 1_000_000);
         }
-        // A sensor left out of the provenance (past its size limit) has no times of its own to correct.
-        let complete = s.sensors.len() <= provenance.len();
         Presented {
-            first: if complete { lo } else { first },
-            last: if complete { hi } else { last },
+            first,
+            last,
             provenance,
             is_final: true,
         }
+    }
+
+    /// The story's times on its reference sensor's clock (the first sensor of its provenance) once the
+    /// clock estimate for its epoch is final, `None` before. Computed without building the provenance:
+    /// every closed story is checked for a correction at the end of input.
+    fn final_times(&self, s: &StoryState) -> Option<(Timestamp, Timestamp)> {
+        let (d, e) = (&self.clocks.deferred, epoch_of(s.first));
+        if !(self.cfg.correct_story_times && d.final_for(e)) {
+            return None;
+        }
+        let views = &s.acc.views;
+        let reference = tag_of(&views.iter().map(|v| &v.sensor).min()?);
+        // A sensor left out of the provenance (past its size limit) has no times of its own to correct.
+        if s.sensors.len() > views.len() {
+            return Some((s.first, s.last));
+        }
+        let (mut lo, mut hi) = (Timestamp(i64::MAX), Timestamp(i64::MIN));
+        for v in views {
+            let off = d.story_offset(tag_of(&v.sensor), reference, e).unwrap_or(0);
+            lo = lo.min(Timestamp(v.first_seen.0.saturating_sub(off)));
+            hi = hi.max(Timestamp(v.last_seen.0.saturating_sub(off)));
+        }
+        Some((lo, hi))
     }
 
     fn evict(&mut self, slot: Slot) {
