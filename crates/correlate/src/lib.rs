@@ -9,7 +9,7 @@
 
 pub mod baseline;
 mod clock;
-mod fasthash;
+pub mod fasthash;
 pub mod first;
 mod fuse;
 pub mod keys;

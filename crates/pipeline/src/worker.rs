@@ -1145,7 +1145,10 @@ impl PartitionWorker {
 /// commit and publish, one right after the other, a story's version with its sensors' own times and its
 /// correction by the final clock estimate (most stories of a long replay), or a version and its merge.
 fn newest_versions_only(out: &mut Vec<Story>) -> usize {
-    let mut newest: HashMap<StoryId, u32> = HashMap::with_capacity(out.len());
+    // The engine's integer hasher: a catch-up's commit holds hundreds of thousands of versions, and
+    // SipHash made this a few percent of the correlator thread.
+    let mut newest: storyline_correlate::fasthash::Map<StoryId, u32> =
+        storyline_correlate::fasthash::Map::with_capacity_and_hasher(out.len(), Default::default());
     for s in out.iter() {
         let v = newest.entry(s.story_id).or_insert(s.version);
         *v = (*v).max(s.version);
