@@ -742,7 +742,7 @@ impl Correlator {
             let list = map.entry(k).or_default();
             match list
                 .iter_mut()
-                .find(|en| en.sensor == sensor && find(en.slot) == slot)
+                .find(|en| en.sensor == sensor && (en.slot == slot || find(en.slot) == slot))
             {
                 Some(en) => {
                     en.lo = en.lo.min(lo);
