@@ -7,7 +7,10 @@
 //!
 //! Layout: `FRAME_V1`, the record count (u32 LE), then per record its event key (u128 BE) and length
 //! (u32 LE), then the records back to back. The frame's key is the (shard, bucket) key followed by the
-//! append's sequence number, so frames sort in write order within a bucket.
+//! append's sequence number, so frames sort in the order appends began: of two concurrent appends of one
+//! key into one bucket (a record re-sent while its first send is in flight) the later-numbered record is
+//! the one read back, which may not be the event the `events` keyspace kept. Both are sends of the same
+//! record id.
 
 use storyline_model::EventKey;
 
