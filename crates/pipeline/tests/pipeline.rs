@@ -923,20 +923,27 @@ fn a_publication_longer_than_the_lease_keeps_it_and_publishes_once() {
     );
 }
 
+/// A store of `shards` shards whose commits and scans can be made to fail, and a config that commits
+/// after every cycle.
+fn failing_store(shards: u16) -> (tempfile::TempDir, Arc<SlowScans>, PipelineConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowScans::new(open(dir.path()), Duration::ZERO));
+    let cfg = PipelineConfig {
+        shards,
+        commit_interval: Duration::ZERO,
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", cfg.shards).unwrap();
+    (dir, store, cfg)
+}
+
 /// A catch-up reads at most `max_cycle_span` per cycle, publishing as it goes, and writes each cycle's
 /// checkpoint while the next cycle reads. When such a background write fails, nothing is published or
 /// lost: its stories wait for the next commit, which writes the whole state, and a worker restored from
 /// the store afterwards carries on from it.
 #[test]
 fn a_catch_up_commits_behind_its_reads_and_survives_a_failed_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SlowScans::new(open(dir.path()), Duration::ZERO));
-    let cfg = PipelineConfig {
-        shards: 2,
-        commit_interval: Duration::ZERO,
-        ..PipelineConfig::default()
-    };
-    store.ensure_tenant("t", cfg.shards).unwrap();
+    let (_dir, store, cfg) = failing_store(2);
     let res = cfg.bucket_ms();
     let now = Timestamp::now();
     // Twelve buckets 70 s apart, ending a while ago; each holds three sessions whose events' time is
@@ -1026,14 +1033,7 @@ fn a_catch_up_commits_behind_its_reads_and_survives_a_failed_write() {
 /// up in exactly one story.
 #[test]
 fn a_read_that_fails_part_way_through_a_cycle_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SlowScans::new(open(dir.path()), Duration::ZERO));
-    let cfg = PipelineConfig {
-        shards: 4,
-        commit_interval: Duration::ZERO,
-        ..PipelineConfig::default()
-    };
-    store.ensure_tenant("t", cfg.shards).unwrap();
+    let (_dir, store, cfg) = failing_store(4);
     let res = cfg.bucket_ms();
     let now = Timestamp::now();
     let mut ids = BTreeSet::new();

@@ -25,6 +25,9 @@ use storyline_model::{EventKey, Timestamp};
 /// tables per scan. 16 made a 1M-event replay ~7% faster (docs/benchmarks.md); 48 was no better.
 const QUEUE_L0_TABLES: u8 = 16;
 
+/// Keys removed per batch by retention and tenant deletion.
+const DELETE_CHUNK: usize = 10_000;
+
 /// When an append is acknowledged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,23 +127,46 @@ impl EmbeddedStore {
         self.make_durable()
     }
 
-    /// Removes every key under `prefix` from the keyspace, in bounded batches. Returns how many keys went.
+    /// Removes every key under `prefix` from the keyspace. Returns how many keys went.
     fn delete_prefix(&self, space: &Keyspace, prefix: &[u8]) -> Result<u64> {
+        self.delete_listed(space, || {
+            space
+                .prefix(prefix)
+                .take(DELETE_CHUNK)
+                .map(|g| g.key().map_err(engine))
+                .collect()
+        })
+    }
+
+    /// Removes every key in `start..end` from the keyspace. Returns how many keys went.
+    fn delete_range(&self, space: &Keyspace, start: &[u8], end: &[u8]) -> Result<u64> {
+        self.delete_listed(space, || {
+            space
+                .range(start..end)
+                .take(DELETE_CHUNK)
+                .map(|g| g.key().map_err(engine))
+                .collect()
+        })
+    }
+
+    /// Removes the keys `next_chunk` lists until it lists none, one batch per chunk so that one pass never
+    /// builds an unbounded batch.
+    fn delete_listed(
+        &self,
+        space: &Keyspace,
+        next_chunk: impl Fn() -> Result<Vec<fjall::UserKey>>,
+    ) -> Result<u64> {
         let mut deleted = 0u64;
         loop {
-            let keys: Vec<_> = space
-                .prefix(prefix)
-                .take(10_000)
-                .map(|g| g.key().map_err(engine))
-                .collect::<Result<_>>()?;
+            let keys = next_chunk()?;
             if keys.is_empty() {
                 return Ok(deleted);
             }
-            let mut batch = self.db.batch();
-            for k in &keys {
-                batch.remove(space, k.clone());
-            }
             deleted += keys.len() as u64;
+            let mut batch = self.db.batch();
+            for k in keys {
+                batch.remove(space, k);
+            }
             batch.commit().map_err(engine)?;
         }
     }
@@ -719,52 +745,10 @@ impl Store for EmbeddedStore {
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64> {
         let start = shard_prefix(tenant, shard);
         let end = bucket_key(tenant, shard, before);
-        let mut deleted = 0u64;
-        loop {
-            // Deletes in chunks so one retention pass never builds an unbounded batch.
-            let keys: Vec<_> = self
-                .events
-                .range(start.clone()..end.clone())
-                .take(10_000)
-                .map(|g| g.key().map_err(engine))
-                .collect::<Result<_>>()?;
-            if keys.is_empty() {
-                break;
-            }
-            let mut batch = self.db.batch();
-            for k in &keys {
-                batch.remove(&self.events, k.clone());
-            }
-            deleted += keys.len() as u64;
-            batch.commit().map_err(engine)?;
-        }
+        let deleted = self.delete_range(&self.events, &start, &end)?;
         // Payload frames (and, in a store written before frames, one record per event key).
-        loop {
-            let keys: Vec<_> = self
-                .payloads
-                .range(start.clone()..end.clone())
-                .take(10_000)
-                .map(|g| g.key().map_err(engine))
-                .collect::<Result<_>>()?;
-            if keys.is_empty() {
-                break;
-            }
-            let mut batch = self.db.batch();
-            for k in keys {
-                batch.remove(&self.payloads, k);
-            }
-            batch.commit().map_err(engine)?;
-        }
-        let marks: Vec<_> = self
-            .marks
-            .range(start..end)
-            .map(|g| g.key().map_err(engine))
-            .collect::<Result<_>>()?;
-        let mut batch = self.db.batch();
-        for k in marks {
-            batch.remove(&self.marks, k);
-        }
-        batch.commit().map_err(engine)?;
+        self.delete_range(&self.payloads, &start, &end)?;
+        self.delete_range(&self.marks, &start, &end)?;
         self.make_durable()?;
         Ok(deleted)
     }
