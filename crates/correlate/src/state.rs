@@ -307,6 +307,13 @@ impl Correlator {
         self.open_count
     }
 
+    /// At most how many versions the next `advance` and `flush` hand out, if no event comes in between:
+    /// one per open story, one per closed story held for lateness (a correction), and the merge notices
+    /// waiting.
+    pub fn versions_bound(&self) -> usize {
+        self.open_count + self.evicting.len() + self.pending.len()
+    }
+
     /// (story, version, insert-time bucket of its newest member) of the versions published since the
     /// last call.
     pub fn take_arrivals(&mut self) -> Vec<(StoryId, u32, i64)> {

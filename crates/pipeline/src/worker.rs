@@ -527,6 +527,12 @@ impl PartitionWorker {
             ))
         };
         let floor = self.offset().saturating_sub(cfg.lookback_ms());
+        if drain && self.out.is_empty() {
+            // A drain's last cycles close and correct most stories at once: room for all of them up front
+            // (capacity never written costs no pages), so neither `advance` nor the final flush grows the
+            // outbox by copying it into fresh pages (~5% of the correlator thread of a 1M replay).
+            self.out.reserve(self.correlator.versions_bound());
+        }
         let before = self.out.len();
         self.correlator.advance(watermark, floor, &mut self.out);
         report.caught_up = drain && !more;
