@@ -937,6 +937,33 @@ fn failing_store(shards: u16) -> (tempfile::TempDir, Arc<SlowScans>, PipelineCon
     (dir, store, cfg)
 }
 
+/// Writes `per_bucket` flows into each of `buckets` buckets 70 s apart, ending a while before `now`, with
+/// event time = the bucket's, so each bucket's sessions close when the next one is read. Event `j` of
+/// bucket `i` is `b{i}e{j}` on port `port(i, j)`. Returns the event ids.
+fn append_spaced_buckets(
+    store: &dyn Store,
+    cfg: &PipelineConfig,
+    now: Timestamp,
+    buckets: usize,
+    per_bucket: usize,
+    port: impl Fn(usize, usize) -> u16,
+) -> BTreeSet<String> {
+    let res = cfg.bucket_ms();
+    let mut ids = BTreeSet::new();
+    for i in 0..buckets {
+        let b = bucket_of(now, res) - (buckets - i) as i64 * 70 * res;
+        let evs: Vec<Event> = (0..per_bucket)
+            .map(|j| {
+                let id = format!("b{i}e{j}");
+                ids.insert(id.clone());
+                flow(&id, "fw", Timestamp::from_millis(b), port(i, j))
+            })
+            .collect();
+        append_at(store, b, &evs, cfg.shards);
+    }
+    ids
+}
+
 /// A catch-up reads at most `max_cycle_span` per cycle, publishing as it goes, and writes each cycle's
 /// checkpoint while the next cycle reads. When such a background write fails, nothing is published or
 /// lost: its stories wait for the next commit, which writes the whole state, and a worker restored from
@@ -944,29 +971,11 @@ fn failing_store(shards: u16) -> (tempfile::TempDir, Arc<SlowScans>, PipelineCon
 #[test]
 fn a_catch_up_commits_behind_its_reads_and_survives_a_failed_write() {
     let (_dir, store, cfg) = failing_store(2);
-    let res = cfg.bucket_ms();
     let now = Timestamp::now();
-    // Twelve buckets 70 s apart, ending a while ago; each holds three sessions whose events' time is
-    // the bucket's, so each bucket's sessions close when the next one is read.
-    let buckets: Vec<i64> = (0..12)
-        .map(|i| bucket_of(now, res) - (12 - i) * 70 * res)
-        .collect();
-    let mut ids = BTreeSet::new();
-    for (i, b) in buckets.iter().enumerate() {
-        let evs: Vec<Event> = (0..9)
-            .map(|j| {
-                let id = format!("b{i}e{j}");
-                ids.insert(id.clone());
-                flow(
-                    &id,
-                    "fw",
-                    Timestamp::from_millis(*b),
-                    20_000 + (i * 3 + j % 3) as u16,
-                )
-            })
-            .collect();
-        append_at(&*store, *b, &evs, cfg.shards);
-    }
+    // Each bucket holds three sessions of three events.
+    let ids = append_spaced_buckets(&*store, &cfg, now, 12, 9, |i, j| {
+        20_000 + (i * 3 + j % 3) as u16
+    });
     let lease = || {
         store
             .acquire_lease("t", &cfg.group, 0, "w", 60_000, now.as_millis())
@@ -1034,25 +1043,11 @@ fn a_catch_up_commits_behind_its_reads_and_survives_a_failed_write() {
 #[test]
 fn a_read_that_fails_part_way_through_a_cycle_loses_nothing() {
     let (_dir, store, cfg) = failing_store(4);
-    let res = cfg.bucket_ms();
     let now = Timestamp::now();
-    let mut ids = BTreeSet::new();
-    for i in 0..6i64 {
-        let b = bucket_of(now, res) - (6 - i) * 70 * res;
-        let evs: Vec<Event> = (0..40)
-            .map(|j| {
-                let id = format!("b{i}e{j}");
-                ids.insert(id.clone());
-                flow(
-                    &id,
-                    "fw",
-                    Timestamp::from_millis(b),
-                    20_000 + (i * 40 + j) as u16,
-                )
-            })
-            .collect();
-        append_at(&*store, b, &evs, cfg.shards);
-    }
+    // Each event a session of its own, spread over the shards.
+    let ids = append_spaced_buckets(&*store, &cfg, now, 6, 40, |i, j| {
+        20_000 + (i * 40 + j) as u16
+    });
     let lease = store
         .acquire_lease("t", &cfg.group, 0, "w", 60_000, now.as_millis())
         .unwrap()
