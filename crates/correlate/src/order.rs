@@ -55,7 +55,7 @@ mod tests {
                 })
                 .collect();
             let mut expected = stories.clone();
-            expected.sort_by(|a, b| (a.last_seen, a.story_id).cmp(&(b.last_seen, b.story_id)));
+            expected.sort_by_key(|s| (s.last_seen, s.story_id));
             let mut got = stories;
             sort_by_last_seen(&mut got);
             let versions = |s: &[Story]| s.iter().map(|s| s.version).collect::<Vec<_>>();

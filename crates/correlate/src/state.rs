@@ -1090,7 +1090,7 @@ impl Correlator {
             return None;
         }
         let views = &s.acc.views;
-        let reference = tag_of(&views.iter().map(|v| &v.sensor).min()?);
+        let reference = tag_of(views.iter().map(|v| &v.sensor).min()?);
         // A sensor left out of the provenance (past its size limit) has no times of its own to correct.
         if s.sensors.len() > views.len() {
             return Some((s.first, s.last));
@@ -1455,7 +1455,7 @@ mod tests {
     /// Adds the `i`-th event, 100 to a bucket, advancing to the newest event time every seventh.
     fn feed(c: &mut Correlator, i: usize, e: &Event, key: EventKey, out: &mut Vec<Story>) {
         c.ingest(e, key, (i / 100) as i64);
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             let wm = c.max_event_time();
             c.advance(wm, (i / 100) as i64 - 3, out);
         }

@@ -318,7 +318,7 @@ fn client(rng: &mut SmallRng, i: u32) -> Client {
         rng.random_range(0..=255),
         rng.random_range(1..=254),
     );
-    let prefix = if i % 3 == 0 { "LT" } else { "WS" };
+    let prefix = if i.is_multiple_of(3) { "LT" } else { "WS" };
     let host = format!("{prefix}-{i:04}");
     let fqdn = format!("{host}.{DOMAIN}");
     let user = format!(

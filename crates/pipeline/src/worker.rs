@@ -653,23 +653,25 @@ impl PartitionWorker {
         let (new_events, completed, read) = self.read_ranges(store, cfg, &jobs, report);
         // A shard's cursor moves only once all of its ranges were read (jobs are in shard order).
         for (i, marks_now) in marks.into_iter().enumerate() {
-            let complete = jobs
-                .iter()
-                .enumerate()
-                .all(|(n, j)| j.cursor != i || n < completed);
-            if !complete {
+            let shard_jobs = || {
+                jobs.iter()
+                    .zip(&new_events)
+                    .enumerate()
+                    .filter(|(_, (j, _))| j.cursor == i)
+            };
+            if shard_jobs().any(|(n, _)| n >= completed) {
                 break;
             }
-            self.finish_shard(
-                i,
-                cfg,
-                upto,
-                marks_now,
-                counted[i],
-                &jobs,
-                &new_events,
-                report,
-            );
+            let mut read_new = 0;
+            for (_, (job, added)) in shard_jobs() {
+                if job.straggler {
+                    report.stragglers += added;
+                } else {
+                    read_new += added;
+                }
+            }
+            let left = counted[i].map(|n| n.saturating_sub(read_new));
+            self.finish_shard(i, cfg, upto, marks_now, left);
         }
         read?;
         if report.stragglers > 0 {
@@ -730,8 +732,8 @@ impl PartitionWorker {
         Ok(counted)
     }
 
-    /// Moves a shard's cursor past what the cycle read of it (`new_events`: per job, the events it added).
-    #[allow(clippy::too_many_arguments)]
+    /// Moves a shard's cursor past what the cycle read of it. `counted`: its backlog in events still
+    /// unread, when the cycle counted it.
     fn finish_shard(
         &mut self,
         i: usize,
@@ -739,21 +741,9 @@ impl PartitionWorker {
         upto: Bucket,
         marks_now: Vec<(Bucket, u64)>,
         counted: Option<u64>,
-        jobs: &[ReadJob],
-        new_events: &[u64],
-        report: &mut CycleReport,
     ) {
         let (shard, offset) = (self.cursors[i].shard, self.cursors[i].offset);
-        let mut read_new = 0;
-        for (job, n) in jobs.iter().zip(new_events).filter(|(j, _)| j.cursor == i) {
-            if job.straggler {
-                report.stragglers += n;
-            } else {
-                read_new += n;
-            }
-        }
         let new_offset = offset.max(upto);
-        let counted = counted.map(|n| n.saturating_sub(read_new));
         let left = marks_now.iter().filter(|(b, _)| *b > new_offset).count();
         self.backlog_gauges(shard, left, if left == 0 { Some(0) } else { counted });
         let floor = new_offset.saturating_sub(cfg.lookback_ms());
