@@ -280,8 +280,8 @@ fn read_chunks(
             body.extend_from_slice(&carry);
             carry.clear();
             // Read until the chunk is full and holds a line end (a line longer than a chunk makes it
-            // grow), or the file ends.
-            loop {
+            // grow), or the file ends. `cut`: where the chunk's last whole line ends.
+            let cut = loop {
                 let want = (prefix + CHUNK_BYTES)
                     .saturating_sub(body.len())
                     .max(64 << 10);
@@ -291,20 +291,16 @@ fn read_chunks(
                     .with_context(|| format!("reading {} after line {line_no}", path.display()))?;
                 if n < want {
                     eof = true;
+                    break body.len();
                 }
-                let full = body.len() >= prefix + CHUNK_BYTES;
-                if eof || (full && memchr::memrchr(b'\n', &body[prefix..]).is_some()) {
-                    break;
+                if body.len() >= prefix + CHUNK_BYTES {
+                    if let Some(at) = memchr::memrchr(b'\n', &body[prefix..]) {
+                        break prefix + at + 1;
+                    }
                 }
-            }
-            if !eof {
-                let end = prefix
-                    + memchr::memrchr(b'\n', &body[prefix..])
-                        .expect("a full chunk holds a line end")
-                    + 1;
-                carry.extend_from_slice(&body[end..]);
-                body.truncate(end);
-            }
+            };
+            carry.extend_from_slice(&body[cut..]);
+            body.truncate(cut);
             let text = &body[prefix..];
             if text.is_empty() {
                 break;
