@@ -77,6 +77,13 @@ pub struct Args {
     /// close behind the input.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     safety_delay: std::time::Duration,
+    /// Insert-time bucket resolution. A bucket is read once it closed and `--safety-delay` passed, so
+    /// finer buckets let the workers start sooner and follow the input more closely.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    bucket: std::time::Duration,
+    /// How long an idle worker sleeps before it looks for due buckets again.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    poll_interval: std::time::Duration,
     /// Write correlation checkpoints even into a temporary store. Without `--data-dir` nothing can resume
     /// the replay (its store is removed when it ends), so by default its workers publish at each commit
     /// without checkpointing; this measures the service's commit path instead.
@@ -132,6 +139,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.max_cycle_span = a.max_cycle_span;
     cfg.ephemeral = a.data_dir.is_none() && !a.checkpoints;
     cfg.safety_delay = a.safety_delay;
+    cfg.bucket = a.bucket;
+    cfg.poll_interval = a.poll_interval;
     cfg.correlate.dns_link_window = a.dns_link_window;
     if let Some(on) = a.dns_links_use_clock_offsets {
         cfg.correlate.dns_links_use_clock_offsets = on;

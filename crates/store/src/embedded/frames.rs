@@ -1,16 +1,16 @@
-//! Payload frames: the raw records one append wrote to one (shard, bucket), stored as a single value.
+//! Frames: the records one append wrote to one (shard, bucket), stored as a single value. Both the
+//! `events` keyspace (encoded events, read by [`super::buckets`]) and the `payloads` keyspace (raw
+//! records) hold frames, their records in event-key order.
 //!
-//! Records are read back only one at a time and rarely ([`crate::Store::payload`]), but were written as
-//! one key each: a memtable insert, a journal entry and a blob-file entry per event. One value per
-//! (append, shard, bucket) made a 1M-event replay ~15% faster (docs/benchmarks.md). Events stay one key
-//! each: scans need them in (bucket, event key) order and resumable at any key.
+//! One key per record cost a memtable insert, a journal entry and a table or blob-file entry per event.
+//! One value per (append, shard, bucket) made a 1M-event replay ~15% faster for payloads
+//! (docs/benchmarks.md, seventh sitting) and again faster for events (eighth sitting).
 //!
 //! Layout: `FRAME_V1`, the record count (u32 LE), then per record its event key (u128 BE) and length
 //! (u32 LE), then the records back to back. The frame's key is the (shard, bucket) key followed by the
 //! append's sequence number, so frames sort in the order appends began: of two concurrent appends of one
-//! key into one bucket (a record re-sent while its first send is in flight) the later-numbered record is
-//! the one read back, which may not be the event the `events` keyspace kept. Both are sends of the same
-//! record id.
+//! key into one bucket (a record re-sent while its first send is in flight) the later-numbered one is
+//! read back, its event and its payload alike.
 
 use storyline_model::EventKey;
 

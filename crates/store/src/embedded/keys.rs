@@ -46,17 +46,6 @@ pub fn frame_key(bucket_key: &[u8], seq: u64) -> Vec<u8> {
     k
 }
 
-/// Splits the (bucket, event key) suffix off an event key.
-pub fn decode_event_suffix(full: &[u8]) -> Option<(Bucket, EventKey)> {
-    let n = full.len();
-    if n < 24 {
-        return None;
-    }
-    let bucket = decode_i64(&full[n - 24..n - 16])?;
-    let key: [u8; 16] = full[n - 16..].try_into().ok()?;
-    Some((bucket, EventKey(u128::from_be_bytes(key))))
-}
-
 pub fn decode_bucket_suffix(full: &[u8]) -> Option<Bucket> {
     full.len()
         .checked_sub(8)
@@ -84,14 +73,5 @@ mod tests {
             assert!(encode_i64(w[0]) < encode_i64(w[1]));
             assert_eq!(decode_i64(&encode_i64(w[0])), Some(w[0]));
         }
-    }
-
-    #[test]
-    fn event_suffix_round_trips() {
-        let k = event_key("t", 3, 1_700_000_000_000, EventKey(42));
-        assert_eq!(
-            decode_event_suffix(&k),
-            Some((1_700_000_000_000, EventKey(42)))
-        );
     }
 }

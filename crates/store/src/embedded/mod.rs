@@ -1,12 +1,14 @@
 //! The default backend: fjall, an embedded LSM-tree engine in pure Rust (engine choice and its
 //! measurements: docs/design.md).
 //!
-//! Keyspaces: `events` (encoded canonical events), `payloads` (raw records, key-value separated so large
-//! ones do not bloat scans), `marks` (per-bucket write marks), `meta` (tenants, checkpoints, leases),
-//! `checkpoint_log` (checkpoint parts as a log of deltas, [`checkpoint_log`]) and `dead_letters`. A
-//! single process owns the data directory (fjall locks it), so leases and commits are serialized with a
-//! mutex; leases still matter because several workers in the process share shards.
+//! Keyspaces: `events` (encoded canonical events) and `payloads` (raw records, key-value separated so
+//! large ones do not bloat scans), both one frame per (append, shard, bucket) ([`frames`]); `marks`
+//! (per-bucket write marks), `meta` (tenants, checkpoints, leases), `checkpoint_log` (checkpoint parts
+//! as a log of deltas, [`checkpoint_log`]) and `dead_letters`. A single process owns the data directory
+//! (fjall locks it), so leases and commits are serialized with a mutex; leases still matter because
+//! several workers in the process share shards.
 
+mod buckets;
 mod checkpoint_log;
 mod frames;
 mod keys;
@@ -267,31 +269,31 @@ impl Store for EmbeddedStore {
         let mut batch = self.db.batch();
         let seq = self.next_seq();
         let mark = seq.to_be_bytes();
-        for e in events {
-            batch.insert(
-                &self.events,
-                event_key(tenant, e.shard, e.bucket, e.key),
-                e.event,
-            );
-        }
-        // One payload frame and one write mark per (shard, bucket) the batch touches; a stable sort keeps
-        // the batch's order within each, so the last write of a key still wins.
+        // One event frame, one payload frame and one write mark per (shard, bucket) the batch touches. A
+        // stable sort keeps the batch's order among equal keys, so the last write of a key still wins;
+        // event frames are in key order so that a scan merges sorted runs.
         let mut order: Vec<u32> = (0..events.len() as u32).collect();
-        order.sort_by_key(|&i| (events[i as usize].shard, events[i as usize].bucket));
+        order.sort_by_key(|&i| {
+            let e = &events[i as usize];
+            (e.shard, e.bucket, e.key)
+        });
         for group in order.chunk_by(|&a, &b| {
             let (a, b) = (&events[a as usize], &events[b as usize]);
             (a.shard, a.bucket) == (b.shard, b.bucket)
         }) {
             let first = &events[group[0] as usize];
-            let records = group.iter().map(|&i| {
-                let e = &events[i as usize];
-                (e.key, e.raw)
-            });
             let key = bucket_key(tenant, first.shard, first.bucket);
+            let frame = frame_key(&key, seq);
+            let members = || group.iter().map(|&i| &events[i as usize]);
+            batch.insert(
+                &self.events,
+                frame.clone(),
+                frames::encode(members().map(|e| (e.key, e.event))),
+            );
             batch.insert(
                 &self.payloads,
-                frame_key(&key, seq),
-                frames::encode(records),
+                frame,
+                frames::encode(members().map(|e| (e.key, e.raw))),
             );
             batch.insert(&self.marks, key, mark.as_slice());
         }
@@ -311,28 +313,36 @@ impl Store for EmbeddedStore {
             return Ok(Vec::new());
         }
         let (first, end) = bucket_bounds(tenant, shard, range);
+        // A bucket is read whole (its frames are merged), so a resumed scan starts at the resume bucket.
         let start = match resume {
-            Some((b, k)) => {
-                let mut s = event_key(tenant, shard, b, k);
-                s.push(0); // strictly after the resume key
-                s
-            }
-            None => first,
+            Some((b, _)) if b > range.after => bucket_key(tenant, shard, b),
+            _ => first,
         };
-        let mut out = Vec::with_capacity(limit.min(4096));
-        for item in self.events.range(start..end) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.into_inner().map_err(engine)?;
-            let (bucket, key) = decode_event_suffix(&k)
-                .ok_or_else(|| StoreError::Corrupt("short event key".into()))?;
-            out.push(StoredEvent {
-                bucket,
-                key,
-                event: v.to_vec(),
-            });
+        if start >= end {
+            return Ok(Vec::new());
         }
+        let bucket_key_len = shard_prefix(tenant, shard).len() + 8;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        buckets::for_each(self.events.range(start..end), bucket_key_len, |b| {
+            let after = match resume {
+                Some((rb, rk)) if rb == b.bucket => Some(rk),
+                _ => None,
+            };
+            for (key, event) in b.iter() {
+                if out.len() >= limit {
+                    return Ok(false);
+                }
+                if after.is_some_and(|a| key <= a) {
+                    continue;
+                }
+                out.push(StoredEvent {
+                    bucket: b.bucket,
+                    key,
+                    event: event.to_vec(),
+                });
+            }
+            Ok(out.len() < limit)
+        })?;
         Ok(out)
     }
 
@@ -706,22 +716,24 @@ impl Store for EmbeddedStore {
             return Ok(Some(0));
         }
         let (start, end) = bucket_bounds(tenant, shard, range);
-        // Keys only: the event values stay in their blocks.
+        let bucket_key_len = shard_prefix(tenant, shard).len() + 8;
         let mut n = 0u64;
-        for item in self.events.range(start..end) {
-            item.key().map_err(engine)?;
-            n += 1;
-            if n >= cap {
-                break;
-            }
-        }
-        Ok(Some(n))
+        buckets::for_each(self.events.range(start..end), bucket_key_len, |b| {
+            n += b.len() as u64;
+            Ok(n < cap)
+        })?;
+        Ok(Some(n.min(cap)))
     }
 
     fn delete_tenant(&self, tenant: &str) -> Result<u64> {
         validate_tenant(tenant)?;
         let data = tenant_prefix(tenant);
-        let deleted = self.delete_prefix(&self.events, &data)?;
+        let mut deleted = 0u64;
+        buckets::for_each(self.events.prefix(&data), data.len() + 2 + 8, |b| {
+            deleted += b.len() as u64;
+            Ok(true)
+        })?;
+        self.delete_prefix(&self.events, &data)?;
         self.delete_prefix(&self.payloads, &data)?;
         self.delete_prefix(&self.marks, &data)?;
         self.delete_prefix(&self.dead, &data)?;
@@ -745,7 +757,16 @@ impl Store for EmbeddedStore {
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64> {
         let start = shard_prefix(tenant, shard);
         let end = bucket_key(tenant, shard, before);
-        let deleted = self.delete_range(&self.events, &start, &end)?;
+        let mut deleted = 0u64;
+        buckets::for_each(
+            self.events.range(start.as_slice()..end.as_slice()),
+            start.len() + 8,
+            |b| {
+                deleted += b.len() as u64;
+                Ok(true)
+            },
+        )?;
+        self.delete_range(&self.events, &start, &end)?;
         // Payload frames (and, in a store written before frames, one record per event key).
         self.delete_range(&self.payloads, &start, &end)?;
         self.delete_range(&self.marks, &start, &end)?;
@@ -791,5 +812,89 @@ mod tests {
         assert_eq!(s.payload("t", 0, 1000, EventKey(9)).unwrap(), None);
         assert_eq!(s.payload("t", 0, 1000, EventKey(8)).unwrap(), None);
         assert_eq!(s.payloads.iter().count(), 0);
+    }
+
+    fn append_one(s: &EmbeddedStore, bucket: Bucket, key: u128, event: &[u8]) {
+        s.append(
+            "t",
+            &[NewEvent {
+                shard: 0,
+                bucket,
+                key: EventKey(key),
+                event,
+                raw: event,
+            }],
+        )
+        .unwrap();
+    }
+
+    /// A data directory written before event frames keeps one key per event: a scan merges those with
+    /// the frames of the same bucket in key order, a later write of a key wins, and counting and
+    /// retention see each key once.
+    #[test]
+    fn events_stored_one_key_each_are_merged_with_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path(), Durability::None).unwrap();
+        s.ensure_tenant("t", 1).unwrap();
+        for (bucket, key) in [(1000, 2), (1000, 5), (1000, 9), (2000, 1)] {
+            s.events
+                .insert(
+                    event_key("t", 0, bucket, EventKey(key)),
+                    format!("old-{key}"),
+                )
+                .unwrap();
+        }
+        append_one(&s, 1000, 7, b"new-7");
+        append_one(&s, 1000, 5, b"new-5");
+        append_one(&s, 1000, 1, b"new-1");
+        append_one(&s, 1000, 7, b"newer-7");
+        let all: Vec<(Bucket, u128, String)> = s
+            .scan("t", 0, BucketRange::all(), None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.bucket, e.key.0, String::from_utf8(e.event).unwrap()))
+            .collect();
+        let expected = [
+            (1000, 1, "new-1"),
+            (1000, 2, "old-2"),
+            (1000, 5, "new-5"),
+            (1000, 7, "newer-7"),
+            (1000, 9, "old-9"),
+            (2000, 1, "old-1"),
+        ];
+        assert_eq!(
+            all,
+            expected
+                .iter()
+                .map(|(b, k, v)| (*b, *k, v.to_string()))
+                .collect::<Vec<_>>()
+        );
+        // Paging resumes inside a bucket, after the resume key, whatever layout holds it.
+        let mut paged = Vec::new();
+        let mut resume = None;
+        loop {
+            let page = s.scan("t", 0, BucketRange::all(), resume, 2).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            resume = page.last().map(|e| (e.bucket, e.key));
+            paged.extend(page.into_iter().map(|e| (e.bucket, e.key.0)));
+        }
+        assert_eq!(
+            paged,
+            expected
+                .iter()
+                .map(|(b, k, _)| (*b, *k))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            s.bucket_events("t", 0, BucketRange::all(), 100).unwrap(),
+            Some(6)
+        );
+        assert_eq!(s.delete_before("t", 0, 2000).unwrap(), 5);
+        assert_eq!(
+            s.scan("t", 0, BucketRange::all(), None, 100).unwrap().len(),
+            1
+        );
     }
 }
