@@ -99,6 +99,10 @@ enum Index {
     Demand,
 }
 
+/// The entries of one key: most keys have one, kept inline in the index (a heap list cost a cache miss
+/// per lookup, the largest single stall of the engine).
+type Entries = smallvec::SmallVec<[Entry; 1]>;
+
 /// Where a key was seen: in which story (slot, possibly folded since), over which event-time range.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Entry {
@@ -150,9 +154,9 @@ pub struct Correlator {
     stories: Map<Slot, Box<StoryState>>,
     /// Folded slot → the slot it was folded into.
     parent: Map<Slot, Slot>,
-    exact: Map<Key, Vec<Entry>>,
-    offers: Map<Key, Vec<Entry>>,
-    demands: Map<Key, Vec<Entry>>,
+    exact: Map<Key, Entries>,
+    offers: Map<Key, Entries>,
+    demands: Map<Key, Entries>,
     by_event: Map<EventKey, Slot>,
     /// Open stories by the event time at which they close, lazily: a story's entry is left where it was
     /// when a new event moves its closing time later, and moved when it comes due
@@ -421,7 +425,7 @@ impl Correlator {
         // Whatever the estimate turns out to be, two sensors' clocks differ by at most twice the skew bound.
         let widest = cross + 2 * self.cfg.max_clock_skew.as_nanos() as i64;
         let mut deferred = Vec::new();
-        let mut dns = |list: Option<&Vec<Entry>>, window_ns: Option<i64>| {
+        let mut dns = |list: Option<&Entries>, window_ns: Option<i64>| {
             let Some(list) = list else { return };
             if list.len() > fanout {
                 hot = true;
@@ -1274,7 +1278,7 @@ impl Correlator {
                         other => return Err(format!("unknown index {other}")),
                     };
                     let k = u64::from_be_bytes(key[2..10].try_into().expect("10-byte key"));
-                    let list: Vec<Entry> =
+                    let list: Entries =
                         postcard::from_bytes(value).map_err(|e| bad("index", &e))?;
                     c.index_mut(index).insert(k, list);
                 }
@@ -1292,7 +1296,7 @@ impl Correlator {
         Ok(c)
     }
 
-    fn index(&self, index: Index) -> &Map<Key, Vec<Entry>> {
+    fn index(&self, index: Index) -> &Map<Key, Entries> {
         match index {
             Index::Exact => &self.exact,
             Index::Offer => &self.offers,
@@ -1300,7 +1304,7 @@ impl Correlator {
         }
     }
 
-    fn index_mut(&mut self, index: Index) -> &mut Map<Key, Vec<Entry>> {
+    fn index_mut(&mut self, index: Index) -> &mut Map<Key, Entries> {
         match index {
             Index::Exact => &mut self.exact,
             Index::Offer => &mut self.offers,
@@ -1317,7 +1321,7 @@ impl Correlator {
         let per_entry = std::mem::size_of::<Entry>() + 24;
         let entries: usize = [&self.exact, &self.offers, &self.demands]
             .iter()
-            .map(|m| m.values().map(Vec::len).sum::<usize>())
+            .map(|m| m.values().map(|l| l.len()).sum::<usize>())
             .sum();
         self.by_event.len() * per_event + self.stories.len() * per_story + entries * per_entry
     }
