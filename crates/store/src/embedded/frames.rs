@@ -18,21 +18,47 @@ const FRAME_V1: u8 = 1;
 const HEADER: usize = 1 + 4;
 const ENTRY: usize = 16 + 4;
 
-/// Encodes the records `(key, raw)` into one frame.
-pub fn encode<'a>(records: impl ExactSizeIterator<Item = (EventKey, &'a [u8])> + Clone) -> Vec<u8> {
+/// Encodes the records `(key, raw)` into one frame, written straight into the store's value type: a
+/// `Vec` handed to the store was copied once more into its own buffer, and frames carry every raw record.
+pub fn encode<'a>(
+    records: impl ExactSizeIterator<Item = (EventKey, &'a [u8])> + Clone,
+) -> fjall::Slice {
     let n = records.len();
     let bytes: usize = records.clone().map(|(_, r)| r.len()).sum();
-    let mut out = Vec::with_capacity(HEADER + n * ENTRY + bytes);
-    out.push(FRAME_V1);
-    out.extend_from_slice(&(n as u32).to_le_bytes());
+    let mut head = Vec::with_capacity(HEADER + n * ENTRY);
+    head.push(FRAME_V1);
+    head.extend_from_slice(&(n as u32).to_le_bytes());
     for (key, raw) in records.clone() {
-        out.extend_from_slice(&key.0.to_be_bytes());
-        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        head.extend_from_slice(&key.0.to_be_bytes());
+        head.extend_from_slice(&(raw.len() as u32).to_le_bytes());
     }
-    for (_, raw) in records {
-        out.extend_from_slice(raw);
+    let len = head.len() + bytes;
+    let mut reader = Pieces {
+        current: &head,
+        rest: records.map(|(_, raw)| raw),
+    };
+    fjall::Slice::from_reader(&mut reader, len).expect("reading from memory cannot fail")
+}
+
+/// Reads a sequence of byte slices as one stream.
+struct Pieces<'a, I> {
+    current: &'a [u8],
+    rest: I,
+}
+
+impl<'a, I: Iterator<Item = &'a [u8]>> std::io::Read for Pieces<'a, I> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rest.next() {
+                Some(next) => self.current = next,
+                None => return Ok(0),
+            }
+        }
+        let n = self.current.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = &self.current[n..];
+        Ok(n)
     }
-    out
 }
 
 /// The record stored under `key` in the frame (the last one if it holds several), `Err` if the frame is
@@ -104,7 +130,7 @@ mod tests {
         }
         assert!(find(&f[..f.len() - 1], EventKey(1)).is_err());
         assert!(find(b"", EventKey(1)).is_err());
-        let mut huge = f.clone();
+        let mut huge = f.to_vec();
         huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(find(&huge, EventKey(1)).is_err());
     }
