@@ -45,6 +45,11 @@ pub struct Args {
     /// Worker threads (correlation).
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Correlation partitions: each correlates its share of the shards on its own worker thread. More
+    /// than 1 correlates in parallel but misses links between partitions (NAT views, DNS lookups and
+    /// their connections); docs/correlation.md.
+    #[arg(long, default_value_t = 1)]
+    partitions: u16,
     /// Parse/ingest threads.
     #[arg(long, default_value_t = 2)]
     ingest_threads: usize,
@@ -134,6 +139,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut cfg = PipelineConfig {
         shards: a.shards,
         workers: a.workers,
+        partitions: a.partitions,
         ..PipelineConfig::default()
     };
     cfg.correlate.gap = a.gap;

@@ -62,7 +62,14 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
-        let db = Database::builder(path).open().map_err(engine)?;
+        // The journal holds a write only until its memtable is flushed into compressed tables and blob
+        // files, so it is written uncompressed: with frames every value is large enough for fjall to
+        // compress, and that was ~9% of a 1M-event replay's CPU on the ingest path (benchmarks.md, eighth
+        // sitting) for bytes that are deleted within seconds.
+        let db = Database::builder(path)
+            .journal_compression(fjall::CompressionType::None)
+            .open()
+            .map_err(engine)?;
         let ks = |name: &str| {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(engine)
