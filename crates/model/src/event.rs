@@ -185,6 +185,13 @@ impl Event {
         postcard::to_stdvec(self).expect("postcard encoding of plain data cannot fail")
     }
 
+    /// Appends the encoding (as [`Event::encode`]) to `out`: a batch encoded into one buffer costs one
+    /// allocation instead of one per event.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        *out = postcard::to_extend(self, std::mem::take(out))
+            .expect("postcard encoding of plain data cannot fail");
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
@@ -275,6 +282,11 @@ mod tests {
     fn binary_round_trip() {
         let e = sample();
         assert_eq!(Event::decode(&e.encode()).unwrap(), e);
+        // Appended after other bytes, the encoding is the same and decodes on its own.
+        let mut buf = b"prefix".to_vec();
+        e.encode_into(&mut buf);
+        assert_eq!(&buf[6..], e.encode());
+        assert_eq!(Event::decode(&buf[6..]).unwrap(), e);
     }
 
     #[test]

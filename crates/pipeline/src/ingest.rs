@@ -265,21 +265,22 @@ impl Ingestor {
             return Ok(());
         }
         let bucket = bucket_of(now, self.bucket_ms);
-        let encoded: Vec<(u16, EventKey, Vec<u8>)> = parsed
+        // All events of the batch encoded into one buffer, each found by its span.
+        let mut encoded = Vec::with_capacity(parsed.len() * 256);
+        let mut spans = Vec::with_capacity(parsed.len());
+        for p in parsed {
+            let start = encoded.len();
+            p.event.encode_into(&mut encoded);
+            spans.push(start..encoded.len());
+        }
+        let mut batch: Vec<NewEvent<'_>> = parsed
             .iter()
-            .map(|p| {
-                let key = EventKey::new(&p.sensor, &p.event.event.id);
-                (shard_for(&p.event, self.shards), key, p.event.encode())
-            })
-            .collect();
-        let mut batch: Vec<NewEvent<'_>> = encoded
-            .iter()
-            .zip(parsed)
-            .map(|((shard, key, ev), p)| NewEvent {
-                shard: *shard,
+            .zip(spans)
+            .map(|(p, span)| NewEvent {
+                shard: shard_for(&p.event, self.shards),
                 bucket,
-                key: *key,
-                event: ev,
+                key: EventKey::new(&p.sensor, &p.event.event.id),
+                event: &encoded[span],
                 raw: &p.raw,
             })
             .collect();
