@@ -132,8 +132,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             tmp.path().to_path_buf()
         }
     };
+    // Nothing resumes a replay into a temporary store, so it writes no checkpoints, and its journal is
+    // cheaper uncompressed (`EmbeddedStore::open_with`).
+    let ephemeral = a.data_dir.is_none() && !a.checkpoints;
     let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&data_dir, a.durability)
+        EmbeddedStore::open_with(&data_dir, a.durability, !ephemeral)
             .with_context(|| format!("opening the store in {}", data_dir.display()))?,
     );
     let mut cfg = PipelineConfig {
@@ -145,7 +148,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.correlate.gap = a.gap;
     cfg.commit_interval = a.commit_interval;
     cfg.max_cycle_span = a.max_cycle_span;
-    cfg.ephemeral = a.data_dir.is_none() && !a.checkpoints;
+    cfg.ephemeral = ephemeral;
     cfg.safety_delay = a.safety_delay;
     cfg.bucket = a.bucket;
     cfg.poll_interval = a.poll_interval;

@@ -62,14 +62,21 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
-        // The journal holds a write only until its memtable is flushed into compressed tables and blob
-        // files, so it is written uncompressed: with frames every value is large enough for fjall to
-        // compress, and that was ~9% of a 1M-event replay's CPU on the ingest path (benchmarks.md, eighth
-        // sitting) for bytes that are deleted within seconds.
-        let db = Database::builder(path)
-            .journal_compression(fjall::CompressionType::None)
-            .open()
-            .map_err(engine)?;
+        Self::open_with(path, durability, true)
+    }
+
+    /// `compress_journal`: whether fjall compresses large values in its journal. The journal holds a
+    /// write only until its memtable is flushed into (compressed) tables and blob files. With frames every
+    /// value is large enough to be compressed, which was ~9% of the CPU of a 1M-event replay that writes
+    /// no checkpoints, so such a replay turns it off (0.7 s faster, benchmarks.md, eighth sitting). A
+    /// store that checkpoints writes large state parts too, and there the uncompressed journal's extra
+    /// bytes cost more than the compression saved (1-2 s slower over 1M events), so the service keeps it.
+    pub fn open_with(path: &Path, durability: Durability, compress_journal: bool) -> Result<Self> {
+        let mut builder = Database::builder(path);
+        if !compress_journal {
+            builder = builder.journal_compression(fjall::CompressionType::None);
+        }
+        let db = builder.open().map_err(engine)?;
         let ks = |name: &str| {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(engine)
@@ -903,5 +910,42 @@ mod tests {
             s.scan("t", 0, BucketRange::all(), None, 100).unwrap().len(),
             1
         );
+    }
+
+    /// Whether the journal was written compressed or not, reopening the store with either setting
+    /// recovers what it holds.
+    #[test]
+    fn a_journal_written_either_way_is_recovered_either_way() {
+        for (write, read) in [(false, true), (true, false), (false, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let payload = vec![b'x'; 64 << 10];
+            {
+                let s = EmbeddedStore::open_with(dir.path(), Durability::Fsync, write).unwrap();
+                s.ensure_tenant("t", 1).unwrap();
+                s.append(
+                    "t",
+                    &[NewEvent {
+                        shard: 0,
+                        bucket: 1000,
+                        key: EventKey(5),
+                        event: b"event",
+                        raw: &payload,
+                    }],
+                )
+                .unwrap();
+            }
+            let s = EmbeddedStore::open_with(dir.path(), Durability::Fsync, read).unwrap();
+            let got = s.scan("t", 0, BucketRange::all(), None, 10).unwrap();
+            assert_eq!(
+                got.len(),
+                1,
+                "write compressed {write}, read compressed {read}"
+            );
+            assert_eq!(got[0].event, b"event");
+            assert_eq!(
+                s.payload("t", 0, 1000, EventKey(5)).unwrap().as_deref(),
+                Some(payload.as_slice())
+            );
+        }
     }
 }
