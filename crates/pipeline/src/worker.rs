@@ -20,7 +20,7 @@ use storyline_correlate::keys::{links, Links};
 use storyline_correlate::{Config as CorrelateConfig, Correlator};
 use storyline_io::StorySink;
 use storyline_model::{routing::Shard, Event, Fused, SensorView, Story, StoryId, Str, Timestamp};
-use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, StoredEvent};
+use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, StoreError};
 
 /// How often a worker runs the retention pass on the shards it owns.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -1199,25 +1199,31 @@ impl PageReader<'_> {
         mut events: PageEvents,
     ) -> anyhow::Result<Page> {
         let limit = self.limit;
-        let stored: Vec<StoredEvent> = self.store.scan(self.tenant, shard, range, resume, limit)?;
-        let last = stored.last().map(|l| (l.bucket, l.key));
-        let full = stored.len() >= limit;
-        events.reserve(stored.len());
-        for s in stored {
-            match Event::decode(&s.event) {
-                Ok(event) => {
-                    let links = links(&event, self.links_cfg);
-                    events.push((event, s.key, s.bucket, links))
+        let mut last = None;
+        let read = self.store.scan_each(
+            self.tenant,
+            shard,
+            range,
+            resume,
+            limit,
+            &mut |bucket, key, bytes| {
+                last = Some((bucket, key));
+                match Event::decode(bytes) {
+                    Ok(event) => {
+                        let links = links(&event, self.links_cfg);
+                        events.push((event, key, bucket, links));
+                        Ok(())
+                    }
+                    // Written by this binary's ingest, so this means corruption or a format change:
+                    // surface it loudly instead of skipping silently.
+                    Err(e) => Err(StoreError::Corrupt(format!(
+                        "shard {shard} bucket {bucket}: stored event {:032x} cannot be decoded ({e}); the data dir was written by an incompatible version",
+                        key.0
+                    ))),
                 }
-                // Written by this binary's ingest, so this means corruption or a format change: surface it
-                // loudly instead of skipping silently.
-                Err(e) => anyhow::bail!(
-                    "shard {shard} bucket {}: stored event {:032x} cannot be decoded ({e}); the data dir was written by an incompatible version",
-                    s.bucket,
-                    s.key.0
-                ),
-            }
-        }
+            },
+        )?;
+        let full = read >= limit;
         Ok(Page { events, full, last })
     }
 }

@@ -402,6 +402,18 @@ impl Store for ServiceStore {
         self.call(|s| s.scan(tenant, shard, range, resume, limit))
     }
 
+    fn scan_each(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+        resume: Option<(Bucket, EventKey)>,
+        limit: usize,
+        visit: &mut dyn FnMut(Bucket, EventKey, &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        self.call(|s| s.scan_each(tenant, shard, range, resume, limit, &mut *visit))
+    }
+
     fn payload(
         &self,
         tenant: &str,

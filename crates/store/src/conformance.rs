@@ -82,6 +82,35 @@ pub fn scan_pages_with_resume(s: &dyn Store) {
     let mut expected: Vec<_> = evs.iter().map(|(_, b, k, _)| (*b, k.0)).collect();
     expected.sort();
     assert_eq!(seen, expected);
+    // `scan_each` lends the same events in the same pages, and stops at the visitor's error.
+    let mut lent = Vec::new();
+    let mut resume = None;
+    loop {
+        let mut page = Vec::new();
+        let n = s
+            .scan_each(T, 0, BucketRange::all(), resume, 7, &mut |b, k, body| {
+                page.push((b, k, body.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(n, page.len());
+        if page.is_empty() {
+            break;
+        }
+        resume = page.last().map(|(b, k, _)| (*b, *k));
+        for (b, k, body) in page {
+            assert_eq!(body, format!("event-0-{b}-{}", k.0).into_bytes());
+            lent.push((b, k.0));
+        }
+    }
+    assert_eq!(lent, expected);
+    let mut calls = 0;
+    let stopped = s.scan_each(T, 0, BucketRange::all(), None, 100, &mut |_, _, _| {
+        calls += 1;
+        Err(StoreError::Corrupt("stop".into()))
+    });
+    assert!(matches!(stopped, Err(StoreError::Corrupt(m)) if m == "stop"));
+    assert_eq!(calls, 1);
 }
 
 pub fn payloads_are_kept_apart(s: &dyn Store) {

@@ -45,6 +45,26 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<StoredEvent>>;
 
+    /// As [`Store::scan`], lending each event to `visit` (in the same order) instead of collecting copies:
+    /// the embedded store reads events out of larger frames, and a copy and an allocation per event were
+    /// a worker's reader thread's largest cost after decoding. Returns how many events were visited. A
+    /// `visit` error stops the scan and is returned.
+    fn scan_each(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+        resume: Option<(Bucket, storyline_model::EventKey)>,
+        limit: usize,
+        visit: &mut dyn FnMut(Bucket, storyline_model::EventKey, &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let events = self.scan(tenant, shard, range, resume, limit)?;
+        for e in &events {
+            visit(e.bucket, e.key, &e.event)?;
+        }
+        Ok(events.len())
+    }
+
     /// The raw record of one event (payloads live apart from events so scans never read megabytes).
     fn payload(
         &self,

@@ -323,8 +323,36 @@ impl Store for EmbeddedStore {
         resume: Option<(Bucket, EventKey)>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
-        if range.after >= range.upto {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(limit.min(4096));
+        self.scan_each(
+            tenant,
+            shard,
+            range,
+            resume,
+            limit,
+            &mut |bucket, key, event| {
+                out.push(StoredEvent {
+                    bucket,
+                    key,
+                    event: event.to_vec(),
+                });
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    fn scan_each(
+        &self,
+        tenant: &str,
+        shard: Shard,
+        range: BucketRange,
+        resume: Option<(Bucket, EventKey)>,
+        limit: usize,
+        visit: &mut dyn FnMut(Bucket, EventKey, &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        if range.after >= range.upto || limit == 0 {
+            return Ok(0);
         }
         let (first, end) = bucket_bounds(tenant, shard, range);
         // A bucket is read whole (its frames are merged), so a resumed scan starts at the resume bucket.
@@ -333,31 +361,28 @@ impl Store for EmbeddedStore {
             _ => first,
         };
         if start >= end {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let bucket_key_len = shard_prefix(tenant, shard).len() + 8;
-        let mut out = Vec::with_capacity(limit.min(4096));
+        let mut visited = 0;
         buckets::for_each(self.events.range(start..end), bucket_key_len, |b| {
             let after = match resume {
                 Some((rb, rk)) if rb == b.bucket => Some(rk),
                 _ => None,
             };
             for (key, event) in b.iter() {
-                if out.len() >= limit {
+                if visited >= limit {
                     return Ok(false);
                 }
                 if after.is_some_and(|a| key <= a) {
                     continue;
                 }
-                out.push(StoredEvent {
-                    bucket: b.bucket,
-                    key,
-                    event: event.to_vec(),
-                });
+                visit(b.bucket, key, event)?;
+                visited += 1;
             }
-            Ok(out.len() < limit)
+            Ok(visited < limit)
         })?;
-        Ok(out)
+        Ok(visited)
     }
 
     fn payload(
