@@ -3,6 +3,7 @@
 //! number of keys held at once), so correlation state holds integers, not strings.
 
 use crate::Config;
+use smallvec::SmallVec;
 use std::net::IpAddr;
 use std::time::Duration;
 use storyline_model::community_id;
@@ -11,16 +12,18 @@ use xxhash_rust::xxh3::Xxh3;
 
 pub type Key = u64;
 
-/// How an event can link to others.
+/// How an event can link to others. The lists are inline, and address bytes are held on the stack: a
+/// worker's reader computes the links of every event it decodes, and their heap allocations (about five
+/// per event) were most of that work.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Links {
     /// Joined with any event carrying the same key within `gap` of it: flow tuples (as seen, and each NAT
     /// view), sensor session ids.
-    pub exact: Vec<Key>,
+    pub exact: SmallVec<[Key; 4]>,
     /// Valid for a while after the event: a DNS answer offers (client, address) and (client, name).
-    pub offers: Vec<(Key, Duration)>,
+    pub offers: SmallVec<[(Key, Duration); 4]>,
     /// Looked up in offers: a connection demands (client, server address) and (client, server name).
-    pub demands: Vec<Key>,
+    pub demands: SmallVec<[Key; 4]>,
 }
 
 fn key(tag: u8, parts: &[&[u8]]) -> Key {
@@ -33,10 +36,10 @@ fn key(tag: u8, parts: &[&[u8]]) -> Key {
     h.digest()
 }
 
-fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
+fn ip_bytes(ip: &IpAddr) -> SmallVec<[u8; 16]> {
     match ip {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
+        IpAddr::V4(v) => SmallVec::from_slice(&v.octets()),
+        IpAddr::V6(v) => SmallVec::from_slice(&v.octets()),
     }
 }
 
@@ -74,8 +77,13 @@ fn flow_key(proto: u8, s: IpAddr, sp: Option<u16>, d: IpAddr, dp: Option<u16>) -
     key(FLOW, &[&digest])
 }
 
-fn lower(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
+fn lower(name: &str) -> std::borrow::Cow<'_, str> {
+    let name = name.trim_end_matches('.');
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name.to_ascii_lowercase().into()
+    } else {
+        name.into()
+    }
 }
 
 pub fn links(e: &Event, cfg: &Config) -> Links {

@@ -242,7 +242,7 @@ fn a_published_story_folded_into_one_never_published_goes_on_under_its_id() {
 
     let mut c = Correlator::new("t", Config::default());
     let mut out = Vec::new();
-    let mut feed = |c: &mut Correlator, e: &Event, out: &mut Vec<Story>| {
+    let feed = |c: &mut Correlator, e: &Event, out: &mut Vec<Story>| {
         c.ingest(e, key(e), 0);
         c.advance(c.max_event_time(), 0, out);
     };
