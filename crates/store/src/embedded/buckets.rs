@@ -37,20 +37,22 @@ impl BucketEvents {
     fn add(&mut self, suffix: &[u8], value: Slice) -> Result<()> {
         let index = self.values.len() as u32;
         // Items come in key order: frames (by sequence number) in write order; a pre-frames key is older
-        // than any frame.
-        let order = |n: usize| match suffix.len() {
-            FRAME_SUFFIX => 0x8000_0000 | n as u32,
-            _ => n as u32,
+        // than any frame. An entry's write order is its position, with frames' entries ranked above.
+        let newer = if suffix.len() == FRAME_SUFFIX {
+            0x8000_0000
+        } else {
+            0
         };
         match suffix.len() {
             FRAME_SUFFIX => {
                 for entry in frames::entries(&value).map_err(corrupt)? {
                     let (key, raw) = entry.map_err(corrupt)?;
+                    // `raw` borrows from `value`: kept as its span, as `value` moves into the bucket.
                     let start = raw.as_ptr() as usize - value.as_ptr() as usize;
-                    let n = self.entries.len();
+                    let order = newer | self.entries.len() as u32;
                     self.entries.push((
                         key,
-                        order(n),
+                        order,
                         index,
                         start as u32,
                         (start + raw.len()) as u32,
@@ -59,9 +61,9 @@ impl BucketEvents {
             }
             LEGACY_SUFFIX => {
                 let key = EventKey(u128::from_be_bytes(suffix.try_into().expect("16 bytes")));
-                let n = self.entries.len();
+                let order = newer | self.entries.len() as u32;
                 self.entries
-                    .push((key, order(n), index, 0, value.len() as u32));
+                    .push((key, order, index, 0, value.len() as u32));
             }
             _ => return Err(StoreError::Corrupt("event key of unknown layout".into())),
         }
@@ -70,12 +72,11 @@ impl BucketEvents {
     }
 
     fn finish(&mut self) {
-        // Frames are sorted runs, so this is mostly merging.
-        self.entries.sort_unstable_by_key(|e| (e.0, e.1));
-        // Of equal keys the last written one stays.
-        self.entries.reverse();
+        // Newest write of each key first (write orders are unique, so an unstable sort is exact), then
+        // only that one stays.
+        self.entries
+            .sort_unstable_by_key(|e| (e.0, std::cmp::Reverse(e.1)));
         self.entries.dedup_by_key(|e| e.0);
-        self.entries.reverse();
     }
 
     pub fn len(&self) -> usize {
@@ -96,7 +97,6 @@ fn corrupt(e: &'static str) -> StoreError {
 
 /// Reads `items` (a key range of the `events` keyspace, whose keys start with a bucket key of
 /// `bucket_key_len` bytes) bucket by bucket, handing each to `visit` until it returns `false`.
-/// `scratch` is reused between buckets.
 pub fn for_each(
     items: impl Iterator<Item = fjall::Guard>,
     bucket_key_len: usize,
@@ -129,4 +129,19 @@ pub fn for_each(
         visit(&bucket)?;
     }
     Ok(())
+}
+
+/// How many events `items` hold (each key once per bucket), counting at most `cap`. Reads the frames: a
+/// frame's header alone would count a key re-sent into the same bucket twice.
+pub fn count(
+    items: impl Iterator<Item = fjall::Guard>,
+    bucket_key_len: usize,
+    cap: u64,
+) -> Result<u64> {
+    let mut n = 0u64;
+    for_each(items, bucket_key_len, |b| {
+        n += b.len() as u64;
+        Ok(n < cap)
+    })?;
+    Ok(n.min(cap))
 }

@@ -756,22 +756,14 @@ impl Store for EmbeddedStore {
         }
         let (start, end) = bucket_bounds(tenant, shard, range);
         let bucket_key_len = shard_prefix(tenant, shard).len() + 8;
-        let mut n = 0u64;
-        buckets::for_each(self.events.range(start..end), bucket_key_len, |b| {
-            n += b.len() as u64;
-            Ok(n < cap)
-        })?;
-        Ok(Some(n.min(cap)))
+        buckets::count(self.events.range(start..end), bucket_key_len, cap).map(Some)
     }
 
     fn delete_tenant(&self, tenant: &str) -> Result<u64> {
         validate_tenant(tenant)?;
         let data = tenant_prefix(tenant);
-        let mut deleted = 0u64;
-        buckets::for_each(self.events.prefix(&data), data.len() + 2 + 8, |b| {
-            deleted += b.len() as u64;
-            Ok(true)
-        })?;
+        // Every key under the tenant is (shard, bucket, ...).
+        let deleted = buckets::count(self.events.prefix(&data), data.len() + 2 + 8, u64::MAX)?;
         self.delete_prefix(&self.events, &data)?;
         self.delete_prefix(&self.payloads, &data)?;
         self.delete_prefix(&self.marks, &data)?;
@@ -796,15 +788,8 @@ impl Store for EmbeddedStore {
     fn delete_before(&self, tenant: &str, shard: Shard, before: Bucket) -> Result<u64> {
         let start = shard_prefix(tenant, shard);
         let end = bucket_key(tenant, shard, before);
-        let mut deleted = 0u64;
-        buckets::for_each(
-            self.events.range(start.as_slice()..end.as_slice()),
-            start.len() + 8,
-            |b| {
-                deleted += b.len() as u64;
-                Ok(true)
-            },
-        )?;
+        let events = self.events.range(start.as_slice()..end.as_slice());
+        let deleted = buckets::count(events, start.len() + 8, u64::MAX)?;
         self.delete_range(&self.events, &start, &end)?;
         // Payload frames (and, in a store written before frames, one record per event key).
         self.delete_range(&self.payloads, &start, &end)?;
