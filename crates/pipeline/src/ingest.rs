@@ -148,7 +148,7 @@ impl Ingestor {
         let mut report = IngestReport::default();
         let elements = json_array(body);
         // Sized up front: a replay chunk holds thousands of events, and growing the vector by doubling
-        // copied it into fresh pages each time (a third of the page faults of a replay's ingest).
+        // copied it into fresh pages each time (sampled: a third of a replay's page faults).
         let mut parsed: Vec<Parsed> = Vec::with_capacity(match &elements {
             Some(elements) => elements.len(),
             None => memchr::memchr_iter(b'\n', body).count() + 1,

@@ -46,9 +46,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<StoredEvent>>;
 
     /// As [`Store::scan`], lending each event to `visit` (in the same order) instead of collecting copies:
-    /// the embedded store reads events out of larger frames, and a copy and an allocation per event were
-    /// a worker's reader thread's largest cost after decoding. Returns how many events were visited. A
-    /// `visit` error stops the scan and is returned.
+    /// the embedded store reads events out of larger frames, and [`Store::scan`] costs it an allocation
+    /// and a copy per event that the worker's reader drops right after decoding. Returns how many events
+    /// were visited. A `visit` error stops the scan and is returned.
     fn scan_each(
         &self,
         tenant: &str,
