@@ -723,7 +723,7 @@ impl Correlator {
     /// Records the event's keys under its story, widening the story's existing entry for a key when it
     /// has one.
     fn register(&mut self, slot: Slot, links: &Links, t: Timestamp, sensor: u32) {
-        let mut added: Vec<(Index, Key)> = Vec::new();
+        let mut added: smallvec::SmallVec<[(Index, Key); 4]> = smallvec::SmallVec::new();
         let items = links
             .exact
             .iter()
@@ -735,7 +735,6 @@ impl Correlator {
                     .iter()
                     .map(|(k, w)| (Index::Offer, *k, t, t.saturating_add(*w))),
             );
-        let items: Vec<_> = items.collect();
         for (index, k, lo, hi) in items {
             let parent = &self.parent;
             let find = |mut s: Slot| {
