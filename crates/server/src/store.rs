@@ -409,7 +409,7 @@ impl Store for ServiceStore {
         range: BucketRange,
         resume: Option<(Bucket, EventKey)>,
         limit: usize,
-        visit: &mut dyn FnMut(Bucket, EventKey, &[u8]) -> Result<()>,
+        visit: &mut EventVisitor<'_>,
     ) -> Result<usize> {
         self.call(|s| s.scan_each(tenant, shard, range, resume, limit, &mut *visit))
     }

@@ -19,6 +19,9 @@ pub use types::*;
 
 use storyline_model::routing::Shard;
 
+/// What [`Store::scan_each`] hands each event to: its bucket, key and encoded event.
+pub type EventVisitor<'a> = dyn FnMut(Bucket, storyline_model::EventKey, &[u8]) -> Result<()> + 'a;
+
 /// Everything the pipeline needs from a database. Methods block; async callers use `spawn_blocking`.
 ///
 /// Contract (checked by [`conformance`]):
@@ -56,7 +59,7 @@ pub trait Store: Send + Sync + 'static {
         range: BucketRange,
         resume: Option<(Bucket, storyline_model::EventKey)>,
         limit: usize,
-        visit: &mut dyn FnMut(Bucket, storyline_model::EventKey, &[u8]) -> Result<()>,
+        visit: &mut EventVisitor<'_>,
     ) -> Result<usize> {
         let events = self.scan(tenant, shard, range, resume, limit)?;
         for e in &events {

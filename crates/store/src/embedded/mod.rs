@@ -349,7 +349,7 @@ impl Store for EmbeddedStore {
         range: BucketRange,
         resume: Option<(Bucket, EventKey)>,
         limit: usize,
-        visit: &mut dyn FnMut(Bucket, EventKey, &[u8]) -> Result<()>,
+        visit: &mut EventVisitor<'_>,
     ) -> Result<usize> {
         if range.after >= range.upto || limit == 0 {
             return Ok(0);
