@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storyline_generate::{GenConfig, Generator};
-use storyline_io::{PrettySink, StorySink};
-use storyline_model::{Story, Timestamp};
+use storyline_io::PrettySink;
+use storyline_model::Timestamp;
 use storyline_pipeline::ingest::Framing;
 use storyline_server::{Config, Service};
 
@@ -35,19 +35,6 @@ pub struct Args {
     listen: std::net::SocketAddr,
 }
 
-/// Prints stories and counts them for the closing summary.
-struct CountingPretty {
-    versions: AtomicU64,
-}
-
-impl StorySink for CountingPretty {
-    fn publish(&self, stories: &[Story]) -> anyhow::Result<()> {
-        self.versions
-            .fetch_add(stories.len() as u64, Ordering::Relaxed);
-        PrettySink.publish(stories)
-    }
-}
-
 pub fn run(a: Args) -> anyhow::Result<()> {
     let mut cfg = Config {
         tenant: "demo".into(),
@@ -57,9 +44,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     cfg.pipeline.correlate.gap = a.gap;
     cfg.pipeline.commit_interval = Duration::from_secs(1);
-    let sink = Arc::new(CountingPretty {
-        versions: AtomicU64::new(0),
-    });
+    let sink = Arc::new(super::Counting::new(PrettySink));
     let service = Service::start(cfg, Some(sink.clone()))?;
     let tenants = service.tenants.clone();
     eprintln!(
@@ -138,7 +123,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "demo ran {:.0}s: {} events in, {} story versions out (open stories continue on the next run from {})",
         started.elapsed().as_secs_f64(),
         fed.load(Ordering::Relaxed),
-        sink.versions.load(Ordering::Relaxed),
+        sink.versions(),
         a.data_dir.display()
     );
     Ok(())

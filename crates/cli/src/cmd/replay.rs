@@ -4,6 +4,7 @@
 //! time drives every window, so an hour of traffic takes as long as the machine needs, not an hour. When
 //! the input ends the workers drain every shard, flush open stories and commit.
 
+use super::Counting;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Read;
@@ -164,10 +165,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         std::fs::remove_file(&a.output)
             .with_context(|| format!("replacing {}", a.output.display()))?;
     }
-    let counting = Arc::new(Counting {
-        inner: RotatingFileSink::open(&a.output, 0, 0, true)?,
-        versions: AtomicU64::new(0),
-    });
+    let counting = Arc::new(Counting::new(RotatingFileSink::open(
+        &a.output, 0, 0, true,
+    )?));
     let sink: Arc<dyn StorySink> = counting.clone();
     let pool = WorkerPool::start(
         store.clone(),
@@ -254,7 +254,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         accepted.load(Ordering::Relaxed),
         rejected.load(Ordering::Relaxed),
     );
-    let stories = counting.versions.load(Ordering::Relaxed);
+    let stories = counting.versions();
     eprintln!(
         "replayed {acc} events ({rej} rejected, kept in dead letters) into {stories} story versions in {secs:.2}s \
          ({:.0} events/s; ingest {ingest_secs:.2}s) → {}",
@@ -375,19 +375,4 @@ fn keep_freed_memory() {
     // SAFETY: called first thing in the replay, before it starts any thread (the setter is not
     // thread-safe); the value is a plain integer option.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-}
-
-/// Counts the versions the sink took, so the summary need not read the output back.
-struct Counting<S> {
-    inner: S,
-    versions: AtomicU64,
-}
-
-impl<S: StorySink> StorySink for Counting<S> {
-    fn publish(&self, stories: &[storyline_model::Story]) -> anyhow::Result<()> {
-        self.inner.publish(stories)?;
-        self.versions
-            .fetch_add(stories.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
 }
