@@ -1216,8 +1216,9 @@ impl PageReader<'_> {
                     }
                     // Written by this binary's ingest, so this means corruption or a format change:
                     // surface it loudly instead of skipping silently.
+                    // (`StoreError::Corrupt` says "corrupt or from an incompatible version".)
                     Err(e) => Err(StoreError::Corrupt(format!(
-                        "shard {shard} bucket {bucket}: stored event {:032x} cannot be decoded ({e}); the data dir was written by an incompatible version",
+                        "shard {shard} bucket {bucket}: stored event {:032x} cannot be decoded ({e})",
                         key.0
                     ))),
                 }
