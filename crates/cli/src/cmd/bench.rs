@@ -28,7 +28,7 @@ pub struct CorrelateArgs {
     /// NDJSON envelopes, as `storyline replay` takes them (e.g. from `storyline generate`).
     #[arg(long)]
     input: PathBuf,
-    /// Events between two `advance` calls: a worker cycle's worth (a 1 s bucket of a fast replay).
+    /// Events between two `advance` calls: about what a worker cycle of a fast replay reads.
     #[arg(long, default_value_t = 65_536)]
     cycle_events: usize,
     /// Timed passes over the input; each starts from an empty engine. The median is reported.
