@@ -25,6 +25,14 @@ if ! command -v logger >/dev/null || ! { command -v rsyslogd >/dev/null || [ -x 
 fi
 export STORYLINE_REQUIRE_TOOLS=1
 
+# A clean clone gains nothing from incremental compilation, and its caches are GBs of disk; a developer who
+# wants it sets CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+report_disk() {
+  echo "disk $1: $(df -h --output=avail . | tail -1 | tr -d ' ') free here, $(df -h --output=avail /tmp | tail -1 | tr -d ' ') in /tmp"
+}
+report_disk "before the build"
+
 # Formatting is part of the suite so a red diff is caught before review.
 cargo fmt --all -- --check
 
@@ -132,3 +140,4 @@ cargo nextest run -p storyline-store --features scylla --no-fail-fast "$@"
 cargo nextest run -p storyline-io --features parquet --no-fail-fast "$@"
 # nextest does not run doctests.
 cargo test --workspace --doc --quiet
+report_disk "after the suite"
