@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use storyline_model::Event;
 
 /// `line` is trimmed and starts with `{`.
-pub(crate) fn fast(line: &[u8], limits: &Limits) -> Option<Result<Parsed, Rejection>> {
+pub(crate) fn fast<'a>(line: &'a [u8], limits: &Limits) -> Option<Result<Parsed<'a>, Rejection>> {
     let mut s = Scan { b: line, i: 0 };
     s.eat(b'{')?;
     let mut keys = Keys::default();

@@ -69,13 +69,27 @@ impl Default for Limits {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     pub format: Str,
     pub sensor: Str,
     /// The record as received (a JSON object's exact text, or the decoded raw line), without its line
     /// terminator. Kept beside the event for people to inspect; the content-hash id is computed over it.
-    pub raw: Vec<u8>,
+    /// Borrowed from the input unless it had to be decoded (a JSON string record with escapes): a replay
+    /// copied every record once more only to write it next to its event.
+    pub raw: Cow<'a, [u8]>,
     pub event: Event,
+}
+
+impl Parsed<'_> {
+    /// The same record, no longer borrowing its input.
+    pub fn into_owned(self) -> Parsed<'static> {
+        Parsed {
+            format: self.format,
+            sensor: self.sensor,
+            raw: Cow::Owned(self.raw.into_owned()),
+            event: self.event,
+        }
+    }
 }
 
 const MAX_SENSOR_BYTES: usize = 256;
@@ -96,13 +110,17 @@ const ENVELOPE_SHAPE: &str =
 /// Parses one NDJSON envelope line: `{"format": F, "sensor": S, "record": R}` where R is the native
 /// JSON object, or the raw record text as a JSON string (for text formats, or JSON records forwarded
 /// verbatim). Other envelope keys are ignored.
-pub fn parse_envelope(line: &[u8], limits: &Limits) -> Result<Parsed, Rejection> {
+pub fn parse_envelope<'a>(line: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Rejection> {
     parse_envelope_with(line, limits, true)
 }
 
 /// `fast`: try the byte scan of the usual envelope shape first (see `envelope.rs`); the differential
 /// tests turn it off to compare.
-fn parse_envelope_with(line: &[u8], limits: &Limits, fast: bool) -> Result<Parsed, Rejection> {
+fn parse_envelope_with<'a>(
+    line: &'a [u8],
+    limits: &Limits,
+    fast: bool,
+) -> Result<Parsed<'a>, Rejection> {
     check_size(line, limits)?;
     let line = line.trim_ascii();
     match line.first() {
@@ -156,25 +174,25 @@ fn parse_envelope_with(line: &[u8], limits: &Limits, fast: bool) -> Result<Parse
 
 /// Parses a record already separated from any envelope: a JSON object's text or a raw text line, in
 /// `format`, reported by `sensor`. A trailing line terminator is ignored.
-pub fn parse_record(
+pub fn parse_record<'a>(
     format: &str,
     sensor: &str,
-    raw: &[u8],
+    raw: &'a [u8],
     limits: &Limits,
-) -> Result<Parsed, Rejection> {
+) -> Result<Parsed<'a>, Rejection> {
     check_size(raw, limits)?;
     let (canonical, parse_fn) = lookup(format)?;
     check_sensor(sensor)?;
     parse_with(canonical, parse_fn, sensor, Cow::Borrowed(raw), limits)
 }
 
-fn parse_with(
+fn parse_with<'a>(
     format: &'static str,
     parse_fn: formats::ParseFn,
     sensor: &str,
-    raw: Cow<[u8]>,
+    raw: Cow<'a, [u8]>,
     limits: &Limits,
-) -> Result<Parsed, Rejection> {
+) -> Result<Parsed<'a>, Rejection> {
     check_size(&raw, limits)?;
     let raw = strip_terminator(raw);
     if raw.trim_ascii().is_empty() {
@@ -186,13 +204,13 @@ fn parse_with(
 }
 
 /// What every parsed record gets once its format's parser has filled the event.
-fn complete(
+fn complete<'a>(
     format: &'static str,
     sensor: &str,
-    raw: Cow<[u8]>,
+    raw: Cow<'a, [u8]>,
     mut event: Event,
     own_id: Option<Str>,
-) -> Parsed {
+) -> Parsed<'a> {
     event.observer.name = sensor.into();
     event.event.id = match own_id {
         Some(id) => id,
@@ -202,7 +220,7 @@ fn complete(
     Parsed {
         format: format.into(),
         sensor: sensor.into(),
-        raw: raw.into_owned(),
+        raw,
         event,
     }
 }
@@ -240,7 +258,7 @@ fn check_sensor(sensor: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn strip_terminator(raw: Cow<[u8]>) -> Cow<[u8]> {
+fn strip_terminator(raw: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
     let len = raw.len();
     let cut = if raw.ends_with(b"\r\n") {
         2

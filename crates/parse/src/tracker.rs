@@ -60,12 +60,12 @@ impl HeaderTracker {
     /// One line of the stream: `None` for a header (or other non-record) line, which updates the
     /// tracker; otherwise the record's outcome, as [`crate::parse_record`] gives it. A header line that
     /// cannot be used is a rejection (and leaves the previous header in force).
-    pub fn parse_line(
+    pub fn parse_line<'a>(
         &mut self,
         sensor: &str,
-        line: &[u8],
+        line: &'a [u8],
         limits: &Limits,
-    ) -> Option<Result<Parsed, Rejection>> {
+    ) -> Option<Result<Parsed<'a>, Rejection>> {
         if let Err(e) = check_size(line, limits).and_then(|()| check_sensor(sensor)) {
             return Some(Err(e));
         }

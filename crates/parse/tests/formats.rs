@@ -12,7 +12,7 @@ macro_rules! fixture {
     };
 }
 
-fn parse(format: &str, raw: &[u8]) -> Parsed {
+fn parse<'a>(format: &str, raw: &'a [u8]) -> Parsed<'a> {
     match parse_record(format, "sensor-1", raw, &Limits::default()) {
         Ok(p) => p,
         Err(e) => panic!("{format}: {e}"),
@@ -460,8 +460,9 @@ fn envelope_with_string_record_uses_the_decoded_text() {
         .trim();
     let line = serde_json::json!({"format": "panos", "sensor": "pa-edge", "record": line_text, "extra": 1})
         .to_string();
-    let p = parse_envelope(format!("  {line}\r\n").as_bytes(), &Limits::default()).unwrap();
-    assert_eq!(p.raw, line_text.as_bytes());
+    let padded = format!("  {line}\r\n");
+    let p = parse_envelope(padded.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(&*p.raw, line_text.as_bytes());
     assert_eq!(p.event.event.id, "012801012345:7320001");
 
     // A JSON record forwarded verbatim as a string parses like the native object.
@@ -819,7 +820,8 @@ fn new_formats_arrive_in_envelopes() {
         let text = std::str::from_utf8(raw).unwrap().trim_end();
         let direct = parse(format, text.as_bytes());
         let line = serde_json::json!({"format": format, "sensor": "sensor-1", "record": text});
-        let p = parse_envelope(line.to_string().as_bytes(), &Limits::default()).unwrap();
+        let line = line.to_string();
+        let p = parse_envelope(line.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(p.event, direct.event, "{format}");
         if text.starts_with('{') {
             let native = format!(r#"{{"format":"{format}","sensor":"sensor-1","record":{text}}}"#);

@@ -172,19 +172,15 @@ impl Ingestor {
             if line.trim_ascii().is_empty() {
                 continue;
             }
-            let line = &*line;
-            let result = match (framing, tracker.as_mut()) {
-                (Framing::Envelopes, _) => storyline_parse::parse_envelope(line, &self.limits),
-                (Framing::Plain { sensor, .. }, Some(t)) => {
-                    match t.parse_line(sensor, line, &self.limits) {
-                        Some(r) => r,
-                        None => continue,
-                    }
-                }
-                (Framing::Plain { format, sensor }, None) => {
-                    storyline_parse::parse_record(format, sensor, line, &self.limits)
-                }
+            let parsed_line = match &line {
+                Cow::Borrowed(line) => self.parse_line(line, framing, tracker.as_mut()),
+                // A record decoded out of a JSON string lives only for this iteration.
+                Cow::Owned(line) => self
+                    .parse_line(line, framing, tracker.as_mut())
+                    .map(|r| r.map(Parsed::into_owned)),
             };
+            let Some(result) = parsed_line else { continue };
+            let line = &*line;
             match result {
                 Ok(mut p) => {
                     p.event.event.ingested = Some(now);
@@ -218,6 +214,25 @@ impl Ingestor {
         counter!("storyline_events_accepted_total", "tenant" => self.tenant.clone())
             .increment(report.accepted);
         Ok(report)
+    }
+
+    /// One record of a batch; `None` for a line that only updates the header tracker.
+    fn parse_line<'b>(
+        &self,
+        line: &'b [u8],
+        framing: Framing<'_>,
+        tracker: Option<&mut storyline_parse::HeaderTracker>,
+    ) -> Option<Result<Parsed<'b>, Rejection>> {
+        match (framing, tracker) {
+            (Framing::Envelopes, _) => Some(storyline_parse::parse_envelope(line, &self.limits)),
+            (Framing::Plain { sensor, .. }, Some(t)) => t.parse_line(sensor, line, &self.limits),
+            (Framing::Plain { format, sensor }, None) => Some(storyline_parse::parse_record(
+                format,
+                sensor,
+                line,
+                &self.limits,
+            )),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -260,7 +275,7 @@ impl Ingestor {
     }
 
     /// Writes parsed events in one durable append.
-    pub fn store_parsed(&self, parsed: &[Parsed], now: Timestamp) -> Result<(), StoreError> {
+    pub fn store_parsed(&self, parsed: &[Parsed<'_>], now: Timestamp) -> Result<(), StoreError> {
         if parsed.is_empty() {
             return Ok(());
         }

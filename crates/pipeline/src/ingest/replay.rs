@@ -299,7 +299,7 @@ fn reparse(
     opts: &ReplayOptions,
     sources: &SourcesConfig,
     limits: &Limits,
-) -> Result<Parsed, (String, String)> {
+) -> Result<Parsed<'static>, (String, String)> {
     let rejected = |r: Rejection| (r.code().to_string(), r.to_string());
     if letter.code == "oversized" {
         // Only the first max_record_bytes of an oversized record were kept: what is left is not the record.
@@ -316,10 +316,14 @@ fn reparse(
     let Some(received_format) = &letter.format else {
         // An envelope line: it names its own format and sensor.
         return match &opts.format {
-            None => storyline_parse::parse_envelope(&letter.raw, limits).map_err(rejected),
+            None => storyline_parse::parse_envelope(&letter.raw, limits)
+                .map(Parsed::into_owned)
+                .map_err(rejected),
             Some(f) => {
                 let (sensor, record) = envelope_parts(&letter.raw)?;
-                storyline_parse::parse_record(f, &sensor, &record, limits).map_err(rejected)
+                storyline_parse::parse_record(f, &sensor, &record, limits)
+                    .map(Parsed::into_owned)
+                    .map_err(rejected)
             }
         };
     };
@@ -360,7 +364,9 @@ fn reparse(
             },
         ));
     };
-    storyline_parse::parse_record(format, &sensor, record, limits).map_err(rejected)
+    storyline_parse::parse_record(format, &sensor, record, limits)
+        .map(Parsed::into_owned)
+        .map_err(rejected)
 }
 
 /// The sensor and record of an envelope whose format is overridden: a string record is the raw line, an
