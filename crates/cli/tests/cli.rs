@@ -47,6 +47,36 @@ fn generate_replay_eval_and_every_event_lands_in_one_story() {
     assert!(scores["f1"].as_f64().unwrap() > 0.97, "{scores}");
 }
 
+/// `--publish final` (replay's default) sends each story once its times are final; `on-close` also sends
+/// the versions before (the pipeline and engine tests show which). Both end with the same stories.
+#[test]
+fn replay_ends_with_the_same_stories_whenever_it_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    run(&["generate", "--events", "3000", "--seed", "5", "--out", d]);
+    let events = format!("{d}/events.ndjson");
+    let groups = |mode: &str| {
+        let out = format!("{d}/{mode}.ndjson");
+        run(&[
+            "replay",
+            "--input",
+            &events,
+            "--output",
+            &out,
+            "--publish",
+            mode,
+        ]);
+        latest(&read_stories(std::path::Path::new(&out)))
+            .values()
+            .map(event_ids)
+            .filter(|ids| !ids.is_empty())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let fin = groups("final");
+    assert_eq!(fin.iter().map(|g| g.len()).sum::<usize>(), 3000);
+    assert_eq!(fin, groups("on-close"));
+}
+
 #[test]
 fn bad_lines_are_dead_lettered_with_their_line_and_listed() {
     let dir = tempfile::tempdir().unwrap();

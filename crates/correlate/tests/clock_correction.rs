@@ -234,3 +234,60 @@ fn without_correction_story_times_are_the_sensors_own() {
         assert_eq!(*last, truth[id] + SKEW + 1_500 * MS);
     }
 }
+
+/// [`Correlator::publish_only_final`] (a replay's default): no story goes out before its times are
+/// final, so each is published once, and what is published last is what publishing at close ends with.
+#[test]
+fn a_story_held_until_its_times_are_final_is_published_once_as_its_last_version() {
+    let (evs, _) = traffic();
+    let on_close = run(&evs, &Config::default(), 0);
+    let mut c = Correlator::new("t", Config::default());
+    c.publish_only_final(true);
+    let mut held = Vec::new();
+    for e in &evs {
+        c.ingest(e, key(e), 0);
+        c.advance(c.max_event_time(), 0, &mut held);
+    }
+    // Every story closed (the gap passed) but none is final yet: nothing is out.
+    assert!(held.is_empty(), "published before final: {held:?}");
+    c.flush(&mut held);
+
+    let mut ids: Vec<_> = held.iter().map(|s| s.story_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), held.len(), "one version per story");
+    assert_eq!(held.len(), 120);
+    assert!(
+        on_close.len() > held.len(),
+        "publishing at close also sends the uncorrected versions"
+    );
+    let essentials = |latest: BTreeMap<String, Story>| {
+        latest
+            .into_values()
+            .map(|s| (s.event_ids, s.version, s.first_seen, s.last_seen))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(essentials(latest(&held)), essentials(latest(&on_close)));
+    for s in &held {
+        assert_eq!(s.version, 5, "the corrected version: {s:?}");
+    }
+}
+
+#[test]
+fn a_held_story_goes_out_once_its_estimate_is_final_without_a_flush() {
+    let (evs, truth) = traffic();
+    let mut c = Correlator::new("t", Config::default());
+    c.publish_only_final(true);
+    let mut live = Vec::new();
+    for e in &evs {
+        c.ingest(e, key(e), 0);
+        c.advance(c.max_event_time(), 0, &mut live);
+    }
+    let end = c.max_event_time().0;
+    c.advance(Timestamp(end + 20 * 60 * S), 0, &mut live);
+    assert_eq!(live.len(), 120, "each story once, before any flush");
+    let times = times_by_flow(&latest(&live));
+    for (id, (first, _)) in &times {
+        assert!((first - truth[id]).abs() <= TOLERANCE, "{id} corrected");
+    }
+}

@@ -51,6 +51,11 @@ pub struct PipelineConfig {
     /// read from a config file.
     #[serde(skip)]
     pub ephemeral: bool,
+    /// Publish each story only once its times are final instead of when it closes and again corrected
+    /// ([`storyline_correlate::Correlator::publish_only_final`]): a replay's default. Not for the service,
+    /// whose stories would wait the allowed lateness. Never read from a config file.
+    #[serde(skip)]
+    pub publish_only_final: bool,
 }
 
 impl Default for PipelineConfig {
@@ -71,6 +76,7 @@ impl Default for PipelineConfig {
             workers: 2,
             correlate: storyline_correlate::Config::default(),
             ephemeral: false,
+            publish_only_final: false,
         }
     }
 }

@@ -443,6 +443,7 @@ impl PartitionWorker {
         if cfg.ephemeral {
             correlator.stop_recording_changes();
         }
+        correlator.publish_only_final(cfg.publish_only_final);
         Ok(Self {
             lease,
             correlator,

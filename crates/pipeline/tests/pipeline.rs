@@ -1079,3 +1079,75 @@ fn a_read_that_fails_part_way_through_a_cycle_loses_nothing() {
         "every event in exactly one story"
     );
 }
+
+/// `publish_only_final` (a replay's): a story that closed is not published while the clock estimate for
+/// its time may still change; publishing at close (the service's) sends it at once. Draining publishes
+/// the held story, as the same last version.
+#[test]
+fn a_replay_worker_holds_closed_stories_until_their_times_are_final() {
+    let now = Timestamp::now();
+    let run = |only_final: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let cfg = PipelineConfig {
+            shards: 1,
+            publish_only_final: only_final,
+            ..PipelineConfig::default()
+        };
+        store.ensure_tenant("t", 1).unwrap();
+        let sink = MemorySink::default();
+        let res = cfg.bucket_ms();
+        let bucket = bucket_of(now, res) - 5 * res;
+        let t0 = now.saturating_sub(Duration::from_secs(600));
+        // A flow, then another five minutes later in event time: the first story's gap has passed, the
+        // allowed lateness (10 min) has not.
+        append_at(
+            &*store,
+            bucket,
+            &[
+                flow("a", "fw", t0, 50000),
+                flow("b", "zeek", t0, 50000),
+                flow(
+                    "c",
+                    "fw",
+                    t0.saturating_add(Duration::from_secs(300)),
+                    50001,
+                ),
+            ],
+            1,
+        );
+        let lease = store
+            .acquire_lease("t", &cfg.group, 0, "w", 10_000, now.as_millis())
+            .unwrap()
+            .unwrap();
+        let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
+        let mut cfg_now = cfg.clone();
+        cfg_now.commit_interval = Duration::ZERO;
+        w.cycle(&*store, &sink, &cfg_now, now, false).unwrap();
+        let before_drain = sink.take();
+        w.cycle(&*store, &sink, &cfg_now, now, true).unwrap();
+        let mut all = before_drain.clone();
+        all.extend(sink.take());
+        (before_drain, all)
+    };
+    let (held_early, held) = run(true);
+    let (sent_early, sent) = run(false);
+    assert!(
+        held_early.is_empty(),
+        "published before final: {held_early:?}"
+    );
+    assert!(
+        sent_early
+            .iter()
+            .any(|s| s.event_ids.iter().any(|e| e == "a")),
+        "at close, the first story goes out at once: {sent_early:?}"
+    );
+    let essentials = |all: &[Story]| {
+        latest(all)
+            .into_values()
+            .map(|s| (s.event_ids, s.version, s.first_seen, s.last_seen))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(essentials(&held), essentials(&sent));
+    assert_eq!(held.len(), 2, "each story once: {held:?}");
+}
