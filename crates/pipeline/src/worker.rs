@@ -25,6 +25,9 @@ use storyline_store::{bucket_of, Bucket, BucketRange, Checkpoint, Lease, Store, 
 /// How often a worker runs the retention pass on the shards it owns.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How often the correlation-state size gauge is recomputed (scrapes are seconds apart).
+const STATE_GAUGE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Read position in one shard.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Cursor {
@@ -245,6 +248,9 @@ pub struct PartitionWorker {
     arrivals: HashMap<StoryId, i64>,
     last_commit: Instant,
     last_retention: Option<Instant>,
+    /// When the state-size gauge was last computed: it walks every index entry, and a replay's cycles
+    /// (tens of milliseconds apart) spent ~2% of the correlator thread on it.
+    last_state_gauge: Option<Instant>,
     /// When the lease was last renewed from inside a long cycle (the pool renews between cycles).
     last_renew: Instant,
     uncommitted: bool,
@@ -453,6 +459,7 @@ impl PartitionWorker {
             wall_at_max: idle_clock.1,
             last_commit: Instant::now(),
             last_retention: None,
+            last_state_gauge: None,
             last_renew: Instant::now(),
             uncommitted: false,
             // Stories committed as published by the previous owner that it may not have delivered.
@@ -1092,7 +1099,7 @@ impl PartitionWorker {
         Ok(deleted)
     }
 
-    fn export_gauges(&self, now: Timestamp) {
+    fn export_gauges(&mut self, now: Timestamp) {
         let labels = [
             ("tenant", self.lease.tenant.clone()),
             ("partition", self.lease.shard.to_string()),
@@ -1113,8 +1120,14 @@ impl PartitionWorker {
         ] {
             counter!(name, &labels).absolute(value);
         }
-        gauge!("storyline_correlation_state_bytes", &labels)
-            .set(self.correlator.state_bytes() as f64);
+        if self
+            .last_state_gauge
+            .is_none_or(|t| t.elapsed() >= STATE_GAUGE_EVERY)
+        {
+            self.last_state_gauge = Some(Instant::now());
+            gauge!("storyline_correlation_state_bytes", &labels)
+                .set(self.correlator.state_bytes() as f64);
+        }
         let offset = self.offset();
         if offset != Bucket::MIN {
             let behind = (now.as_millis() - offset) as f64 / 1000.0;
