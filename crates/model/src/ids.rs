@@ -66,6 +66,19 @@ impl StoryId {
     }
 }
 
+impl StoryId {
+    /// Appends the id as a JSON string of its 32 lowercase hex digits (its `Display`), without the
+    /// formatting machinery: story JSON writes one or two per version.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'"'; 34];
+        for (i, slot) in text[1..33].iter_mut().enumerate() {
+            *slot = HEX[(self.0 >> (124 - 4 * i)) as usize & 0xf];
+        }
+        out.extend_from_slice(&text);
+    }
+}
+
 impl fmt::Display for StoryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:032x}", self.0)

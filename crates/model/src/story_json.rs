@@ -58,7 +58,8 @@ impl Story {
         o.nested("host", |o| names(o, host));
         o.time("last_seen", *last_seen);
         if let Some(id) = merged_into {
-            o.display("merged_into", id);
+            o.key("merged_into");
+            id.write_json(o.out);
         }
         o.nested("network", |o| network_fields(o, network));
         o.nested("process", |o| names(o, process));
@@ -79,7 +80,8 @@ impl Story {
         o.nested("rule", |o| names(o, rule));
         o.strs("sensors", sensors);
         o.nested("source", |o| endpoint(o, source));
-        o.display("story_id", story_id);
+        o.key("story_id");
+        story_id.write_json(o.out);
         o.str("tenant", tenant);
         o.nested("tls", |o| tls_fields(o, tls));
         o.nested("url", |o| url_fields(o, url));
@@ -231,7 +233,8 @@ impl<'a> Obj<'a> {
 
     fn num(&mut self, k: &str, v: u64) {
         self.key(k);
-        write!(self.out, "{v}").expect("writing to a Vec cannot fail");
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
     fn opt_num(&mut self, k: &str, v: Option<u64>) {
@@ -267,7 +270,10 @@ impl<'a> Obj<'a> {
 
     fn time(&mut self, k: &str, t: Timestamp) {
         self.key(k);
-        string(self.out, &t.to_rfc3339());
+        // RFC 3339 text holds nothing that JSON escapes.
+        self.out.push(b'"');
+        t.write_rfc3339(self.out);
+        self.out.push(b'"');
     }
 
     /// An array of strings with its empty strings left out, and left out itself when nothing remains.
