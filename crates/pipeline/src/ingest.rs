@@ -45,6 +45,22 @@ fn json_array(body: &[u8]) -> Option<Vec<&serde_json::value::RawValue>> {
     serde_json::from_slice(t).ok()
 }
 
+/// The body's lines, as `body.split(|b| *b == b'\n')` gives them (the piece after the last newline
+/// included, even empty), found with `memchr`: the byte-by-byte split was ~6% of a replay's instructions
+/// (callgrind, 50k events).
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', body)
+        .map(Some)
+        .chain(std::iter::once(None))
+        .map(move |end| {
+            let end = end.unwrap_or(body.len());
+            let line = &body[start..end];
+            start = end + 1;
+            line
+        })
+}
+
 /// One array element as a record: its JSON text, except that for plain records a string element is the
 /// record's raw line (text formats such as `panos` or `cef`, shipped as JSON strings).
 fn element_record<'a>(e: &'a serde_json::value::RawValue, framing: Framing<'_>) -> Cow<'a, [u8]> {
@@ -155,7 +171,7 @@ impl Ingestor {
         });
         let records: Box<dyn Iterator<Item = Cow<'_, [u8]>>> = match &elements {
             Some(elements) => Box::new(elements.iter().map(|e| element_record(e, framing))),
-            None => Box::new(body.split(|b| *b == b'\n').map(Cow::Borrowed)),
+            None => Box::new(lines(body).map(Cow::Borrowed)),
         };
         // Records of some text formats depend on a header line earlier in the stream (Zeek TSV `#fields`,
         // nfdump and Argus column names): a batch is read in order with one tracker, and callers that split
@@ -312,6 +328,17 @@ impl Ingestor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn lines_are_what_splitting_at_newlines_gives(body in proptest::collection::vec(
+            proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::prelude::any::<u8>()],
+            0..64,
+        )) {
+            let split: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
+            proptest::prop_assert_eq!(lines(&body).collect::<Vec<_>>(), split);
+        }
+    }
 
     #[test]
     fn only_a_whole_json_array_is_read_by_element() {
