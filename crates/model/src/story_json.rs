@@ -168,7 +168,8 @@ fn sensor_view(o: &mut Obj, v: &SensorView) {
     o.strs("actions", actions);
     if let Some(ms) = clock_offset_ms {
         o.key("clock_offset_ms");
-        write!(o.out, "{ms}").expect("writing to a Vec cannot fail");
+        o.out
+            .extend_from_slice(itoa::Buffer::new().format(*ms).as_bytes());
     }
     o.opt_num("destination_bytes", *destination_bytes);
     o.num("events", *events as u64);
@@ -257,8 +258,23 @@ impl<'a> Obj<'a> {
     }
 
     fn opt_ip(&mut self, k: &str, v: &Option<IpAddr>) {
-        if let Some(ip) = v {
-            self.display(k, ip);
+        match v {
+            // Written octet by octet: most addresses are IPv4, and `Display` formats each octet through
+            // the formatting machinery.
+            Some(IpAddr::V4(ip)) => {
+                self.key(k);
+                self.out.push(b'"');
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b'.');
+                    }
+                    self.out
+                        .extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+                }
+                self.out.push(b'"');
+            }
+            Some(ip) => self.display(k, ip),
+            None => {}
         }
     }
 
