@@ -71,6 +71,19 @@ fn run(events: &[Event], cfg: &Config, drain: i64) -> Vec<Story> {
     out
 }
 
+/// Feeds the events as a worker would, without moving the watermark further or flushing: the correlator
+/// and every version published so far.
+fn feed(events: &[Event], only_final: bool) -> (Correlator, Vec<Story>) {
+    let mut c = Correlator::new("t", Config::default());
+    c.publish_only_final(only_final);
+    let mut out = Vec::new();
+    for e in events {
+        c.ingest(e, key(e), 0);
+        c.advance(c.max_event_time(), 0, &mut out);
+    }
+    (c, out)
+}
+
 fn latest(out: &[Story]) -> BTreeMap<String, Story> {
     let mut m: BTreeMap<String, Story> = BTreeMap::new();
     for s in out {
@@ -181,12 +194,7 @@ fn a_version_published_before_the_estimate_is_final_is_corrected_by_a_later_one(
 
     // Live, without a flush: once the watermark is past the lateness and two more epochs, the
     // correction comes out of `advance` by itself.
-    let mut c = Correlator::new("t", Config::default());
-    let mut live = Vec::new();
-    for e in &evs {
-        c.ingest(e, key(e), 0);
-        c.advance(c.max_event_time(), 0, &mut live);
-    }
+    let (mut c, mut live) = feed(&evs, false);
     let end = c.max_event_time().0;
     c.advance(Timestamp(end + 20 * 60 * S), 0, &mut live);
     let l = latest(&live);
@@ -241,13 +249,7 @@ fn without_correction_story_times_are_the_sensors_own() {
 fn a_story_held_until_its_times_are_final_is_published_once_as_its_last_version() {
     let (evs, _) = traffic();
     let on_close = run(&evs, &Config::default(), 0);
-    let mut c = Correlator::new("t", Config::default());
-    c.publish_only_final(true);
-    let mut held = Vec::new();
-    for e in &evs {
-        c.ingest(e, key(e), 0);
-        c.advance(c.max_event_time(), 0, &mut held);
-    }
+    let (mut c, mut held) = feed(&evs, true);
     // Every story closed (the gap passed) but none is final yet: nothing is out.
     assert!(held.is_empty(), "published before final: {held:?}");
     c.flush(&mut held);
@@ -276,13 +278,7 @@ fn a_story_held_until_its_times_are_final_is_published_once_as_its_last_version(
 #[test]
 fn a_held_story_goes_out_once_its_estimate_is_final_without_a_flush() {
     let (evs, truth) = traffic();
-    let mut c = Correlator::new("t", Config::default());
-    c.publish_only_final(true);
-    let mut live = Vec::new();
-    for e in &evs {
-        c.ingest(e, key(e), 0);
-        c.advance(c.max_event_time(), 0, &mut live);
-    }
+    let (mut c, mut live) = feed(&evs, true);
     let end = c.max_event_time().0;
     c.advance(Timestamp(end + 20 * 60 * S), 0, &mut live);
     assert_eq!(live.len(), 120, "each story once, before any flush");
