@@ -958,21 +958,22 @@ impl Correlator {
         let s = self.stories.get_mut(&slot).expect("closing slot exists");
         s.open = false;
         s.queued_close = None;
+        // Publishing does not move the story's times.
+        let (dirty, first, last) = (s.dirty, s.first, s.last);
         self.open_count -= 1;
-        let s = &self.stories[&slot];
-        if s.dirty && !self.held_back(s) {
+        if dirty && !self.held_back(first) {
             batch.push(self.publish(slot, true));
         }
-        let s = &self.stories[&slot];
-        let at = self.evict_at(s.first, s.last);
+        let at = self.evict_at(first, last);
         self.evicting.insert((at, slot));
     }
 
-    /// Whether a closing story waits for its final times ([`Correlator::publish_only_final`]).
-    fn held_back(&self, s: &StoryState) -> bool {
+    /// Whether a closing story that starts at `first` waits for its final times
+    /// ([`Correlator::publish_only_final`]).
+    fn held_back(&self, first: Timestamp) -> bool {
         self.only_final
             && self.cfg.correct_story_times
-            && !self.clocks.deferred.final_for(epoch_of(s.first))
+            && !self.clocks.deferred.final_for(epoch_of(first))
     }
 
     /// Once a closed story's times are final: publishes it if it was held back until then, or again if

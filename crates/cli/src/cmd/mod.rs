@@ -10,6 +10,7 @@ pub mod sinks;
 pub mod tenants;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Progress bars only where a person watches: a TTY on stderr.
 pub fn progress_wanted() -> bool {
@@ -20,7 +21,7 @@ pub fn progress_wanted() -> bool {
 /// to read the output back).
 pub struct Counting<S> {
     inner: S,
-    versions: std::sync::atomic::AtomicU64,
+    versions: AtomicU64,
 }
 
 impl<S> Counting<S> {
@@ -32,7 +33,7 @@ impl<S> Counting<S> {
     }
 
     pub fn versions(&self) -> u64 {
-        self.versions.load(std::sync::atomic::Ordering::Relaxed)
+        self.versions.load(Ordering::Relaxed)
     }
 }
 
@@ -40,7 +41,7 @@ impl<S: storyline_io::StorySink> storyline_io::StorySink for Counting<S> {
     fn publish(&self, stories: &[storyline_model::Story]) -> anyhow::Result<()> {
         self.inner.publish(stories)?;
         self.versions
-            .fetch_add(stories.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(stories.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -38,18 +38,14 @@ impl BucketEvents {
         let index = self.values.len() as u32;
         // Items come in key order: frames (by sequence number) in write order; a pre-frames key is older
         // than any frame. An entry's write order is its position, with frames' entries ranked above.
-        let newer = if suffix.len() == FRAME_SUFFIX {
-            0x8000_0000
-        } else {
-            0
-        };
+        const FRAME_RANK: u32 = 0x8000_0000;
         match suffix.len() {
             FRAME_SUFFIX => {
                 for entry in frames::entries(&value).map_err(corrupt)? {
                     let (key, raw) = entry.map_err(corrupt)?;
                     // `raw` borrows from `value`: kept as its span, as `value` moves into the bucket.
                     let start = raw.as_ptr() as usize - value.as_ptr() as usize;
-                    let order = newer | self.entries.len() as u32;
+                    let order = FRAME_RANK | self.entries.len() as u32;
                     self.entries.push((
                         key,
                         order,
@@ -61,7 +57,7 @@ impl BucketEvents {
             }
             LEGACY_SUFFIX => {
                 let key = EventKey(u128::from_be_bytes(suffix.try_into().expect("16 bytes")));
-                let order = newer | self.entries.len() as u32;
+                let order = self.entries.len() as u32;
                 self.entries
                     .push((key, order, index, 0, value.len() as u32));
             }
