@@ -56,6 +56,11 @@ pub struct PipelineConfig {
     /// whose stories would wait the allowed lateness. Never read from a config file.
     #[serde(skip)]
     pub publish_only_final: bool,
+    /// Set when every writer of the store is in this process (a replay): workers read a bucket as soon as
+    /// every write stamped into it is visible, instead of after `safety_delay`
+    /// ([`crate::horizon::WriteHorizon`]). Never read from a config file.
+    #[serde(skip)]
+    pub write_horizon: Option<WriteHorizonRef>,
 }
 
 impl Default for PipelineConfig {
@@ -77,6 +82,7 @@ impl Default for PipelineConfig {
             correlate: storyline_correlate::Config::default(),
             ephemeral: false,
             publish_only_final: false,
+            write_horizon: None,
         }
     }
 }
@@ -94,5 +100,15 @@ impl PipelineConfig {
     /// Already-read buckets whose write marks are re-checked each cycle.
     pub fn lookback_ms(&self) -> i64 {
         (self.max_clock_skew + self.safety_delay).as_millis() as i64 + self.bucket_ms()
+    }
+}
+
+/// A shared [`crate::horizon::WriteHorizon`]; two are equal when they are the same one.
+#[derive(Clone, Debug, Default)]
+pub struct WriteHorizonRef(pub std::sync::Arc<crate::horizon::WriteHorizon>);
+
+impl PartialEq for WriteHorizonRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 }

@@ -106,6 +106,7 @@ pub struct Ingestor {
     tenant: String,
     shards: u16,
     bucket_ms: i64,
+    horizon: Option<Arc<crate::horizon::WriteHorizon>>,
     pub limits: Limits,
 }
 
@@ -125,6 +126,7 @@ impl Ingestor {
             tenant: tenant.into(),
             shards: cfg.shards,
             bucket_ms: cfg.bucket_ms(),
+            horizon: cfg.write_horizon.as_ref().map(|h| h.0.clone()),
             limits,
         })
     }
@@ -159,7 +161,10 @@ impl Ingestor {
         source: &str,
         first_line: u64,
     ) -> Result<IngestReport, StoreError> {
-        let now = Timestamp::now();
+        // With a write horizon the batch stays in flight until this returns (durable), and workers do not
+        // read its bucket before.
+        let in_flight = self.horizon.as_ref().map(|h| h.begin());
+        let now = in_flight.as_ref().map_or_else(Timestamp::now, |w| w.at);
         let mut dead: Vec<DeadLetter> = Vec::new();
         let mut report = IngestReport::default();
         let elements = json_array(body);

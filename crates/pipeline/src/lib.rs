@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod heartbeat;
+pub mod horizon;
 pub mod ingest;
 pub mod pool;
 pub mod worker;

@@ -611,7 +611,12 @@ impl PartitionWorker {
         let due = if drain {
             bucket_of(now, res).saturating_add(res)
         } else {
-            bucket_of(now.saturating_sub(cfg.safety_delay + cfg.bucket), res)
+            let waited = bucket_of(now.saturating_sub(cfg.safety_delay + cfg.bucket), res);
+            match &cfg.write_horizon {
+                // The last bucket that ends at or before every write still in flight.
+                Some(h) => waited.min(bucket_of(h.0.stable(now), res).saturating_sub(res)),
+                None => waited,
+            }
         };
         let offset = self.offset();
         if offset != Bucket::MIN && due > offset {

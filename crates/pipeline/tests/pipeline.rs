@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use storyline_io::MemorySink;
 use storyline_model::{Event, EventKey, Story, Timestamp};
+use storyline_pipeline::config::WriteHorizonRef;
 use storyline_pipeline::ingest::Framing;
 use storyline_pipeline::worker::PartitionWorker;
 use storyline_pipeline::{Ingestor, PipelineConfig, WorkerPool};
@@ -1150,4 +1151,135 @@ fn a_replay_worker_holds_closed_stories_until_their_times_are_final() {
     };
     assert_eq!(essentials(&held), essentials(&sent));
     assert_eq!(held.len(), 2, "each story once: {held:?}");
+}
+
+/// A replay's configuration: the workers know the writes in flight, so they wait neither a safety delay
+/// nor a clock skew, and re-check one bucket only.
+fn replay_like(horizon: bool) -> PipelineConfig {
+    PipelineConfig {
+        shards: 1,
+        safety_delay: Duration::ZERO,
+        max_clock_skew: Duration::ZERO,
+        write_horizon: horizon.then(WriteHorizonRef::default),
+        ..PipelineConfig::default()
+    }
+}
+
+/// One event written the way a slow ingest thread writes: stamped at `at`, visible only later.
+fn late_visible_write(store: &dyn Store, at: Timestamp, res: i64) {
+    append_at(
+        store,
+        bucket_of(at, res),
+        &[flow("slow", "fw", at, 50000)],
+        1,
+    );
+}
+
+#[test]
+fn with_a_write_horizon_a_bucket_is_read_only_once_its_writes_in_flight_are_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = replay_like(true);
+    let horizon = cfg.write_horizon.clone().unwrap().0;
+    store.ensure_tenant("t", 1).unwrap();
+    let sink = MemorySink::default();
+    let res = cfg.bucket_ms();
+
+    let write = horizon.begin();
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w", 10_000, write.at.as_millis())
+        .unwrap()
+        .unwrap();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
+    // Far past the lookback: without the horizon this bucket would be read, and never re-checked.
+    let later = write.at.saturating_add(Duration::from_secs(3));
+    let r = w.cycle(&*store, &sink, &cfg, later, false).unwrap();
+    assert_eq!(r.events, 0);
+    assert!(
+        w.offset() < bucket_of(write.at, res),
+        "the bucket of the write in flight is not read: offset {} vs bucket {}",
+        w.offset(),
+        bucket_of(write.at, res)
+    );
+
+    late_visible_write(&*store, write.at, res);
+    drop(write);
+    let r = w
+        .cycle(
+            &*store,
+            &sink,
+            &cfg,
+            later.saturating_add(Duration::from_millis(300)),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.events, r.stragglers),
+        (1, 0),
+        "read once visible, as a first read"
+    );
+    assert!(
+        w.offset() >= bucket_of(later, res) - 2 * res,
+        "then the worker catches up"
+    );
+
+    // The ingest path stamps through the same horizon: a batch begun while an older write is in flight
+    // is not read before that write is visible either.
+    let older = horizon.begin();
+    let ingestor = Ingestor::new(store.clone(), "t", &cfg, Default::default()).unwrap();
+    let t = Timestamp::now();
+    let body = envelope(1, 40000, "fw", t);
+    let report = ingestor
+        .ingest(body.as_bytes(), Framing::Envelopes, "test")
+        .unwrap();
+    assert_eq!(report.accepted, 1);
+    let far = Timestamp::now().saturating_add(Duration::from_secs(5));
+    let r = w.cycle(&*store, &sink, &cfg, far, false).unwrap();
+    assert_eq!(r.events, 0, "the ingested batch waits for the older write");
+    drop(older);
+    let r = w
+        .cycle(
+            &*store,
+            &sink,
+            &cfg,
+            far.saturating_add(Duration::from_millis(300)),
+            false,
+        )
+        .unwrap();
+    assert_eq!(r.events, 1);
+}
+
+/// What the horizon is for: the same late write with a one-bucket lookback and no horizon is never read
+/// (which is why the service, whose writers are elsewhere, re-checks `max_clock_skew + safety_delay`).
+#[test]
+fn without_a_write_horizon_a_one_bucket_lookback_misses_a_slow_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = replay_like(false);
+    store.ensure_tenant("t", 1).unwrap();
+    let sink = MemorySink::default();
+    let res = cfg.bucket_ms();
+    let at = Timestamp::now();
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w", 10_000, at.as_millis())
+        .unwrap()
+        .unwrap();
+    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
+    let later = at.saturating_add(Duration::from_secs(3));
+    w.cycle(&*store, &sink, &cfg, later, false).unwrap();
+    assert!(
+        w.offset() >= bucket_of(at, res),
+        "read past the write's bucket"
+    );
+    late_visible_write(&*store, at, res);
+    let r = w
+        .cycle(
+            &*store,
+            &sink,
+            &cfg,
+            later.saturating_add(Duration::from_millis(300)),
+            false,
+        )
+        .unwrap();
+    assert_eq!((r.events, r.stragglers), (0, 0));
 }

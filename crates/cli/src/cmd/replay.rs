@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use storyline_io::{RotatingFileSink, StorySink};
 use storyline_parse::{HeaderContext, Limits};
+use storyline_pipeline::config::WriteHorizonRef;
 use storyline_pipeline::ingest::Framing;
 use storyline_pipeline::{Ingestor, PipelineConfig, WorkerPool};
 use storyline_store::embedded::{Durability, EmbeddedStore};
@@ -78,10 +79,10 @@ pub struct Args {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     max_cycle_span: std::time::Duration,
     /// How long after a bucket closes workers wait before reading it. The service waits for writes in
-    /// flight from other hosts; a replay's only writers are its own ingest threads, and a write that still
-    /// lands in a bucket already read is picked up by the re-check, so a short wait keeps the workers
-    /// close behind the input.
-    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    /// flight from other hosts; a replay's only writers are its own ingest threads, whose writes in flight
+    /// the workers know of and wait for (the write horizon), so by default they read a bucket as soon as
+    /// it closed and every write into it is durable.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     safety_delay: std::time::Duration,
     /// Insert-time bucket resolution. A bucket is read once it closed and `--safety-delay` passed: with
     /// the service's 1 s buckets the workers of a 1M-event replay idled for its first second or so, and
@@ -159,6 +160,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.ephemeral = ephemeral;
     cfg.publish_only_final = a.publish == "final";
     cfg.safety_delay = a.safety_delay;
+    // The ingest threads below are the store's only writers: the workers wait for their writes in flight
+    // instead of for a writer's clock skew, so already-read buckets need re-checking for one bucket only,
+    // and stories can be forgotten and published while the input is still read (design.md).
+    cfg.write_horizon = Some(WriteHorizonRef::default());
+    cfg.max_clock_skew = std::time::Duration::ZERO;
     cfg.bucket = a.bucket;
     cfg.poll_interval = a.poll_interval;
     cfg.correlate.dns_link_window = a.dns_link_window;
