@@ -213,6 +213,11 @@ pub struct Deferred {
     story_offsets: BTreeMap<i64, HashMap<(u32, u32), i32>>,
     /// `story_offsets` is final for every epoch up to this one.
     story_through: Option<i64>,
+    /// The earliest `final_through` at which a pending link can be decided (`None`: not known, e.g. after
+    /// a restore). A replay's workers advance every few buckets while links wait ~13 minutes of event
+    /// time: without it every advance sorted all pending links into ready and waiting.
+    #[serde(skip)]
+    next_decision: Option<i64>,
 }
 
 impl Deferred {
@@ -251,6 +256,7 @@ impl Deferred {
         for s in [link.a, link.b] {
             *self.refs.entry(s).or_default() += 1;
         }
+        self.next_decision = self.next_decision.map(|n| n.min(link.decided_after()));
         self.pending.push(link);
     }
 
@@ -292,17 +298,18 @@ impl Deferred {
 
     /// Makes final every epoch that no report within the lateness can reach any more (all of them with
     /// `everything`, at the end of input).
-    fn finalize(&mut self, watermark: Timestamp, slack_ns: i64, everything: bool) {
+    /// Returns whether more epochs became final.
+    fn finalize(&mut self, watermark: Timestamp, slack_ns: i64, everything: bool) -> bool {
         let through = if everything {
             i64::MAX
         } else if watermark == Timestamp::MIN {
-            return;
+            return false;
         } else {
             // Epoch e is final once its end plus the slack is behind the watermark.
             epoch_of(Timestamp(watermark.0.saturating_sub(slack_ns))) - 1
         };
         if self.final_through.is_some_and(|f| f >= through) {
-            return;
+            return false;
         }
         while let Some(entry) = self.open.first_entry() {
             if *entry.key() > through {
@@ -332,6 +339,7 @@ impl Deferred {
         }
         self.final_through = Some(through);
         self.settle_story_offsets(through.saturating_sub(STORY_WINDOW_AFTER));
+        true
     }
 
     /// Computes the story estimates of the epochs whose window just became final (up to `upto`), while
@@ -395,16 +403,27 @@ impl Deferred {
         slack_ns: i64,
         everything: bool,
     ) -> Vec<(PendingLink, Option<i64>)> {
-        self.finalize(watermark, slack_ns, everything);
-        if self.pending.is_empty() {
-            self.forget_old();
+        let advanced = self.finalize(watermark, slack_ns, everything);
+        let through = self.final_through.unwrap_or(i64::MIN);
+        if self.pending.is_empty() || self.next_decision.is_some_and(|n| n > through) {
+            // Nothing to decide; with the same epochs final and links only added, nothing to forget
+            // either unless more epochs became final.
+            if advanced {
+                self.forget_old();
+            }
             return Vec::new();
         }
-        let through = self.final_through.unwrap_or(i64::MIN);
         let (mut ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|l| l.decided_after() <= through);
         self.pending = waiting;
+        self.next_decision = Some(
+            self.pending
+                .iter()
+                .map(|l| l.decided_after())
+                .min()
+                .unwrap_or(i64::MAX),
+        );
         // Decisions merge stories, and the guards (size, span) make merges order-sensitive: decide in an
         // order that depends only on the links themselves.
         ready.sort_by_key(|l| {

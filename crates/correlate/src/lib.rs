@@ -18,6 +18,9 @@ mod state;
 
 pub use state::{Correlator, CorrelatorStats, StateDelta, MERGED_VERSION};
 
+/// How far ahead [`Correlator::ingest_batch`] looks up index entries in the workers.
+pub const WARM_AHEAD: usize = 4;
+
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -836,9 +836,8 @@ impl PartitionWorker {
             for (n, page) in rx {
                 let page = page?;
                 let before = self.correlator.stats().events;
-                for (event, key, bucket, links) in &page.events {
-                    self.correlator.ingest_linked(event, *key, *bucket, links);
-                }
+                self.correlator
+                    .ingest_batch(&page.events, storyline_correlate::WARM_AHEAD);
                 new_events[n] += self.correlator.stats().events - before;
                 report.events += page.events.len() as u64;
                 if page.full {

@@ -34,6 +34,11 @@ pub struct CorrelateArgs {
     /// Timed passes over the input; each starts from an empty engine. The median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// How many events ahead the engine looks up index entries (`Correlator::ingest_batch`), each given
+    /// value measured in turn, run after run (e.g. `--warm-ahead 0,4,8`; 0 is off). Defaults to what the
+    /// workers use.
+    #[arg(long, value_delimiter = ',', default_values_t = [storyline_correlate::WARM_AHEAD])]
+    warm_ahead: Vec<usize>,
 }
 
 #[derive(clap::Args)]
@@ -156,8 +161,11 @@ fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     eprintln!("{} events parsed ({rejected} rejected)", input.len());
-    let mut times = Vec::new();
-    for run in 0..a.runs.max(1) {
+    let mut times = vec![Vec::new(); a.warm_ahead.len()];
+    // Settings take turns within each run, so a noisy machine slows them alike.
+    for (run, (w, &ahead)) in
+        (0..a.runs.max(1)).flat_map(|run| a.warm_ahead.iter().enumerate().map(move |w| (run, w)))
+    {
         let mut c = Correlator::new("bench", cfg.clone());
         c.stop_recording_changes();
         let mut out = Vec::new();
@@ -165,9 +173,7 @@ fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         for cycle in input.chunks(a.cycle_events.max(1)) {
             let t0 = Instant::now();
-            for (e, key, bucket, links) in cycle {
-                c.ingest_linked(e, *key, *bucket, links);
-            }
+            c.ingest_batch(cycle, ahead);
             let t1 = Instant::now();
             let floor = cycle.last().map_or(0, |x| x.2) - 2000;
             c.advance(c.max_event_time(), floor, &mut out);
@@ -183,18 +189,20 @@ fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
         let total = started.elapsed().as_secs_f64();
         drop(out);
         eprintln!(
-            "run {}: {total:.2}s ({:.0} events/s): ingest {in_ingest:.2}s, advance {in_advance:.2}s, flush {flush:.2}s; {versions} versions",
+            "run {} (warm ahead {ahead}): {total:.2}s ({:.0} events/s): ingest {in_ingest:.2}s, advance {in_advance:.2}s, flush {flush:.2}s; {versions} versions",
             run + 1,
             input.len() as f64 / total
         );
-        times.push(total);
+        times[w].push(total);
     }
-    let m = median(&mut times);
-    println!(
-        "correlate: {} events, median {m:.2}s = {:.0} events/s on one thread",
-        input.len(),
-        input.len() as f64 / m
-    );
+    for (ahead, times) in a.warm_ahead.iter().zip(&mut times) {
+        let m = median(times);
+        println!(
+            "correlate: {} events, median {m:.2}s = {:.0} events/s on one thread (warm ahead {ahead})",
+            input.len(),
+            input.len() as f64 / m
+        );
+    }
     Ok(())
 }
 
