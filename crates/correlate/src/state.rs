@@ -127,6 +127,29 @@ fn tag_of(sensor: &str) -> u32 {
     xxhash_rust::xxh3::xxh3_64(sensor.as_bytes()) as u32
 }
 
+/// Appends `f` of each item to `out`, in order; a large batch on this thread and a helper, half each.
+/// The final flush presents and builds hundreds of thousands of stories, reading the state only.
+fn on_two_threads<T: Send, R: Send>(items: Vec<T>, out: &mut Vec<R>, f: impl Fn(T) -> R + Sync) {
+    const TWO_THREADS_FROM: usize = 4096;
+    if items.len() < TWO_THREADS_FROM {
+        out.extend(items.into_iter().map(f));
+        return;
+    }
+    out.reserve(items.len());
+    let mut first = items;
+    let second = first.split_off(first.len() / 2);
+    let f = &f;
+    let theirs = std::thread::scope(|scope| {
+        let helper = scope.spawn(move || second.into_iter().map(f).collect::<Vec<_>>());
+        out.extend(first.into_iter().map(f));
+        helper.join()
+    });
+    match theirs {
+        Ok(theirs) => out.extend(theirs),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// How a story is shown: its times, its provenance with each sensor's clock offset against the first
 /// sensor listed, and whether the offsets are the final estimates (the times are then corrected by them).
 struct Presented {
@@ -984,8 +1007,14 @@ impl Correlator {
         // before theirs was are corrected.
         self.evicting.append(&mut self.waiting_for_links);
         let closed: Vec<Slot> = self.evicting.iter().map(|(_, slot)| *slot).collect();
-        for slot in closed {
-            self.publish_final(slot, &mut batch);
+        // Presenting a story (its provenance, its final times) reads only its own state, and is most of
+        // publishing it: hundreds of thousands at a replay's end, so on two threads.
+        let mut finals = Vec::new();
+        on_two_threads(closed.clone(), &mut finals, |slot| self.final_version(slot));
+        for (slot, version) in closed.into_iter().zip(finals) {
+            if let Some((arrival, shown)) = version {
+                self.publish_presented(slot, shown, arrival, &mut batch);
+            }
         }
         // Reserved once, exactly: a catch-up's end flushes hundreds of thousands, and growing `out` by
         // doubling copied what it held into fresh pages each time.
@@ -1021,29 +1050,49 @@ impl Correlator {
     /// Once a closed story's times are final: publishes it if it was held back until then, or again if
     /// the final clock estimate corrects the times its last version showed.
     fn publish_final(&mut self, slot: Slot, batch: &mut Vec<Version>) {
+        if let Some((arrival, shown)) = self.final_version(slot) {
+            self.publish_presented(slot, shown, arrival, batch);
+        }
+    }
+
+    /// What [`Correlator::publish_final`] publishes for a slot, if anything: whether it counts as an
+    /// arrival, and the story as shown.
+    fn final_version(&self, slot: Slot) -> Option<(bool, Presented)> {
         let s = &self.stories[&slot];
         if s.open {
-            return;
+            return None;
         }
         if s.dirty {
-            batch.push(self.publish(slot, true));
-            return;
+            return Some((true, self.present(s)));
         }
-        if s.version == 0 {
-            return;
+        if s.version == 0 || self.final_times(s).is_none_or(|times| times == s.shown) {
+            return None;
         }
-        if self.final_times(s).is_none_or(|times| times == s.shown) {
-            return;
-        }
-        self.changed.story(slot);
         // Not an arrival: the publish-latency metric is about new events, not corrections.
-        batch.push(self.publish(slot, false));
+        Some((false, self.present(s)))
+    }
+
+    fn publish_presented(
+        &mut self,
+        slot: Slot,
+        shown: Presented,
+        arrival: bool,
+        batch: &mut Vec<Version>,
+    ) {
+        if !arrival {
+            self.changed.story(slot);
+        }
+        batch.push(self.record_version(slot, shown, arrival));
     }
 
     /// Publishes a new version of the story: its state records it (id, version, times shown), and what
     /// [`Correlator::build_versions`] needs to build it is returned.
     fn publish(&mut self, slot: Slot, arrival: bool) -> Version {
         let p = self.present(&self.stories[&slot]);
+        self.record_version(slot, p, arrival)
+    }
+
+    fn record_version(&mut self, slot: Slot, p: Presented, arrival: bool) -> Version {
         let s = self.stories.get_mut(&slot).expect("published slot exists");
         s.assign_id(&self.tenant);
         s.dirty = false;
@@ -1068,28 +1117,7 @@ impl Correlator {
     /// story's members, names and fused fields (about a third of a final flush) and reads the state only,
     /// so a large batch (a catch-up's, or the final flush's hundreds of thousands) is built on two threads.
     fn build_versions(&self, batch: Vec<Version>, out: &mut Vec<Story>) {
-        const TWO_THREADS_FROM: usize = 4096;
-        if batch.len() < TWO_THREADS_FROM {
-            out.extend(batch.into_iter().map(|v| self.build(v)));
-            return;
-        }
-        out.reserve(batch.len());
-        let mut first = batch;
-        let second = first.split_off(first.len() / 2);
-        let built = std::thread::scope(|scope| {
-            let helper = scope.spawn(|| {
-                second
-                    .into_iter()
-                    .map(|v| self.build(v))
-                    .collect::<Vec<_>>()
-            });
-            out.extend(first.into_iter().map(|v| self.build(v)));
-            helper.join()
-        });
-        match built {
-            Ok(stories) => out.extend(stories),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        on_two_threads(batch, out, |v| self.build(v));
     }
 
     fn build(&self, v: Version) -> Story {
