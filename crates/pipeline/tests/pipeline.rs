@@ -1165,6 +1165,26 @@ fn replay_like(horizon: bool) -> PipelineConfig {
     }
 }
 
+/// A worker of partition 0 whose lease starts at `at`.
+fn worker_at(store: &dyn Store, cfg: &PipelineConfig, at: Timestamp) -> PartitionWorker {
+    let lease = store
+        .acquire_lease("t", &cfg.group, 0, "w", 10_000, at.as_millis())
+        .unwrap()
+        .unwrap();
+    PartitionWorker::open(store, cfg, lease).unwrap()
+}
+
+/// One cycle (not a drain) at `now`.
+fn step(
+    w: &mut PartitionWorker,
+    store: &dyn Store,
+    cfg: &PipelineConfig,
+    now: Timestamp,
+) -> storyline_pipeline::worker::CycleReport {
+    w.cycle(store, &MemorySink::default(), cfg, now, false)
+        .unwrap()
+}
+
 /// One event written the way a slow ingest thread writes: stamped at `at`, visible only later.
 fn late_visible_write(store: &dyn Store, at: Timestamp, res: i64) {
     append_at(
@@ -1182,18 +1202,13 @@ fn with_a_write_horizon_a_bucket_is_read_only_once_its_writes_in_flight_are_visi
     let cfg = replay_like(true);
     let horizon = cfg.write_horizon.clone().unwrap().0;
     store.ensure_tenant("t", 1).unwrap();
-    let sink = MemorySink::default();
     let res = cfg.bucket_ms();
 
     let write = horizon.begin();
-    let lease = store
-        .acquire_lease("t", &cfg.group, 0, "w", 10_000, write.at.as_millis())
-        .unwrap()
-        .unwrap();
-    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
+    let mut w = worker_at(&*store, &cfg, write.at);
     // Far past the lookback: without the horizon this bucket would be read, and never re-checked.
     let later = write.at.saturating_add(Duration::from_secs(3));
-    let r = w.cycle(&*store, &sink, &cfg, later, false).unwrap();
+    let r = step(&mut w, &*store, &cfg, later);
     assert_eq!(r.events, 0);
     assert!(
         w.offset() < bucket_of(write.at, res),
@@ -1204,15 +1219,12 @@ fn with_a_write_horizon_a_bucket_is_read_only_once_its_writes_in_flight_are_visi
 
     late_visible_write(&*store, write.at, res);
     drop(write);
-    let r = w
-        .cycle(
-            &*store,
-            &sink,
-            &cfg,
-            later.saturating_add(Duration::from_millis(300)),
-            false,
-        )
-        .unwrap();
+    let r = step(
+        &mut w,
+        &*store,
+        &cfg,
+        later.saturating_add(Duration::from_millis(300)),
+    );
     assert_eq!(
         (r.events, r.stragglers),
         (1, 0),
@@ -1234,18 +1246,15 @@ fn with_a_write_horizon_a_bucket_is_read_only_once_its_writes_in_flight_are_visi
         .unwrap();
     assert_eq!(report.accepted, 1);
     let far = Timestamp::now().saturating_add(Duration::from_secs(5));
-    let r = w.cycle(&*store, &sink, &cfg, far, false).unwrap();
+    let r = step(&mut w, &*store, &cfg, far);
     assert_eq!(r.events, 0, "the ingested batch waits for the older write");
     drop(older);
-    let r = w
-        .cycle(
-            &*store,
-            &sink,
-            &cfg,
-            far.saturating_add(Duration::from_millis(300)),
-            false,
-        )
-        .unwrap();
+    let r = step(
+        &mut w,
+        &*store,
+        &cfg,
+        far.saturating_add(Duration::from_millis(300)),
+    );
     assert_eq!(r.events, 1);
 }
 
@@ -1257,29 +1266,21 @@ fn without_a_write_horizon_a_one_bucket_lookback_misses_a_slow_write() {
     let store = open(dir.path());
     let cfg = replay_like(false);
     store.ensure_tenant("t", 1).unwrap();
-    let sink = MemorySink::default();
     let res = cfg.bucket_ms();
     let at = Timestamp::now();
-    let lease = store
-        .acquire_lease("t", &cfg.group, 0, "w", 10_000, at.as_millis())
-        .unwrap()
-        .unwrap();
-    let mut w = PartitionWorker::open(&*store, &cfg, lease).unwrap();
+    let mut w = worker_at(&*store, &cfg, at);
     let later = at.saturating_add(Duration::from_secs(3));
-    w.cycle(&*store, &sink, &cfg, later, false).unwrap();
+    step(&mut w, &*store, &cfg, later);
     assert!(
         w.offset() >= bucket_of(at, res),
         "read past the write's bucket"
     );
     late_visible_write(&*store, at, res);
-    let r = w
-        .cycle(
-            &*store,
-            &sink,
-            &cfg,
-            later.saturating_add(Duration::from_millis(300)),
-            false,
-        )
-        .unwrap();
+    let r = step(
+        &mut w,
+        &*store,
+        &cfg,
+        later.saturating_add(Duration::from_millis(300)),
+    );
     assert_eq!((r.events, r.stragglers), (0, 0));
 }
