@@ -48,7 +48,7 @@ fn json_array(body: &[u8]) -> Option<Vec<&serde_json::value::RawValue>> {
 /// The body's lines, as `body.split(|b| *b == b'\n')` gives them (the piece after the last newline
 /// included, even empty), found with `memchr`: the byte-by-byte split was ~6% of a replay's instructions
 /// (callgrind, 50k events).
-fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut start = 0;
     memchr::memchr_iter(b'\n', body)
         .map(Some)

@@ -468,7 +468,7 @@ impl Tenants {
         };
         // Counted only for a quota that needs it: an extra pass over every body otherwise.
         let lines = if rec.quotas.events_per_second.is_some() {
-            body.split(|b| *b == b'\n')
+            storyline_pipeline::ingest::lines(body)
                 .filter(|l| !l.is_empty())
                 .count() as u64
         } else {
