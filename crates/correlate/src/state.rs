@@ -561,8 +561,10 @@ impl Correlator {
         // A connection that could follow several lookups (a busy client resolving the same name again and
         // again) joins the nearest one before it, not all of them: gluing them would join sessions.
         type Rank = (i64, Timestamp, u32, usize);
-        let mut nearest: std::collections::BTreeMap<(Slot, Timestamp), Rank> =
-            std::collections::BTreeMap::new();
+        // Hashed, not ordered: the winners are decided in the order of `due` below. A replay's end decides
+        // ~180k links at once.
+        let mut nearest: Map<(Slot, Timestamp), Rank> = Map::default();
+        nearest.reserve(due.len());
         for (i, (link, offset)) in due.iter().enumerate() {
             let off = offset.unwrap_or(0);
             if !link.matches(off, tol) {
