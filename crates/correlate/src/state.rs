@@ -1012,10 +1012,10 @@ impl Correlator {
         // Presenting a story (its provenance, its final times) reads only its own state, and is most of
         // publishing it: hundreds of thousands at a replay's end, so on two threads.
         let mut finals = Vec::new();
-        on_two_threads(closed.clone(), &mut finals, |slot| self.final_version(slot));
-        for (slot, version) in closed.into_iter().zip(finals) {
+        on_two_threads(closed, &mut finals, |slot| (slot, self.final_version(slot)));
+        for (slot, version) in finals {
             if let Some((arrival, shown)) = version {
-                self.publish_presented(slot, shown, arrival, &mut batch);
+                batch.push(self.record_version(slot, shown, arrival));
             }
         }
         // Reserved once, exactly: a catch-up's end flushes hundreds of thousands, and growing `out` by
@@ -1035,7 +1035,7 @@ impl Correlator {
         let (dirty, first, last) = (s.dirty, s.first, s.last);
         self.open_count -= 1;
         if dirty && !self.held_back(first) {
-            batch.push(self.publish(slot, true));
+            batch.push(self.publish(slot));
         }
         let at = self.evict_at(first, last);
         self.evicting.insert((at, slot));
@@ -1053,7 +1053,7 @@ impl Correlator {
     /// the final clock estimate corrects the times its last version showed.
     fn publish_final(&mut self, slot: Slot, batch: &mut Vec<Version>) {
         if let Some((arrival, shown)) = self.final_version(slot) {
-            self.publish_presented(slot, shown, arrival, batch);
+            batch.push(self.record_version(slot, shown, arrival));
         }
     }
 
@@ -1074,27 +1074,19 @@ impl Correlator {
         Some((false, self.present(s)))
     }
 
-    fn publish_presented(
-        &mut self,
-        slot: Slot,
-        shown: Presented,
-        arrival: bool,
-        batch: &mut Vec<Version>,
-    ) {
+    /// Publishes a new version of a story that events changed (an arrival).
+    fn publish(&mut self, slot: Slot) -> Version {
+        let p = self.present(&self.stories[&slot]);
+        self.record_version(slot, p, true)
+    }
+
+    /// Records a published version in the story's state (id, version, times shown) and returns what
+    /// [`Correlator::build_versions`] needs to build it. Not an `arrival`: a correction, which the
+    /// checkpoint must record as a change of the story (events record theirs as they come).
+    fn record_version(&mut self, slot: Slot, p: Presented, arrival: bool) -> Version {
         if !arrival {
             self.changed.story(slot);
         }
-        batch.push(self.record_version(slot, shown, arrival));
-    }
-
-    /// Publishes a new version of the story: its state records it (id, version, times shown), and what
-    /// [`Correlator::build_versions`] needs to build it is returned.
-    fn publish(&mut self, slot: Slot, arrival: bool) -> Version {
-        let p = self.present(&self.stories[&slot]);
-        self.record_version(slot, p, arrival)
-    }
-
-    fn record_version(&mut self, slot: Slot, p: Presented, arrival: bool) -> Version {
         let s = self.stories.get_mut(&slot).expect("published slot exists");
         s.assign_id(&self.tenant);
         s.dirty = false;
@@ -1115,7 +1107,7 @@ impl Correlator {
         }
     }
 
-    /// Builds the versions [`Correlator::publish`] recorded, in order, into `out`. Building copies each
+    /// Builds the versions [`Correlator::record_version`] recorded, in order, into `out`. Building copies each
     /// story's members, names and fused fields (about a third of a final flush) and reads the state only,
     /// so a large batch (a catch-up's, or the final flush's hundreds of thousands) is built on two threads.
     fn build_versions(&self, batch: Vec<Version>, out: &mut Vec<Story>) {
@@ -1652,13 +1644,13 @@ mod tests {
         }
         let slots: Vec<Slot> = c.open_schedule().iter().map(|(_, slot)| *slot).collect();
         assert!(slots.len() > 4096 * 2, "{} open stories", slots.len());
-        let batch: Vec<Version> = slots.iter().map(|s| c.publish(*s, false)).collect();
+        let batch: Vec<Version> = slots.iter().map(|s| c.publish(*s)).collect();
         let mut parallel = Vec::new();
         c.build_versions(batch, &mut parallel);
         let one_thread: Vec<Story> = slots
             .iter()
             .map(|s| {
-                let v = c.publish(*s, false);
+                let v = c.publish(*s);
                 c.build(v)
             })
             .collect();

@@ -168,8 +168,7 @@ fn sensor_view(o: &mut Obj, v: &SensorView) {
     o.strs("actions", actions);
     if let Some(ms) = clock_offset_ms {
         o.key("clock_offset_ms");
-        o.out
-            .extend_from_slice(itoa::Buffer::new().format(*ms).as_bytes());
+        integer(o.out, *ms);
     }
     o.opt_num("destination_bytes", *destination_bytes);
     o.num("events", *events as u64);
@@ -234,8 +233,7 @@ impl<'a> Obj<'a> {
 
     fn num(&mut self, k: &str, v: u64) {
         self.key(k);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        integer(self.out, v);
     }
 
     fn opt_num(&mut self, k: &str, v: Option<u64>) {
@@ -268,8 +266,7 @@ impl<'a> Obj<'a> {
                     if i > 0 {
                         self.out.push(b'.');
                     }
-                    self.out
-                        .extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+                    integer(self.out, octet);
                 }
                 self.out.push(b'"');
             }
@@ -313,6 +310,11 @@ impl<'a> Obj<'a> {
 
 fn string(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(&mut *out, s).expect("writing a str to a Vec cannot fail");
+}
+
+/// An integer's decimal digits, without the formatting machinery (several per story version).
+fn integer(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub struct Ingestor {
     tenant: String,
     shards: u16,
     bucket_ms: i64,
-    horizon: Option<Arc<crate::horizon::WriteHorizon>>,
+    horizon: Option<crate::config::WriteHorizonRef>,
     pub limits: Limits,
 }
 
@@ -126,7 +126,7 @@ impl Ingestor {
             tenant: tenant.into(),
             shards: cfg.shards,
             bucket_ms: cfg.bucket_ms(),
-            horizon: cfg.write_horizon.as_ref().map(|h| h.0.clone()),
+            horizon: cfg.write_horizon.clone(),
             limits,
         })
     }
@@ -163,7 +163,7 @@ impl Ingestor {
     ) -> Result<IngestReport, StoreError> {
         // With a write horizon the batch stays in flight until this returns (durable), and workers do not
         // read its bucket before.
-        let in_flight = self.horizon.as_ref().map(|h| h.begin());
+        let in_flight = self.horizon.as_ref().map(|h| h.0.begin());
         let now = in_flight.as_ref().map_or_else(Timestamp::now, |w| w.at);
         let mut dead: Vec<DeadLetter> = Vec::new();
         let mut report = IngestReport::default();
