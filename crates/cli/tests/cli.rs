@@ -373,27 +373,42 @@ fn bench_correlate_runs_the_engine_over_an_input() {
         "500",
         "--warm-ahead",
         "0,4",
+        "--final-flush",
+        "move,copy",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for ahead in [0, 4] {
-        assert!(
-            stdout.contains("correlate: 2000 events, median")
-                && stdout.contains(&format!("on one thread (warm ahead {ahead})")),
-            "{stdout}"
-        );
+        for flush in ["move", "copy"] {
+            assert!(
+                stdout.contains("correlate: 2000 events, median")
+                    && stdout.contains(&format!(
+                        "on one thread (warm ahead {ahead}, final flush {flush})"
+                    )),
+                "{stdout}"
+            );
+        }
     }
     assert!(
         stderr.contains("2000 events parsed (1 rejected)"),
         "{stderr}"
     );
-    let versions: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("run "))
-        .map(|l| l.rsplit("; ").next().unwrap())
-        .collect();
-    // Two runs of each setting; looking entries up ahead changes nothing in the result.
-    assert_eq!(versions.len(), 4, "{stderr}");
-    assert!(versions.iter().all(|v| *v == versions[0]), "{stderr}");
-    assert!(!versions[0].starts_with("0 "), "{stderr}");
+    let versions = |flush: &str| -> Vec<u64> {
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("run ") && l.contains(&format!("final flush {flush})")))
+            .map(|l| {
+                let count = l.rsplit("; ").next().unwrap();
+                count.split(' ').next().unwrap().parse().unwrap()
+            })
+            .collect()
+    };
+    let (moved, copied) = (versions("move"), versions("copy"));
+    // Two runs of each warm-ahead setting; looking entries up ahead changes nothing in the result.
+    assert_eq!((moved.len(), copied.len()), (4, 4), "{stderr}");
+    assert!(moved.iter().all(|v| *v == moved[0]), "{stderr}");
+    assert!(copied.iter().all(|v| *v == copied[0]), "{stderr}");
+    assert!(moved[0] > 0, "{stderr}");
+    // Moving the stories into their last versions publishes as many as copying them.
+    assert_eq!(moved[0], copied[0], "{stderr}");
 }

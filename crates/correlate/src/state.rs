@@ -123,6 +123,10 @@ fn sorted(mut list: Vec<Str>) -> Vec<Str> {
     list
 }
 
+fn related_ids(related: &[StoryId]) -> Vec<Str> {
+    related.iter().map(|id| Str::from(id.to_string())).collect()
+}
+
 fn tag_of(sensor: &str) -> u32 {
     xxhash_rust::xxh3::xxh3_64(sensor.as_bytes()) as u32
 }
@@ -997,6 +1001,19 @@ impl Correlator {
 
     /// Closes every open story (end of input).
     pub fn flush(&mut self, out: &mut Vec<Story>) {
+        self.flush_with(out, false);
+    }
+
+    /// [`Correlator::flush`] at the end of a run whose state nobody keeps (a replay that writes no
+    /// checkpoint): the stories are moved into their last versions instead of copied, and the correlator
+    /// is left holding no story. Copying was about half of a 1M-event replay's final flush, on the path
+    /// between its last input and its exit (~180k stories at once, benchmarks.md). Events ingested after
+    /// it start stories of their own, as they would after eviction.
+    pub fn flush_and_forget(&mut self, out: &mut Vec<Story>) {
+        self.flush_with(out, true);
+    }
+
+    fn flush_with(&mut self, out: &mut Vec<Story>, forget: bool) {
         self.decide_deferred(true);
         let start = out.len();
         let open = self.open_schedule();
@@ -1022,8 +1039,61 @@ impl Correlator {
         // doubling copied what it held into fresh pages each time.
         out.reserve(self.pending.len() + batch.len());
         out.append(&mut self.pending);
-        self.build_versions(batch, out);
+        if forget {
+            self.move_versions(batch, out);
+        } else {
+            self.build_versions(batch, out);
+        }
         crate::order::sort_by_last_seen(&mut out[start..]);
+    }
+
+    /// Builds the versions in `batch` from their stories' states, moved out, and forgets every story:
+    /// [`Correlator::flush_and_forget`]. A flush lists a story once (it is presented with its final
+    /// times when it closes); were one listed twice, only its newest version is built, the one the outbox
+    /// keeps.
+    fn move_versions(&mut self, batch: Vec<Version>, out: &mut Vec<Story>) {
+        let mut owned = Vec::with_capacity(batch.len());
+        for v in batch.into_iter().rev() {
+            if let Some(s) = self.stories.remove(&v.slot) {
+                owned.push((v, s));
+            }
+        }
+        owned.reverse();
+        let tenant = &self.tenant;
+        on_two_threads(owned, out, |(v, s)| {
+            let s = *s;
+            let event_count = s.events.len() as u32;
+            Story {
+                story_id: v.id,
+                version: v.version,
+                tenant: tenant.clone(),
+                first_seen: v.shown.first,
+                last_seen: v.shown.last,
+                event_count,
+                event_ids: sorted(s.events.into_iter().map(|(_, id)| id).collect()),
+                sensors: sorted(s.sensors),
+                merged_into: None,
+                provenance: v.shown.provenance,
+                cuts: s.cuts,
+                related_story_ids: related_ids(&s.related),
+                fused: Box::new(crate::fuse::published(s.acc.fused)),
+            }
+        });
+        self.forget_all();
+    }
+
+    /// Drops every story and everything that names one; the clocks, the watermark and the counters stay.
+    fn forget_all(&mut self) {
+        self.stories.clear();
+        self.parent.clear();
+        self.exact.clear();
+        self.offers.clear();
+        self.demands.clear();
+        self.by_event.clear();
+        self.closing.clear();
+        self.evicting.clear();
+        self.waiting_for_links.clear();
+        self.open_count = 0;
     }
 
     fn close(&mut self, slot: Slot, batch: &mut Vec<Version>) {
@@ -1130,11 +1200,7 @@ impl Correlator {
             merged_into: None,
             provenance: p.provenance,
             cuts: s.cuts.clone(),
-            related_story_ids: s
-                .related
-                .iter()
-                .map(|id| Str::from(id.to_string()))
-                .collect(),
+            related_story_ids: related_ids(&s.related),
             fused: Box::new(crate::fuse::published(s.acc.fused.clone())),
         }
     }
@@ -1633,6 +1699,47 @@ mod tests {
         recording.flush(&mut expected);
         quiet.flush(&mut got);
         assert_eq!(got, expected);
+    }
+
+    /// At the end of a run that keeps no state, moving the stories into their versions publishes what
+    /// flushing publishes, and leaves an engine that holds no story and still takes events.
+    #[test]
+    fn flush_and_forget_publishes_what_flush_publishes() {
+        let events = generated(40_000, 8, 50.0);
+        for only_final in [false, true] {
+            let mut kept = Correlator::new("t", Config::default());
+            let mut forgot = Correlator::new("t", Config::default());
+            let (mut ran_kept, mut ran_forgot) = (Vec::new(), Vec::new());
+            for (c, out) in [(&mut kept, &mut ran_kept), (&mut forgot, &mut ran_forgot)] {
+                c.publish_only_final(only_final);
+                for (i, (e, key)) in events.iter().enumerate() {
+                    feed(c, i, e, *key, out);
+                }
+            }
+            assert_eq!(ran_kept, ran_forgot);
+            let (mut copied, mut moved) = (Vec::new(), Vec::new());
+            kept.flush(&mut copied);
+            forgot.flush_and_forget(&mut moved);
+            // Large enough to be built on two threads.
+            assert!(moved.len() > 4096 * 2, "{} versions", moved.len());
+            assert_eq!(moved, copied);
+            assert_eq!(
+                (
+                    forgot.stories.len(),
+                    forgot.open_stories(),
+                    forgot.versions_bound()
+                ),
+                (0, 0, 0)
+            );
+            let mut after = Vec::new();
+            forgot.advance(forgot.max_event_time(), i64::MAX, &mut after);
+            forgot.flush(&mut after);
+            assert!(after.is_empty(), "{after:?}");
+            let (e, key) = &events[0];
+            forgot.ingest(e, *key, 0);
+            forgot.flush(&mut after);
+            assert_eq!(after.len(), 1);
+        }
     }
 
     /// A batch large enough to be built on two threads gives the stories one thread builds, in order.

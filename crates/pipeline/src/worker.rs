@@ -545,7 +545,12 @@ impl PartitionWorker {
         self.correlator.advance(watermark, floor, &mut self.out);
         report.caught_up = drain && !more;
         if report.caught_up {
-            self.correlator.flush(&mut self.out);
+            if self.ephemeral {
+                // Nothing will checkpoint this state, and a drained replay reads nothing more.
+                self.correlator.flush_and_forget(&mut self.out);
+            } else {
+                self.correlator.flush(&mut self.out);
+            }
         }
         let t_adv = Instant::now();
         let res = cfg.bucket_ms();

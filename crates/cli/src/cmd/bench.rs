@@ -39,6 +39,26 @@ pub struct CorrelateArgs {
     /// workers use.
     #[arg(long, value_delimiter = ',', default_values_t = [storyline_correlate::WARM_AHEAD])]
     warm_ahead: Vec<usize>,
+    /// How the final flush builds its versions, each given value measured in turn with each warm-ahead
+    /// setting: `move` (the stories are moved into them, as a replay's end does,
+    /// `Correlator::flush_and_forget`) or `copy` (the state stays, as a service's drain keeps it).
+    #[arg(long, value_delimiter = ',', default_values_t = [FinalFlush::Move], value_enum)]
+    final_flush: Vec<FinalFlush>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FinalFlush {
+    Move,
+    Copy,
+}
+
+impl std::fmt::Display for FinalFlush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FinalFlush::Move => "move",
+            FinalFlush::Copy => "copy",
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -161,10 +181,15 @@ fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     eprintln!("{} events parsed ({rejected} rejected)", input.len());
-    let mut times = vec![Vec::new(); a.warm_ahead.len()];
+    let settings: Vec<(usize, FinalFlush)> = a
+        .warm_ahead
+        .iter()
+        .flat_map(|&ahead| a.final_flush.iter().map(move |&f| (ahead, f)))
+        .collect();
+    let mut times = vec![Vec::new(); settings.len()];
     // Settings take turns within each run, so a noisy machine slows them alike.
-    for (run, (w, &ahead)) in
-        (0..a.runs.max(1)).flat_map(|run| a.warm_ahead.iter().enumerate().map(move |w| (run, w)))
+    for (run, (w, &(ahead, final_flush))) in
+        (0..a.runs.max(1)).flat_map(|run| settings.iter().enumerate().map(move |w| (run, w)))
     {
         let mut c = Correlator::new("bench", cfg.clone());
         c.stop_recording_changes();
@@ -183,22 +208,25 @@ fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
             out.clear();
         }
         let t_flush = Instant::now();
-        c.flush(&mut out);
+        match final_flush {
+            FinalFlush::Move => c.flush_and_forget(&mut out),
+            FinalFlush::Copy => c.flush(&mut out),
+        }
         let flush = t_flush.elapsed().as_secs_f64();
         versions += out.len();
         let total = started.elapsed().as_secs_f64();
         drop(out);
         eprintln!(
-            "run {} (warm ahead {ahead}): {total:.2}s ({:.0} events/s): ingest {in_ingest:.2}s, advance {in_advance:.2}s, flush {flush:.2}s; {versions} versions",
+            "run {} (warm ahead {ahead}, final flush {final_flush}): {total:.2}s ({:.0} events/s): ingest {in_ingest:.2}s, advance {in_advance:.2}s, flush {flush:.2}s; {versions} versions",
             run + 1,
             input.len() as f64 / total
         );
         times[w].push(total);
     }
-    for (ahead, times) in a.warm_ahead.iter().zip(&mut times) {
+    for ((ahead, final_flush), times) in settings.iter().zip(&mut times) {
         let m = median(times);
         println!(
-            "correlate: {} events, median {m:.2}s = {:.0} events/s on one thread (warm ahead {ahead})",
+            "correlate: {} events, median {m:.2}s = {:.0} events/s on one thread (warm ahead {ahead}, final flush {final_flush})",
             input.len(),
             input.len() as f64 / m
         );
