@@ -5,6 +5,7 @@ pub mod community_id;
 pub mod event;
 pub mod ids;
 pub mod parts;
+pub mod prefetch;
 pub mod routing;
 pub mod story;
 mod story_json;

@@ -14,6 +14,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, SystemTime};
+use storyline_model::prefetch::for_each_prefetched;
 use storyline_model::Story;
 
 /// How a [`RotatingFileSink`] writes and rotates.
@@ -242,15 +243,9 @@ impl Inner {
                 if self.written == 0 {
                     encode::csv::header(&mut buf);
                 }
-                for s in stories {
-                    encode::csv::record(s, &mut buf);
-                }
+                for_each_prefetched(stories, |s| encode::csv::record(s, &mut buf));
             }
-            e => {
-                for s in stories {
-                    json_line(e, s, &mut buf);
-                }
-            }
+            e => for_each_prefetched(stories, |s| json_line(e, s, &mut buf)),
         }
         buf
     }
@@ -365,9 +360,7 @@ fn write_in_two_threads(
         let (mut buf, mut written) = (Vec::new(), 0u64);
         for i in (first..slices.len()).step_by(2) {
             buf.clear();
-            for s in slices[i] {
-                encode(s, &mut buf);
-            }
+            for_each_prefetched(slices[i], |s| encode(s, &mut buf));
             let mut t = turn.lock().unwrap_or_else(|p| p.into_inner());
             while *t != i {
                 if *t == usize::MAX {
