@@ -6,6 +6,7 @@
 //! Encodings: NDJSON (`story`, `ecs`, `ocsf`), CSV (a header line at the top of every file) and Avro
 //! (every file is an object container file; each write appends a block).
 
+use super::direct::{Appender, Staging};
 use super::encode::{self, Encoding};
 use super::{story_line, StorySink};
 use anyhow::Context;
@@ -297,7 +298,7 @@ impl StorySink for RotatingFileSink {
         let encoding = inner.opts.encoding;
         if stories.len() > PUBLISH_SLICE && inner.opts.max_bytes == 0 && encoding.is_json() {
             let lines = |s: &Story, buf: &mut Vec<u8>| json_line(encoding, s, buf);
-            inner.written += write_in_two_threads(&inner.file, stories, &lines)?;
+            inner.written += write_in_two_threads(&inner.file, &inner.path, stories, &lines)?;
             if inner.opts.sync {
                 inner.file.sync_data()?;
             }
@@ -330,20 +331,29 @@ impl StorySink for RotatingFileSink {
 const PUBLISH_SLICE: usize = 4096;
 
 /// Encodes and appends `stories` in slices, on this thread and a helper taking turns: each encodes its
-/// next slice while the other writes. Encoding and the kernel's copy into the page cache cost about the
-/// same, so a catch-up's publication (hundreds of thousands of versions at a replay's end) takes about
-/// half as long. Slices are written in order. Returns the bytes written.
+/// next slice while the other writes. Encoding and writing cost about the same, so a catch-up's
+/// publication (hundreds of thousands of versions at a replay's end) takes about half as long. Slices are
+/// written in order, their aligned middle straight to the device ([`direct`](super::direct)). Returns
+/// the bytes written.
 fn write_in_two_threads(
     file: &File,
+    path: &Path,
     stories: &[Story],
     encode: &(dyn Fn(&Story, &mut Vec<u8>) + Sync),
 ) -> std::io::Result<u64> {
     let slices: Vec<&[Story]> = stories.chunks(PUBLISH_SLICE).collect();
-    // The next slice to write; `usize::MAX` once either thread stopped early.
-    let turn = Mutex::new(0usize);
+    struct Turn<'a> {
+        /// The next slice to write; `usize::MAX` once either thread stopped early.
+        next: usize,
+        out: Appender<'a>,
+    }
+    let turn = Mutex::new(Turn {
+        next: 0,
+        out: Appender::new(file, path, true)?,
+    });
     let turn_changed = Condvar::new();
     let pass_on = |next: usize| {
-        *turn.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        turn.lock().unwrap_or_else(|p| p.into_inner()).next = next;
         turn_changed.notify_all();
     };
     let work = |first: usize| -> std::io::Result<u64> {
@@ -357,34 +367,37 @@ fn write_in_two_threads(
             }
         }
         let mut release = Release(&pass_on, false);
-        let (mut buf, mut written) = (Vec::new(), 0u64);
+        let (mut buf, mut staging, mut written) = (Vec::new(), Staging::default(), 0u64);
         for i in (first..slices.len()).step_by(2) {
             buf.clear();
             for_each_prefetched(slices[i], |s| encode(s, &mut buf));
             let mut t = turn.lock().unwrap_or_else(|p| p.into_inner());
-            while *t != i {
-                if *t == usize::MAX {
+            while t.next != i {
+                if t.next == usize::MAX {
                     release.1 = true;
                     return Ok(written);
                 }
                 t = turn_changed.wait(t).unwrap_or_else(|p| p.into_inner());
             }
-            (&*file).write_all(&buf)?;
+            t.out.put(&buf, &mut staging)?;
             written += buf.len() as u64;
-            *t = i + 1;
+            t.next = i + 1;
             turn_changed.notify_all();
         }
         release.1 = true;
         Ok(written)
     };
-    std::thread::scope(|scope| {
+    let written = std::thread::scope(|scope| {
         let helper = scope.spawn(|| work(1));
         let mine = work(0);
         let theirs = helper
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("a story encoding thread panicked")));
-        Ok(mine? + theirs?)
-    })
+        Ok::<_, std::io::Error>(mine? + theirs?)
+    })?;
+    let turn = turn.into_inner().unwrap_or_else(|p| p.into_inner());
+    turn.out.finish()?;
+    Ok(written)
 }
 
 /// The file sink as a delivery [`Target`](super::deliver::Target): a write error is retried.

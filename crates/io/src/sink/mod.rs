@@ -10,6 +10,7 @@
 pub mod backlog;
 pub mod config;
 pub mod deliver;
+mod direct;
 pub mod encode;
 pub mod fanout;
 pub mod file;
