@@ -70,7 +70,7 @@ impl WorkerPool {
                 };
                 std::thread::Builder::new()
                     .name(format!("storyline-worker-{i}"))
-                    .spawn(move || ctx.run())
+                    .spawn(move || ctx.run_recording_panics())
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -147,6 +147,25 @@ fn now_ms() -> i64 {
 }
 
 impl WorkerCtx {
+    /// [`WorkerCtx::run`], with a panic recorded as the pool's error: a drain must not report success,
+    /// nor `stop` a clean stop, after a worker died (a replay exited 0 with its stories unpublished).
+    fn run_recording_panics(self) {
+        let (shared, owner) = (self.shared.clone(), self.owner.clone());
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run())) {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            tracing::error!(owner = %owner, "worker panicked: {what}");
+            shared
+                .errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("worker {owner} panicked: {what}"));
+        }
+    }
+
     fn run(self) {
         let mut owned: BTreeMap<Shard, PartitionWorker> = BTreeMap::new();
         let mut member: Option<Lease> = None;

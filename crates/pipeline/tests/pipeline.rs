@@ -370,6 +370,45 @@ fn pool_drains_every_event_into_exactly_one_story_and_dead_letters_bad_lines() {
         .all(|l| l.expires_ms < Timestamp::now().as_millis()));
 }
 
+/// A sink that fails by panicking, on the worker's thread.
+struct PanickingSink;
+
+impl storyline_io::StorySink for PanickingSink {
+    fn publish(&self, _: &[Story]) -> anyhow::Result<()> {
+        panic!("the sink broke");
+    }
+}
+
+/// A worker that dies (here by a panicking sink) fails the drain: its stories were never published, so
+/// a replay must not end as if they were.
+#[test]
+fn a_drain_fails_when_its_workers_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 2,
+        workers: 2,
+        lease_ttl: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(10),
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", cfg.shards).unwrap();
+    let now = Timestamp::now();
+    let bucket = bucket_of(now, cfg.bucket_ms()) - 10 * cfg.bucket_ms();
+    append_at(
+        &*store,
+        bucket,
+        &[flow("a", "fw", now, 1), flow("b", "fw", now, 2)],
+        2,
+    );
+    let pool = WorkerPool::start(store, Arc::new(PanickingSink), cfg, "t", "p").unwrap();
+    let err = pool.drain().expect_err("a drain whose workers died");
+    assert!(
+        format!("{err:#}").contains("panicked: the sink broke"),
+        "{err:#}"
+    );
+}
+
 #[test]
 fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
     let dir = tempfile::tempdir().unwrap();
