@@ -14,6 +14,7 @@ use crate::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
+use storyline_model::prefetch::{prefetch_list, prefetch_value};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
@@ -92,6 +93,20 @@ impl StoryState {
     }
 }
 
+impl StoryState {
+    fn warm(&self, part: Warm) {
+        match part {
+            Warm::State => prefetch_value(self),
+            Warm::Lists => {
+                prefetch_list(&self.events);
+                prefetch_list(&self.sensors);
+                prefetch_list(&self.acc.views);
+                prefetch_list(&self.keys);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum Index {
     Exact,
@@ -133,24 +148,69 @@ fn tag_of(sensor: &str) -> u32 {
 
 /// Appends `f` of each item to `out`, in order; a large batch on this thread and a helper, half each.
 /// The final flush presents and builds hundreds of thousands of stories, reading the state only.
-fn on_two_threads<T: Send, R: Send>(items: Vec<T>, out: &mut Vec<R>, f: impl Fn(T) -> R + Sync) {
+/// `warm` is called on the items a few places ahead ([`map_warmed`]).
+fn on_two_threads<T: Send, R: Send>(
+    items: Vec<T>,
+    out: &mut Vec<R>,
+    warm: impl Fn(&T, Warm) + Sync,
+    f: impl Fn(T) -> R + Sync,
+) {
     const TWO_THREADS_FROM: usize = 4096;
     if items.len() < TWO_THREADS_FROM {
-        out.extend(items.into_iter().map(f));
+        map_warmed(items, out, &warm, &f);
         return;
     }
-    out.reserve(items.len());
     let mut first = items;
     let second = first.split_off(first.len() / 2);
-    let f = &f;
+    let (f, warm) = (&f, &warm);
     let theirs = std::thread::scope(|scope| {
-        let helper = scope.spawn(move || second.into_iter().map(f).collect::<Vec<_>>());
-        out.extend(first.into_iter().map(f));
+        let helper = scope.spawn(move || {
+            let mut theirs = Vec::with_capacity(second.len());
+            map_warmed(second, &mut theirs, warm, f);
+            theirs
+        });
+        map_warmed(first, out, warm, f);
         helper.join()
     });
     match theirs {
         Ok(theirs) => out.extend(theirs),
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Which part of a story's memory to request ahead of a bulk pass reaching it: its state first, then,
+/// once that has arrived, the lists the state points to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Warm {
+    State,
+    Lists,
+}
+
+/// How far ahead a bulk pass requests a story's state, and its lists.
+const WARM_STATE_AHEAD: usize = 4;
+const WARM_LISTS_AHEAD: usize = 2;
+
+/// Appends `f` of each item to `out`, in order, calling `warm` on the items [`WARM_STATE_AHEAD`] and
+/// [`WARM_LISTS_AHEAD`] places ahead first. A bulk pass over stories (closing, presenting, recording,
+/// building them at the end of input) touches each one's state once, long after it was last used: it
+/// stalled on cache misses, which requests ahead overlap with the work on the current story.
+fn map_warmed<T, R>(
+    items: Vec<T>,
+    out: &mut Vec<R>,
+    warm: &impl Fn(&T, Warm),
+    f: &impl Fn(T) -> R,
+) {
+    let mut items = items.into_iter();
+    loop {
+        let rest = items.as_slice();
+        if let Some(ahead) = rest.get(WARM_STATE_AHEAD) {
+            warm(ahead, Warm::State);
+        }
+        if let Some(near) = rest.get(WARM_LISTS_AHEAD) {
+            warm(near, Warm::Lists);
+        }
+        let Some(item) = items.next() else { break };
+        out.push(f(item));
     }
 }
 
@@ -378,6 +438,23 @@ impl Correlator {
 
     pub fn held_events(&self) -> usize {
         self.by_event.len()
+    }
+
+    /// In a serial bulk pass over `items` that mutates the stories, the requests [`map_warmed`] makes.
+    fn warm_ahead<T>(&self, items: &[T], i: usize, slot: impl Fn(&T) -> Slot) {
+        if let Some(ahead) = items.get(i + WARM_STATE_AHEAD) {
+            self.warm_story(slot(ahead), Warm::State);
+        }
+        if let Some(near) = items.get(i + WARM_LISTS_AHEAD) {
+            self.warm_story(slot(near), Warm::Lists);
+        }
+    }
+
+    /// Requests part of a story's memory ahead of a bulk pass ([`map_warmed`]).
+    fn warm_story(&self, slot: Slot, part: Warm) {
+        if let Some(s) = self.stories.get(&slot) {
+            s.warm(part);
+        }
     }
 
     fn find(&self, mut slot: Slot) -> Slot {
@@ -1019,8 +1096,9 @@ impl Correlator {
         let open = self.open_schedule();
         self.closing.clear();
         let mut batch = Vec::with_capacity(open.len());
-        for (_, slot) in open {
-            self.close(slot, &mut batch);
+        for i in 0..open.len() {
+            self.warm_ahead(&open, i, |(_, slot)| *slot);
+            self.close(open[i].1, &mut batch);
         }
         // Every estimate is final now: stories held back until then are published, and those published
         // before theirs was are corrected.
@@ -1029,8 +1107,18 @@ impl Correlator {
         // Presenting a story (its provenance, its final times) reads only its own state, and is most of
         // publishing it: hundreds of thousands at a replay's end, so on two threads.
         let mut finals = Vec::new();
-        on_two_threads(closed, &mut finals, |slot| (slot, self.final_version(slot)));
-        for (slot, version) in finals {
+        on_two_threads(
+            closed,
+            &mut finals,
+            |slot, part| self.warm_story(*slot, part),
+            |slot| (slot, self.final_version(slot)),
+        );
+        let mut finals = finals.into_iter();
+        loop {
+            self.warm_ahead(finals.as_slice(), 0, |(slot, _)| *slot);
+            let Some((slot, version)) = finals.next() else {
+                break;
+            };
             if let Some((arrival, shown)) = version {
                 batch.push(self.record_version(slot, shown, arrival));
             }
@@ -1060,25 +1148,30 @@ impl Correlator {
         }
         owned.reverse();
         let tenant = &self.tenant;
-        on_two_threads(owned, out, |(v, s)| {
-            let s = *s;
-            let event_count = s.events.len() as u32;
-            Story {
-                story_id: v.id,
-                version: v.version,
-                tenant: tenant.clone(),
-                first_seen: v.shown.first,
-                last_seen: v.shown.last,
-                event_count,
-                event_ids: sorted(s.events.into_iter().map(|(_, id)| id).collect()),
-                sensors: sorted(s.sensors),
-                merged_into: None,
-                provenance: v.shown.provenance,
-                cuts: s.cuts,
-                related_story_ids: related_ids(&s.related),
-                fused: Box::new(crate::fuse::published(s.acc.fused)),
-            }
-        });
+        on_two_threads(
+            owned,
+            out,
+            |(_, s), part| s.warm(part),
+            |(v, s)| {
+                let s = *s;
+                let event_count = s.events.len() as u32;
+                Story {
+                    story_id: v.id,
+                    version: v.version,
+                    tenant: tenant.clone(),
+                    first_seen: v.shown.first,
+                    last_seen: v.shown.last,
+                    event_count,
+                    event_ids: sorted(s.events.into_iter().map(|(_, id)| id).collect()),
+                    sensors: sorted(s.sensors),
+                    merged_into: None,
+                    provenance: v.shown.provenance,
+                    cuts: s.cuts,
+                    related_story_ids: related_ids(&s.related),
+                    fused: Box::new(crate::fuse::published(s.acc.fused)),
+                }
+            },
+        );
         self.forget_all();
     }
 
@@ -1181,7 +1274,12 @@ impl Correlator {
     /// story's members, names and fused fields (about a third of a final flush) and reads the state only,
     /// so a large batch (a catch-up's, or the final flush's hundreds of thousands) is built on two threads.
     fn build_versions(&self, batch: Vec<Version>, out: &mut Vec<Story>) {
-        on_two_threads(batch, out, |v| self.build(v));
+        on_two_threads(
+            batch,
+            out,
+            |v, part| self.warm_story(v.slot, part),
+            |v| self.build(v),
+        );
     }
 
     fn build(&self, v: Version) -> Story {
@@ -1739,6 +1837,31 @@ mod tests {
             forgot.ingest(e, *key, 0);
             forgot.flush(&mut after);
             assert_eq!(after.len(), 1);
+        }
+    }
+
+    /// A warmed pass maps every item in order, and asks for each item's state and then its lists before
+    /// reaching it (all but the first few, which nothing precedes).
+    #[test]
+    fn a_warmed_pass_maps_in_order_and_warms_the_items_ahead() {
+        let warmed = std::sync::Mutex::new(Vec::new());
+        let mut out = Vec::new();
+        map_warmed(
+            (0..10).collect(),
+            &mut out,
+            &|i: &i32, part| warmed.lock().unwrap().push((*i, part == Warm::State)),
+            &|i| i * 10,
+        );
+        assert_eq!(out, (0..10).map(|i| i * 10).collect::<Vec<_>>());
+        let warmed = warmed.into_inner().unwrap();
+        let states: Vec<i32> = warmed.iter().filter(|w| w.1).map(|w| w.0).collect();
+        let lists: Vec<i32> = warmed.iter().filter(|w| !w.1).map(|w| w.0).collect();
+        assert_eq!(states, (WARM_STATE_AHEAD as i32..10).collect::<Vec<_>>());
+        assert_eq!(lists, (WARM_LISTS_AHEAD as i32..10).collect::<Vec<_>>());
+        // Each item's state was asked for before its lists.
+        for i in WARM_STATE_AHEAD as i32..10 {
+            let at = |state| warmed.iter().position(|w| *w == (i, state)).unwrap();
+            assert!(at(true) < at(false), "{i}: {warmed:?}");
         }
     }
 

@@ -1,4 +1,5 @@
-//! Reading stories in bulk with their heap blocks loaded ahead.
+//! Reading stories in bulk with their heap blocks loaded ahead, and the cache hints that does it with
+//! (also used by the engine's bulk passes over its story states).
 //!
 //! Encoding a catch-up's few hundred thousand story versions is bound by memory latency, not by the
 //! encoding: each version's lists (members, sensors, provenance, the fused record and its name lists)
@@ -60,13 +61,24 @@ impl Story {
     }
 }
 
-fn prefetch_list<T>(list: &[T]) {
+/// Requests the first cache line of a list's elements (nothing for an empty list, whose pointer is
+/// dangling: harmless, but a wasted request).
+pub fn prefetch_list<T>(list: &[T]) {
     if !list.is_empty() {
         prefetch(list.as_ptr());
     }
 }
 
-fn prefetch<T: ?Sized>(p: *const T) {
+/// Requests every cache line of `*p`, for a value larger than one line read from end to end.
+pub fn prefetch_value<T>(p: &T) {
+    let base = (p as *const T).cast::<u8>();
+    for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+        prefetch(base.wrapping_add(offset));
+    }
+}
+
+/// Asks the CPU to start loading the cache line at `p` into its caches, without waiting for it.
+pub fn prefetch<T: ?Sized>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint to the cache: it reads and writes nothing the program sees and never
     // faults, whatever the address. SSE, which it needs, is part of every x86_64 CPU.
