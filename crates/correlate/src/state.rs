@@ -91,9 +91,7 @@ impl StoryState {
         }
         self.id
     }
-}
 
-impl StoryState {
     fn warm(&self, part: Warm) {
         match part {
             Warm::State => prefetch_value(self),
@@ -160,6 +158,7 @@ fn on_two_threads<T: Send, R: Send>(
         map_warmed(items, out, &warm, &f);
         return;
     }
+    out.reserve(items.len());
     let mut first = items;
     let second = first.split_off(first.len() / 2);
     let (f, warm) = (&f, &warm);
@@ -1083,9 +1082,9 @@ impl Correlator {
 
     /// [`Correlator::flush`] at the end of a run whose state nobody keeps (a replay that writes no
     /// checkpoint): the stories are moved into their last versions instead of copied, and the correlator
-    /// is left holding no story. Copying was about half of a 1M-event replay's final flush, on the path
-    /// between its last input and its exit (~180k stories at once, benchmarks.md). Events ingested after
-    /// it start stories of their own, as they would after eviction.
+    /// is left holding no story. Copying was about half of the time a 1M-event replay's final flush spent
+    /// building its ~144k versions, on the path between its last input and its exit (benchmarks.md,
+    /// eleventh sitting). Events ingested after it start stories of their own, as after eviction.
     pub fn flush_and_forget(&mut self, out: &mut Vec<Story>) {
         self.flush_with(out, true);
     }
