@@ -1848,6 +1848,32 @@ mod tests {
         }
     }
 
+    /// A story's key seen again from the same sensor widens the story's entry for it, also when that entry
+    /// came with a story folded into it (directly or through another), instead of adding a second one.
+    #[test]
+    fn a_key_seen_again_widens_the_entry_of_a_folded_story() {
+        let mut c = Correlator::new("t", Config::default());
+        let t = |s: i64| Timestamp(1_700_000_000_000_000_000 + s * 1_000_000_000);
+        let links = |k: Key| Links {
+            exact: smallvec::smallvec![k],
+            ..Links::default()
+        };
+        let (a, b, d) = (c.new_story(t(0)), c.new_story(t(0)), c.new_story(t(0)));
+        c.register(b, &links(7), t(1), 3);
+        c.register(d, &links(8), t(1), 3);
+        c.merge(b, d);
+        c.merge(a, b);
+        for (k, at) in [(7, 5), (8, 6)] {
+            c.register(a, &links(k), t(at), 3);
+            let list = &c.exact[&k];
+            assert_eq!(list.len(), 1, "key {k}: {list:?}");
+            assert_eq!((list[0].lo, list[0].hi), (t(1), t(at)));
+        }
+        // Another sensor's report of the key is an entry of its own.
+        c.register(a, &links(7), t(9), 4);
+        assert_eq!(c.exact[&7].len(), 2);
+    }
+
     /// A warmed pass maps every item in order, and asks for each item's state and then its lists before
     /// reaching it (all but the first few, which nothing precedes).
     #[test]
