@@ -14,7 +14,7 @@ use crate::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
-use storyline_model::prefetch::{prefetch_list, prefetch_value};
+use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
@@ -92,10 +92,11 @@ impl StoryState {
         self.id
     }
 
-    fn warm(&self, part: Warm) {
-        match part {
-            Warm::State => prefetch_value(self),
-            Warm::Lists => {
+    /// Requests the state's block ([`Stage::Own`]) or the lists it points to, ahead of a bulk pass.
+    fn warm(&self, stage: Stage) {
+        match stage {
+            Stage::Own => prefetch_value(self),
+            Stage::Behind => {
                 prefetch_list(&self.events);
                 prefetch_list(&self.sensors);
                 prefetch_list(&self.acc.views);
@@ -136,8 +137,33 @@ fn sorted(mut list: Vec<Str>) -> Vec<Str> {
     list
 }
 
-fn related_ids(related: &[StoryId]) -> Vec<Str> {
-    related.iter().map(|id| Str::from(id.to_string())).collect()
+/// A recorded version as published, from its story's members, sensors, cuts, related stories and fused
+/// record (copied from the state, or moved out of it at the end of a run).
+fn version_story(
+    tenant: &Str,
+    v: Version,
+    event_ids: Vec<EventId>,
+    sensors: Vec<Str>,
+    cuts: Vec<Str>,
+    related: &[StoryId],
+    fused: storyline_model::Fused,
+) -> Story {
+    Story {
+        story_id: v.id,
+        version: v.version,
+        tenant: tenant.clone(),
+        first_seen: v.shown.first,
+        last_seen: v.shown.last,
+        event_count: event_ids.len() as u32,
+        // Sorted, as the fused lists: arrival order differs between replays.
+        event_ids: sorted(event_ids),
+        sensors: sorted(sensors),
+        merged_into: None,
+        provenance: v.shown.provenance,
+        cuts,
+        related_story_ids: related.iter().map(|id| Str::from(id.to_string())).collect(),
+        fused: Box::new(crate::fuse::published(fused)),
+    }
 }
 
 fn tag_of(sensor: &str) -> u32 {
@@ -150,7 +176,7 @@ fn tag_of(sensor: &str) -> u32 {
 fn on_two_threads<T: Send, R: Send>(
     items: Vec<T>,
     out: &mut Vec<R>,
-    warm: impl Fn(&T, Warm) + Sync,
+    warm: impl Fn(&T, Stage) + Sync,
     f: impl Fn(T) -> R + Sync,
 ) {
     const TWO_THREADS_FROM: usize = 4096;
@@ -177,37 +203,19 @@ fn on_two_threads<T: Send, R: Send>(
     }
 }
 
-/// Which part of a story's memory to request ahead of a bulk pass reaching it: its state first, then,
-/// once that has arrived, the lists the state points to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Warm {
-    State,
-    Lists,
-}
-
-/// How far ahead a bulk pass requests a story's state, and its lists.
-const WARM_STATE_AHEAD: usize = 4;
-const WARM_LISTS_AHEAD: usize = 2;
-
-/// Appends `f` of each item to `out`, in order, calling `warm` on the items [`WARM_STATE_AHEAD`] and
-/// [`WARM_LISTS_AHEAD`] places ahead first. A bulk pass over stories (closing, presenting, recording,
-/// building them at the end of input) touches each one's state once, long after it was last used: it
-/// stalled on cache misses, which requests ahead overlap with the work on the current story.
+/// Appends `f` of each item to `out`, in order, with `warm` called on the items a few places ahead first
+/// ([`request_ahead`]). A bulk pass over stories (closing, presenting, recording, building them at the end
+/// of input) touches each one's state once, long after it was last used: it stalled on cache misses,
+/// which requests ahead overlap with the work on the current story.
 fn map_warmed<T, R>(
     items: Vec<T>,
     out: &mut Vec<R>,
-    warm: &impl Fn(&T, Warm),
+    warm: &impl Fn(&T, Stage),
     f: &impl Fn(T) -> R,
 ) {
     let mut items = items.into_iter();
     loop {
-        let rest = items.as_slice();
-        if let Some(ahead) = rest.get(WARM_STATE_AHEAD) {
-            warm(ahead, Warm::State);
-        }
-        if let Some(near) = rest.get(WARM_LISTS_AHEAD) {
-            warm(near, Warm::Lists);
-        }
+        request_ahead(items.as_slice(), warm);
         let Some(item) = items.next() else { break };
         out.push(f(item));
     }
@@ -439,20 +447,15 @@ impl Correlator {
         self.by_event.len()
     }
 
-    /// In a serial bulk pass over `items` that mutates the stories, the requests [`map_warmed`] makes.
-    fn warm_ahead<T>(&self, items: &[T], i: usize, slot: impl Fn(&T) -> Slot) {
-        if let Some(ahead) = items.get(i + WARM_STATE_AHEAD) {
-            self.warm_story(slot(ahead), Warm::State);
-        }
-        if let Some(near) = items.get(i + WARM_LISTS_AHEAD) {
-            self.warm_story(slot(near), Warm::Lists);
-        }
+    /// In a serial bulk pass that mutates the stories, about to work on `rest[0]`: the requests
+    /// [`map_warmed`] makes.
+    fn warm_ahead<T>(&self, rest: &[T], slot: impl Fn(&T) -> Slot) {
+        request_ahead(rest, |item, stage| self.warm_story(slot(item), stage));
     }
 
-    /// Requests part of a story's memory ahead of a bulk pass ([`map_warmed`]).
-    fn warm_story(&self, slot: Slot, part: Warm) {
+    fn warm_story(&self, slot: Slot, stage: Stage) {
         if let Some(s) = self.stories.get(&slot) {
-            s.warm(part);
+            s.warm(stage);
         }
     }
 
@@ -478,12 +481,12 @@ impl Correlator {
 
     /// [`Correlator::ingest_linked`] for each event of a batch, in order. `warm_ahead` > 0: while it
     /// works on one event, the index entries of the event that many places ahead are looked up
-    /// ([`Correlator::warm`]); the result is the same, `storyline bench correlate` measures the gain.
+    /// ([`Correlator::warm_index_entries`]); the result is the same, `storyline bench correlate` measures the gain.
     pub fn ingest_batch(&mut self, batch: &[(Event, EventKey, i64, Links)], warm_ahead: usize) {
         for (i, (e, key, bucket, links)) in batch.iter().enumerate() {
             if warm_ahead > 0 {
                 if let Some((_, key, _, links)) = batch.get(i + warm_ahead) {
-                    self.warm(*key, links);
+                    self.warm_index_entries(*key, links);
                 }
             }
             self.ingest_linked(e, *key, *bucket, links);
@@ -494,7 +497,7 @@ impl Correlator {
     /// larger than the caches and each lookup was a miss the correlator waited for (most of
     /// `ingest_linked`); looked up a few events ahead, the misses of several events are in flight at
     /// once and the event's own lookups find the lines cached. Changes nothing.
-    fn warm(&self, key: EventKey, links: &Links) {
+    fn warm_index_entries(&self, key: EventKey, links: &Links) {
         std::hint::black_box(self.by_event.get(&key));
         for k in &links.exact {
             std::hint::black_box(self.exact.get(k).map(|l| l.len()));
@@ -1105,7 +1108,7 @@ impl Correlator {
         self.closing.clear();
         let mut batch = Vec::with_capacity(open.len());
         for i in 0..open.len() {
-            self.warm_ahead(&open, i, |(_, slot)| *slot);
+            self.warm_ahead(&open[i..], |(_, slot)| *slot);
             self.close(open[i].1, &mut batch);
         }
         // Every estimate is final now: stories held back until then are published, and those published
@@ -1123,7 +1126,7 @@ impl Correlator {
         );
         let mut finals = finals.into_iter();
         loop {
-            self.warm_ahead(finals.as_slice(), 0, |(slot, _)| *slot);
+            self.warm_ahead(finals.as_slice(), |(slot, _)| *slot);
             let Some((slot, version)) = finals.next() else {
                 break;
             };
@@ -1162,22 +1165,16 @@ impl Correlator {
             |(_, s), part| s.warm(part),
             |(v, s)| {
                 let s = *s;
-                let event_count = s.events.len() as u32;
-                Story {
-                    story_id: v.id,
-                    version: v.version,
-                    tenant: tenant.clone(),
-                    first_seen: v.shown.first,
-                    last_seen: v.shown.last,
-                    event_count,
-                    event_ids: sorted(s.events.into_iter().map(|(_, id)| id).collect()),
-                    sensors: sorted(s.sensors),
-                    merged_into: None,
-                    provenance: v.shown.provenance,
-                    cuts: s.cuts,
-                    related_story_ids: related_ids(&s.related),
-                    fused: Box::new(crate::fuse::published(s.acc.fused)),
-                }
+                let members = s.events.into_iter().map(|(_, id)| id).collect();
+                version_story(
+                    tenant,
+                    v,
+                    members,
+                    s.sensors,
+                    s.cuts,
+                    &s.related,
+                    s.acc.fused,
+                )
             },
         );
         self.forget_all();
@@ -1292,23 +1289,16 @@ impl Correlator {
 
     fn build(&self, v: Version) -> Story {
         let s = &self.stories[&v.slot];
-        let p = v.shown;
-        Story {
-            story_id: v.id,
-            version: v.version,
-            tenant: self.tenant.clone(),
-            first_seen: p.first,
-            last_seen: p.last,
-            event_count: s.events.len() as u32,
-            // Sorted, as the lists below: arrival order differs between replays.
-            event_ids: sorted(s.events.iter().map(|(_, id)| id.clone()).collect()),
-            sensors: sorted(s.sensors.clone()),
-            merged_into: None,
-            provenance: p.provenance,
-            cuts: s.cuts.clone(),
-            related_story_ids: related_ids(&s.related),
-            fused: Box::new(crate::fuse::published(s.acc.fused.clone())),
-        }
+        let members = s.events.iter().map(|(_, id)| id.clone()).collect();
+        version_story(
+            &self.tenant,
+            v,
+            members,
+            s.sensors.clone(),
+            s.cuts.clone(),
+            &s.related,
+            s.acc.fused.clone(),
+        )
     }
 
     /// The story's times and provenance as published. Until the final clock estimate for the story's
@@ -1878,22 +1868,23 @@ mod tests {
     /// reaching it (all but the first few, which nothing precedes).
     #[test]
     fn a_warmed_pass_maps_in_order_and_warms_the_items_ahead() {
+        use storyline_model::prefetch::{BEHIND_AHEAD, OWN_AHEAD};
         let warmed = std::sync::Mutex::new(Vec::new());
         let mut out = Vec::new();
         map_warmed(
             (0..10).collect(),
             &mut out,
-            &|i: &i32, part| warmed.lock().unwrap().push((*i, part == Warm::State)),
+            &|i: &i32, part| warmed.lock().unwrap().push((*i, part == Stage::Own)),
             &|i| i * 10,
         );
         assert_eq!(out, (0..10).map(|i| i * 10).collect::<Vec<_>>());
         let warmed = warmed.into_inner().unwrap();
         let states: Vec<i32> = warmed.iter().filter(|w| w.1).map(|w| w.0).collect();
         let lists: Vec<i32> = warmed.iter().filter(|w| !w.1).map(|w| w.0).collect();
-        assert_eq!(states, (WARM_STATE_AHEAD as i32..10).collect::<Vec<_>>());
-        assert_eq!(lists, (WARM_LISTS_AHEAD as i32..10).collect::<Vec<_>>());
+        assert_eq!(states, (OWN_AHEAD as i32..10).collect::<Vec<_>>());
+        assert_eq!(lists, (BEHIND_AHEAD as i32..10).collect::<Vec<_>>());
         // Each item's state was asked for before its lists.
-        for i in WARM_STATE_AHEAD as i32..10 {
+        for i in OWN_AHEAD as i32..10 {
             let at = |state| warmed.iter().position(|w| *w == (i, state)).unwrap();
             assert!(at(true) < at(false), "{i}: {warmed:?}");
         }

@@ -10,53 +10,67 @@
 
 use crate::Story;
 
-/// How far ahead the story's own blocks (the fused record, the lists) are requested.
-const AHEAD: usize = 4;
-/// How far ahead the blocks behind those (the fused record's lists, heap-held member ids) are requested:
-/// nearer, so the blocks requested `AHEAD` places earlier have arrived to be read.
-const NEAR: usize = 2;
+/// Which part of an item a bulk pass requests ahead: the item's own block first, then — nearer, once
+/// that block has arrived to be read — the blocks it points to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Own,
+    Behind,
+}
+
+/// How many places ahead of the current item its own block is requested.
+pub const OWN_AHEAD: usize = 4;
+/// How many places ahead the blocks behind it are requested.
+pub const BEHIND_AHEAD: usize = 2;
+
+/// For a bulk pass about to work on `rest[0]`: requests the own block of the item [`OWN_AHEAD`] places on
+/// and the blocks behind the item [`BEHIND_AHEAD`] places on.
+pub fn request_ahead<T>(rest: &[T], request: impl Fn(&T, Stage)) {
+    if let Some(ahead) = rest.get(OWN_AHEAD) {
+        request(ahead, Stage::Own);
+    }
+    if let Some(near) = rest.get(BEHIND_AHEAD) {
+        request(near, Stage::Behind);
+    }
+}
 
 /// Calls `f` on each story in order, requesting the memory of the stories a few places ahead first.
 pub fn for_each_prefetched<'a>(stories: &'a [Story], mut f: impl FnMut(&'a Story)) {
-    for (i, story) in stories.iter().enumerate() {
-        if let Some(ahead) = stories.get(i + AHEAD) {
-            ahead.prefetch_blocks();
-        }
-        if let Some(near) = stories.get(i + NEAR) {
-            near.prefetch_inner_blocks();
-        }
-        f(story);
+    for i in 0..stories.len() {
+        request_ahead(&stories[i..], Story::prefetch);
+        f(&stories[i]);
     }
 }
 
 impl Story {
-    fn prefetch_blocks(&self) {
-        prefetch(&*self.fused);
-        prefetch_list(&self.event_ids);
-        prefetch_list(&self.sensors);
-        prefetch_list(&self.provenance);
-    }
-
-    /// Reads the blocks [`Story::prefetch_blocks`] requested, so call it for a story that many places
-    /// later.
-    fn prefetch_inner_blocks(&self) {
-        let f = &*self.fused;
-        for list in [
-            &f.dns.question.names,
-            &f.url.domains,
-            &f.tls.server_names,
-            &f.user.names,
-            &f.host.names,
-            &f.process.names,
-            &f.rule.names,
-            &f.event.actions,
-            &f.event.categories,
-        ] {
-            prefetch_list(list);
-        }
-        // Ids longer than a `Str` holds inline live in blocks of their own.
-        for id in &self.event_ids {
-            prefetch(id.as_ptr());
+    fn prefetch(&self, stage: Stage) {
+        match stage {
+            Stage::Own => {
+                prefetch(&*self.fused);
+                prefetch_list(&self.event_ids);
+                prefetch_list(&self.sensors);
+                prefetch_list(&self.provenance);
+            }
+            Stage::Behind => {
+                let f = &*self.fused;
+                for list in [
+                    &f.dns.question.names,
+                    &f.url.domains,
+                    &f.tls.server_names,
+                    &f.user.names,
+                    &f.host.names,
+                    &f.process.names,
+                    &f.rule.names,
+                    &f.event.actions,
+                    &f.event.categories,
+                ] {
+                    prefetch_list(list);
+                }
+                // Ids longer than a `Str` holds inline live in blocks of their own.
+                for id in &self.event_ids {
+                    prefetch(id.as_ptr());
+                }
+            }
         }
     }
 }
