@@ -32,8 +32,8 @@ pub(crate) struct Appender<'a> {
     head: usize,
     /// The bytes after the last whole block, not written yet.
     carry: Vec<u8>,
-    /// Bytes written direct (for tests and the benchmark notes).
-    pub(crate) direct_bytes: u64,
+    /// Bytes written direct ([`Appender::finish`] returns them).
+    direct_bytes: u64,
 }
 
 impl<'a> Appender<'a> {
