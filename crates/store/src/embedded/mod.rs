@@ -89,7 +89,12 @@ impl EmbeddedStore {
         };
         let payloads = db
             .keyspace("payloads", || {
-                queue().with_kv_separation(Some(KvSeparationOptions::default()))
+                // Payload frames arrive compressed (`frames::encode_compressed`). A store created
+                // before keeps compressing its blob files (the setting is fixed at creation); every
+                // blob file records its own, so old and new ones read alike.
+                queue().with_kv_separation(Some(
+                    KvSeparationOptions::default().compression(fjall::CompressionType::None),
+                ))
             })
             .map_err(engine)?;
         let checkpoint_log = db
@@ -307,7 +312,7 @@ impl Store for EmbeddedStore {
             batch.insert(
                 &self.payloads,
                 frame,
-                frames::encode(members().map(|e| (e.key, e.raw))),
+                frames::encode_compressed(members().map(|e| (e.key, e.raw))),
             );
             batch.insert(&self.marks, key, mark.as_slice());
         }
@@ -408,9 +413,9 @@ impl Store for EmbeddedStore {
             if k.len() != prefix.len() + 8 {
                 continue;
             }
-            if let Some(raw) =
-                frames::find(&frame, key).map_err(|e| StoreError::Corrupt(e.into()))?
-            {
+            let corrupt = |e: &str| StoreError::Corrupt(e.into());
+            let frame = frames::expanded(&frame).map_err(corrupt)?;
+            if let Some(raw) = frames::find(&frame, key).map_err(corrupt)? {
                 found = Some(raw.to_vec());
             }
         }
