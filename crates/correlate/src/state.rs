@@ -1061,8 +1061,9 @@ impl Correlator {
         }
         // Their versions are built from their state, so they go after.
         self.build_versions(corrections, out);
-        for slot in evicted {
-            self.evict(slot);
+        for i in 0..evicted.len() {
+            self.warm_eviction(&evicted[i..]);
+            self.evict(evicted[i]);
         }
         if self.cfg.correct_story_times {
             // No held story is older than this (stories are evicted after the lateness and span at most
@@ -1363,6 +1364,27 @@ impl Correlator {
             hi = hi.max(Timestamp(v.last_seen.0.saturating_sub(off)));
         }
         Some((lo, hi))
+    }
+
+    /// Before evicting `rest[0]`: requests the states of the stories evicted next ([`request_ahead`]), and
+    /// looks up the entries the next one will remove. Eviction touches each story's state and every
+    /// index entry and event it named, long out of cache since.
+    fn warm_eviction(&self, rest: &[Slot]) {
+        self.warm_ahead(rest, |slot| *slot);
+        let Some(s) = rest.get(1).and_then(|slot| self.stories.get(slot)) else {
+            return;
+        };
+        for (k, _) in &s.events {
+            std::hint::black_box(self.by_event.get(k));
+        }
+        for (index, k) in &s.keys {
+            let map = match index {
+                Index::Exact => &self.exact,
+                Index::Offer => &self.offers,
+                Index::Demand => &self.demands,
+            };
+            std::hint::black_box(map.get(k).map(|l| l.len()));
+        }
     }
 
     fn evict(&mut self, slot: Slot) {
