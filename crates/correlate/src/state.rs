@@ -189,11 +189,14 @@ fn on_two_threads<T: Send, R: Send>(
     let second = first.split_off(first.len() / 2);
     let (f, warm) = (&f, &warm);
     let theirs = std::thread::scope(|scope| {
-        let helper = scope.spawn(move || {
-            let mut theirs = Vec::with_capacity(second.len());
-            map_warmed(second, &mut theirs, warm, f);
-            theirs
-        });
+        let helper = std::thread::Builder::new()
+            .name("storyline-half".into())
+            .spawn_scoped(scope, move || {
+                let mut theirs = Vec::with_capacity(second.len());
+                map_warmed(second, &mut theirs, warm, f);
+                theirs
+            })
+            .expect("spawning a helper thread");
         map_warmed(first, out, warm, f);
         helper.join()
     });

@@ -502,10 +502,14 @@ impl PartitionWorker {
         let in_flight = self.in_flight.take();
         let (read, committed) = std::thread::scope(|scope| {
             let writer = in_flight.map(|job| {
-                scope.spawn(move || {
-                    let outcome = job.run(store, Some(sink));
-                    (job, outcome)
-                })
+                // Named, as every helper thread, so a profile or `top -H` tells the work apart.
+                std::thread::Builder::new()
+                    .name("storyline-commit".into())
+                    .spawn_scoped(scope, move || {
+                        let outcome = job.run(store, Some(sink));
+                        (job, outcome)
+                    })
+                    .expect("spawning the commit thread")
             });
             let read = self.read_due(store, cfg, now, drain, &mut report);
             (read, writer.map(|w| w.join()))
@@ -815,29 +819,32 @@ impl PartitionWorker {
                 limit,
                 links_cfg: &links_cfg,
             };
-            scope.spawn(move || {
-                for (n, job) in jobs.iter().enumerate() {
-                    let mut resume = None;
-                    loop {
-                        // Emptied here: dropping a page's events is work the correlator thread need not do.
-                        let mut buf = spare_rx.try_recv().unwrap_or_default();
-                        buf.clear();
-                        let page = reader.read(job.shard, job.range, resume, buf);
-                        let (failed, more, next) = match &page {
-                            Ok(p) => (false, p.full, p.last),
-                            Err(_) => (true, false, None),
-                        };
-                        // A closed channel means the consumer stopped (an error): nothing more to read.
-                        if tx.send((n, page)).is_err() || failed {
-                            return;
+            let reading = std::thread::Builder::new().name("storyline-read".into());
+            reading
+                .spawn_scoped(scope, move || {
+                    for (n, job) in jobs.iter().enumerate() {
+                        let mut resume = None;
+                        loop {
+                            // Emptied here: dropping a page's events is work the correlator thread need not do.
+                            let mut buf = spare_rx.try_recv().unwrap_or_default();
+                            buf.clear();
+                            let page = reader.read(job.shard, job.range, resume, buf);
+                            let (failed, more, next) = match &page {
+                                Ok(p) => (false, p.full, p.last),
+                                Err(_) => (true, false, None),
+                            };
+                            // A closed channel means the consumer stopped (an error): nothing more to read.
+                            if tx.send((n, page)).is_err() || failed {
+                                return;
+                            }
+                            if !more {
+                                break;
+                            }
+                            resume = next;
                         }
-                        if !more {
-                            break;
-                        }
-                        resume = next;
                     }
-                }
-            });
+                })
+                .expect("spawning the reader thread");
             for (n, page) in rx {
                 let page = page?;
                 let before = self.correlator.stats().events;

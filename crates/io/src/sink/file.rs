@@ -388,7 +388,10 @@ fn write_in_two_threads(
         Ok(written)
     };
     let written = std::thread::scope(|scope| {
-        let helper = scope.spawn(|| work(1));
+        let helper = std::thread::Builder::new()
+            .name("storyline-encode".into())
+            .spawn_scoped(scope, || work(1))
+            .map_err(|e| std::io::Error::other(format!("spawning an encoding thread: {e}")))?;
         let mine = work(0);
         let theirs = helper
             .join()
