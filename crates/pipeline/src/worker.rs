@@ -822,13 +822,17 @@ impl PartitionWorker {
             let reading = std::thread::Builder::new().name("storyline-read".into());
             reading
                 .spawn_scoped(scope, move || {
+                    // The correlator waits for the cycle's first page: a short one lets it start sooner
+                    // (its waits for first pages were ~3% of a 1M-event replay).
+                    let mut limit = reader.limit.min(FIRST_PAGE);
                     for (n, job) in jobs.iter().enumerate() {
                         let mut resume = None;
                         loop {
                             // Emptied here: dropping a page's events is work the correlator thread need not do.
                             let mut buf = spare_rx.try_recv().unwrap_or_default();
                             buf.clear();
-                            let page = reader.read(job.shard, job.range, resume, buf);
+                            let page = reader.read(job.shard, job.range, resume, buf, limit);
+                            limit = reader.limit;
                             let (failed, more, next) = match &page {
                                 Ok(p) => (false, p.full, p.last),
                                 Err(_) => (true, false, None),
@@ -1225,7 +1229,10 @@ struct ReadJob {
     straggler: bool,
 }
 
-/// What a reader thread scans with: the store, in pages of `limit` events.
+/// Events in a cycle's first page (later pages hold `scan_batch`).
+const FIRST_PAGE: usize = 512;
+
+/// What a reader thread scans with: the store, in pages of `limit` events (the first of a cycle shorter).
 struct PageReader<'a> {
     store: &'a dyn Store,
     tenant: &'a str,
@@ -1234,15 +1241,16 @@ struct PageReader<'a> {
 }
 
 impl PageReader<'_> {
-    /// The page of `shard`'s `range` after `resume`, decoded into `events` (empty: a recycled buffer).
+    /// The page of at most `limit` events of `shard`'s `range` after `resume`, decoded into `events`
+    /// (empty: a recycled buffer).
     fn read(
         &self,
         shard: Shard,
         range: BucketRange,
         resume: Option<(Bucket, storyline_model::EventKey)>,
         mut events: PageEvents,
+        limit: usize,
     ) -> anyhow::Result<Page> {
-        let limit = self.limit;
         let mut last = None;
         let read = self.store.scan_each(
             self.tenant,
