@@ -14,7 +14,7 @@ use crate::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
-use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage};
+use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage, OWN_AHEAD};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
@@ -1033,6 +1033,10 @@ impl Correlator {
         while let Some(&(at, slot)) = self.closing.first() {
             if at >= self.watermark {
                 break;
+            }
+            // The stories closed next, long untouched: their states requested while this one closes.
+            if let Some(&(_, ahead)) = self.closing.iter().nth(OWN_AHEAD) {
+                self.warm_story(ahead, Stage::Own);
             }
             self.closing.pop_first();
             let Some(s) = self.stories.get(&slot) else {
