@@ -14,7 +14,9 @@ use crate::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
-use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage, OWN_AHEAD};
+use storyline_model::prefetch::{
+    prefetch_list, prefetch_value, request_ahead, Stage, BEHIND_AHEAD, OWN_AHEAD,
+};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
@@ -454,6 +456,21 @@ impl Correlator {
     /// [`map_warmed`] makes.
     fn warm_ahead<T>(&self, rest: &[T], slot: impl Fn(&T) -> Slot) {
         request_ahead(rest, |item, stage| self.warm_story(slot(item), stage));
+    }
+
+    /// [`Correlator::warm_ahead`] for a queue of stories ordered by time (`closing`, `evicting`) about to
+    /// be worked through from its first: the stories next in line, long untouched, are requested while the
+    /// first is worked on.
+    fn warm_queue(&self, queue: &BTreeSet<(Timestamp, Slot)>) {
+        let mut next = queue.iter().map(|(_, slot)| *slot);
+        let near = next.nth(BEHIND_AHEAD);
+        let own = next.nth(OWN_AHEAD - BEHIND_AHEAD - 1);
+        if let Some(slot) = own {
+            self.warm_story(slot, Stage::Own);
+        }
+        if let Some(slot) = near {
+            self.warm_story(slot, Stage::Behind);
+        }
     }
 
     fn warm_story(&self, slot: Slot, stage: Stage) {
@@ -1034,10 +1051,7 @@ impl Correlator {
             if at >= self.watermark {
                 break;
             }
-            // The stories closed next, long untouched: their states requested while this one closes.
-            if let Some(&(_, ahead)) = self.closing.iter().nth(OWN_AHEAD) {
-                self.warm_story(ahead, Stage::Own);
-            }
+            self.warm_queue(&self.closing);
             self.closing.pop_first();
             let Some(s) = self.stories.get(&slot) else {
                 continue;
@@ -1061,6 +1075,7 @@ impl Correlator {
             if at >= self.watermark || self.stories[&slot].max_bucket > dedupe_floor {
                 break;
             }
+            self.warm_queue(&self.evicting);
             self.evicting.pop_first();
             // A story a pending link names stays until the link is decided, whatever the arrival order.
             let s = &self.stories[&slot];
