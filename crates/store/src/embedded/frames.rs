@@ -7,9 +7,9 @@
 //! (docs/benchmarks.md, seventh sitting) and again faster for events (eighth sitting).
 //!
 //! Layout: `FRAME_V1`, the record count (u32 LE), then per record its event key (u128 BE) and length
-//! (u32 LE), then the records back to back. Payload frames are written compressed ([`encode_compressed`]):
-//! `FRAME_LZ4`, the length of the `FRAME_V1` frame (u32 LE), then that frame as one LZ4 block. The frame's key is the (shard, bucket) key followed by the
-//! append's sequence number, so frames sort in the order appends began: of two concurrent appends of one
+//! (u32 LE), then the records back to back. Payload frames are written compressed
+//! ([`encode_compressed`]): `FRAME_LZ4`, the length of the `FRAME_V1` frame (u32 LE), then that frame as one
+//! LZ4 block. The frame's key is the (shard, bucket) key followed by the append's sequence number, so frames sort in the order appends began: of two concurrent appends of one
 //! key into one bucket (a record re-sent while its first send is in flight) the later-numbered one is
 //! read back, its event and its payload alike.
 
@@ -25,15 +25,9 @@ const ENTRY: usize = 16 + 4;
 pub fn encode<'a>(
     records: impl ExactSizeIterator<Item = (EventKey, &'a [u8])> + Clone,
 ) -> fjall::Slice {
-    let n = records.len();
     let bytes: usize = records.clone().map(|(_, r)| r.len()).sum();
-    let mut head = Vec::with_capacity(HEADER + n * ENTRY);
-    head.push(FRAME_V1);
-    head.extend_from_slice(&(n as u32).to_le_bytes());
-    for (key, raw) in records.clone() {
-        head.extend_from_slice(&key.0.to_be_bytes());
-        head.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-    }
+    let mut head = Vec::with_capacity(HEADER + records.len() * ENTRY);
+    write_head(records.clone(), &mut head);
     let len = head.len() + bytes;
     let mut reader = Pieces {
         current: &head,
@@ -56,12 +50,7 @@ pub fn encode_compressed<'a>(
     }
     SCRATCH.with_borrow_mut(|(plain, packed)| {
         plain.clear();
-        plain.push(FRAME_V1);
-        plain.extend_from_slice(&(records.len() as u32).to_le_bytes());
-        for (key, raw) in records.clone() {
-            plain.extend_from_slice(&key.0.to_be_bytes());
-            plain.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-        }
+        write_head(records.clone(), plain);
         for (_, raw) in records {
             plain.extend_from_slice(raw);
         }
@@ -73,8 +62,27 @@ pub fn encode_compressed<'a>(
         packed[1..HEADER].copy_from_slice(&(plain.len() as u32).to_le_bytes());
         let n = lz4_flex::block::compress_into(plain, &mut packed[HEADER..])
             .expect("the output holds the worst case");
-        fjall::Slice::from(&packed[..HEADER + n])
+        let frame = fjall::Slice::from(&packed[..HEADER + n]);
+        // A frame of a few huge records must not stay pinned to the thread (the service ingests on a
+        // pool of many).
+        if plain.capacity() > SCRATCH_KEPT {
+            (*plain, *packed) = (Vec::new(), Vec::new());
+        }
+        frame
     })
+}
+
+/// Largest frame whose scratch buffers a thread keeps for the next one.
+const SCRATCH_KEPT: usize = 4 << 20;
+
+/// The frame's `FRAME_V1` head: marker, record count, then each record's key and length.
+fn write_head<'a>(records: impl ExactSizeIterator<Item = (EventKey, &'a [u8])>, out: &mut Vec<u8>) {
+    out.push(FRAME_V1);
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for (key, raw) in records {
+        out.extend_from_slice(&key.0.to_be_bytes());
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    }
 }
 
 /// The frame as written by [`encode`]: a compressed frame is expanded, any other borrowed as it is.
@@ -197,6 +205,20 @@ mod tests {
         let plain = expanded(&small).unwrap();
         assert_eq!(entries(&plain).unwrap().count(), 1);
         assert_eq!(find(&plain, EventKey(1)).unwrap(), Some(&b"one"[..]));
+        // A frame larger than the scratch buffers a thread keeps, then a small one again.
+        let huge: Vec<u8> = (0..(SCRATCH_KEPT + 1000) as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let packed = encode_compressed([(EventKey(5), &huge[..])].into_iter());
+        assert_eq!(
+            find(&expanded(&packed).unwrap(), EventKey(5)).unwrap(),
+            Some(&huge[..])
+        );
+        let again = encode_compressed([(EventKey(6), &b"six"[..])].into_iter());
+        assert_eq!(
+            find(&expanded(&again).unwrap(), EventKey(6)).unwrap(),
+            Some(&b"six"[..])
+        );
         // An uncompressed frame passes through unchanged.
         let v1 = encode([(EventKey(2), &b"two"[..])].into_iter());
         assert!(matches!(
