@@ -61,6 +61,11 @@ pub struct PipelineConfig {
     /// ([`crate::horizon::WriteHorizon`]). Never read from a config file.
     #[serde(skip)]
     pub write_horizon: Option<WriteHorizonRef>,
+    /// Nice value for a worker's reader and commit threads (`None`: the process's). A replay lowers them
+    /// below its correlator threads, which are its critical path (benchmarks.md, twelfth sitting). Never
+    /// read from a config file.
+    #[serde(skip)]
+    pub helper_nice: Option<i32>,
 }
 
 impl Default for PipelineConfig {
@@ -83,6 +88,7 @@ impl Default for PipelineConfig {
             ephemeral: false,
             publish_only_final: false,
             write_horizon: None,
+            helper_nice: None,
         }
     }
 }

@@ -506,6 +506,7 @@ impl PartitionWorker {
                 std::thread::Builder::new()
                     .name("storyline-commit".into())
                     .spawn_scoped(scope, move || {
+                        lower_priority(cfg.helper_nice);
                         let outcome = job.run(store, Some(sink));
                         (job, outcome)
                     })
@@ -822,6 +823,7 @@ impl PartitionWorker {
             let reading = std::thread::Builder::new().name("storyline-read".into());
             reading
                 .spawn_scoped(scope, move || {
+                    lower_priority(cfg.helper_nice);
                     // The correlator waits for the cycle's first page: a short one lets it start sooner
                     // (its waits for first pages were ~3% of a 1M-event replay).
                     let mut limit = reader.limit.min(FIRST_PAGE);
@@ -1227,6 +1229,18 @@ struct ReadJob {
     shard: Shard,
     range: BucketRange,
     straggler: bool,
+}
+
+/// Sets the calling thread's nice value, if one is given. Unprivileged: raising a nice value needs no
+/// capability, and a failure leaves the priority as it was (it only tunes speed).
+fn lower_priority(nice: Option<i32>) {
+    if let Some(nice) = nice {
+        // SAFETY: two syscalls on the calling thread, no memory passed.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        }
+    }
 }
 
 /// Events in a cycle's first page (later pages hold `scan_batch`).

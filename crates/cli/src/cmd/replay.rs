@@ -167,6 +167,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // instead of for a writer's clock skew, so already-read buckets need re-checking for one bucket only,
     // and stories can be forgotten and published while the input is still read (design.md).
     cfg.write_horizon = Some(WriteHorizonRef::default());
+    // Between the correlator threads (the critical path) and the ingest threads (`INGEST_NICE`): with the
+    // workers' reader and commit threads at nice 5 a 1M replay was faster in 7 of 7 alternating pairs,
+    // median 6.72 → 6.56 s over the last 4 (benchmarks.md, twelfth sitting).
+    cfg.helper_nice = Some(HELPER_NICE);
     cfg.max_clock_skew = std::time::Duration::ZERO;
     cfg.bucket = a.bucket;
     cfg.poll_interval = a.poll_interval;
@@ -380,6 +384,9 @@ fn yield_to_correlation() {
 
 /// Nice value of replay's reading and ingest threads (workers keep the process's).
 const INGEST_NICE: libc::c_int = 10;
+
+/// Nice value of the workers' reader and commit threads.
+const HELPER_NICE: libc::c_int = 5;
 
 /// Tells the allocator to keep freed memory instead of returning it to the OS after 10 ms (its default,
 /// right for the service, whose idle tenants should cost nothing). A replay frees and reallocates
