@@ -14,9 +14,7 @@ use crate::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
-use storyline_model::prefetch::{
-    prefetch_list, prefetch_value, request_ahead, Stage, BEHIND_AHEAD, OWN_AHEAD,
-};
+use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage, OWN_AHEAD};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
@@ -462,15 +460,12 @@ impl Correlator {
     /// be worked through from its first: the stories next in line, long untouched, are requested while the
     /// first is worked on.
     fn warm_queue(&self, queue: &BTreeSet<(Timestamp, Slot)>) {
-        let mut next = queue.iter().map(|(_, slot)| *slot);
-        let near = next.nth(BEHIND_AHEAD);
-        let own = next.nth(OWN_AHEAD - BEHIND_AHEAD - 1);
-        if let Some(slot) = own {
-            self.warm_story(slot, Stage::Own);
-        }
-        if let Some(slot) = near {
-            self.warm_story(slot, Stage::Behind);
-        }
+        let next: smallvec::SmallVec<[Slot; OWN_AHEAD + 1]> = queue
+            .iter()
+            .take(OWN_AHEAD + 1)
+            .map(|(_, slot)| *slot)
+            .collect();
+        self.warm_ahead(&next, |slot| *slot);
     }
 
     fn warm_story(&self, slot: Slot, stage: Stage) {
@@ -1406,12 +1401,7 @@ impl Correlator {
             std::hint::black_box(self.by_event.get(k));
         }
         for (index, k) in &s.keys {
-            let map = match index {
-                Index::Exact => &self.exact,
-                Index::Offer => &self.offers,
-                Index::Demand => &self.demands,
-            };
-            std::hint::black_box(map.get(k).map(|l| l.len()));
+            std::hint::black_box(self.index(*index).get(k).map(|l| l.len()));
         }
     }
 

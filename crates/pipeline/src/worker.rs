@@ -506,7 +506,9 @@ impl PartitionWorker {
                 std::thread::Builder::new()
                     .name("storyline-commit".into())
                     .spawn_scoped(scope, move || {
-                        lower_priority(cfg.helper_nice);
+                        if let Some(nice) = cfg.helper_nice {
+                            set_thread_nice(nice);
+                        }
                         let outcome = job.run(store, Some(sink));
                         (job, outcome)
                     })
@@ -823,7 +825,9 @@ impl PartitionWorker {
             let reading = std::thread::Builder::new().name("storyline-read".into());
             reading
                 .spawn_scoped(scope, move || {
-                    lower_priority(cfg.helper_nice);
+                    if let Some(nice) = cfg.helper_nice {
+                        set_thread_nice(nice);
+                    }
                     // The correlator waits for the cycle's first page: a short one lets it start sooner
                     // (its waits for first pages were ~3% of a 1M-event replay).
                     let mut limit = reader.limit.min(FIRST_PAGE);
@@ -1231,15 +1235,14 @@ struct ReadJob {
     straggler: bool,
 }
 
-/// Sets the calling thread's nice value, if one is given. Unprivileged: raising a nice value needs no
-/// capability, and a failure leaves the priority as it was (it only tunes speed).
-fn lower_priority(nice: Option<i32>) {
-    if let Some(nice) = nice {
-        // SAFETY: two syscalls on the calling thread, no memory passed.
-        unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
-        }
+/// Sets the calling thread's nice value (a replay's threads: see [`PipelineConfig::helper_nice`]).
+/// Unprivileged: raising a nice value needs no capability, and a failure leaves the priority as it was
+/// (it only tunes speed).
+pub fn set_thread_nice(nice: i32) {
+    // SAFETY: two syscalls on the calling thread, no memory passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }
 }
 

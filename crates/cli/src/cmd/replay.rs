@@ -372,21 +372,16 @@ fn read_chunks(
 /// Lowers the calling thread's CPU priority. A replay's correlation runs on one thread and is its critical
 /// path; parsing and appending run ahead of it on the other threads. At equal priority the scheduler gave
 /// the correlator ~0.6 of a core while input was still being read (the rest went to the threads racing
-/// ahead), and it then finished alone while the other core idled. Unprivileged: raising a nice value
-/// needs no capability, and a failure only leaves the priority as it was.
+/// ahead), and it then finished alone while the other core idled.
 fn yield_to_correlation() {
-    // SAFETY: two syscalls on the calling thread, no memory passed.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, INGEST_NICE);
-    }
+    storyline_pipeline::worker::set_thread_nice(INGEST_NICE);
 }
 
 /// Nice value of replay's reading and ingest threads (workers keep the process's).
-const INGEST_NICE: libc::c_int = 10;
+const INGEST_NICE: i32 = 10;
 
 /// Nice value of the workers' reader and commit threads.
-const HELPER_NICE: libc::c_int = 5;
+const HELPER_NICE: i32 = 5;
 
 /// Tells the allocator to keep freed memory instead of returning it to the OS after 10 ms (its default,
 /// right for the service, whose idle tenants should cost nothing). A replay frees and reallocates
