@@ -10,8 +10,9 @@
 //! from the flows with the smallest keys (a bottom-k sample: which flows are kept does not depend on
 //! order either).
 
+use crate::fasthash::Map as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use storyline_model::{Str, Timestamp};
 
 /// Recent samples kept per sensor pair.
@@ -316,7 +317,7 @@ impl Deferred {
                 break;
             }
             let (e, keys) = entry.remove_entry();
-            let mut pairs: HashMap<(u32, u32), Vec<i32>> = HashMap::new();
+            let mut pairs: HashMap<(u32, u32), Vec<i32>> = HashMap::default();
             for sensors in keys.values() {
                 for (i, &(sa, ta)) in sensors.iter().enumerate() {
                     for &(sb, tb) in &sensors[i + 1..] {
@@ -362,7 +363,7 @@ impl Deferred {
                 .range(e.saturating_sub(WINDOW_BEFORE)..=e.saturating_add(STORY_WINDOW_AFTER))
                 .flat_map(|(_, p)| p.keys().copied())
                 .collect();
-            let mut est = HashMap::new();
+            let mut est = HashMap::default();
             for (a, b) in pairs {
                 if let Some(ns) = self.estimate(a, b, e, STORY_WINDOW_AFTER) {
                     est.insert((a, b), (ns / 1_000_000) as i32);
@@ -441,7 +442,7 @@ impl Deferred {
             }
         }
         // Many links share a sensor pair and epoch, and each estimate sorts a window of samples: once each.
-        let mut memo: HashMap<(u32, u32, i64), Option<i64>> = HashMap::new();
+        let mut memo: HashMap<(u32, u32, i64), Option<i64>> = HashMap::default();
         let out = ready
             .into_iter()
             .map(|l| {

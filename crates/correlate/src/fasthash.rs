@@ -1,6 +1,7 @@
 //! The hasher of the engine's maps. Their keys are integers: link keys and event keys that are already
-//! hashes, and slot counters. SipHash, the standard maps' default, was a fifth of the time spent adding an
-//! event. This one mixes each integer with one folded 64×64→128-bit multiply. The seed is random per
+//! hashes, slot counters, and sensor-name hashes (the clock estimates' pairs). SipHash, the standard maps'
+//! default, was a fifth of the time spent adding an event, and in the clock estimates ~8% of the
+//! correlator's instructions. This one mixes each integer with one folded 64×64→128-bit multiply. The seed is random per
 //! process, and the fold brings the product's high half into the bucket bits, so keys crafted from input
 //! cannot be aimed at one bucket. Nothing iterates these maps into an output, so the seed changes no
 //! result (the engine stays deterministic).

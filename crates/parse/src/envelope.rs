@@ -92,7 +92,7 @@ pub(crate) fn fast<'a>(line: &'a [u8], limits: &Limits) -> Option<Result<Parsed<
                 Cow::Owned(serde_json::from_slice::<String>(token).ok()?.into_bytes())
             } else {
                 let text = line.get(content)?;
-                std::str::from_utf8(text).ok()?;
+                crate::utf8(text).ok()?;
                 Cow::Borrowed(text)
             };
             Some(lookup(format).and_then(|(canonical, parse_fn)| {
@@ -146,7 +146,7 @@ fn trailing_pair(line: &[u8], end: usize, floor: usize) -> Option<(&str, &str, u
         if text.iter().any(|b| *b == b'\\' || *b < 0x20) {
             return None;
         }
-        Some((std::str::from_utf8(text).ok()?, open))
+        Some((crate::utf8(text).ok()?, open))
     };
     let (value, open) = string_before(back_ws(end))?;
     let colon = back_ws(open).checked_sub(1)?;
@@ -197,7 +197,7 @@ impl<'a> Scan<'a> {
         if escaped {
             return None;
         }
-        std::str::from_utf8(self.b.get(content)?).ok()
+        crate::utf8(self.b.get(content)?).ok()
     }
 
     /// A string token: the range of its content (between the quotes) and whether it has escapes.

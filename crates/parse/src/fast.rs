@@ -48,7 +48,7 @@ pub(crate) trait Refuse {
 pub(crate) fn object<'a, T: Deserialize<'a> + Refuse>(raw: &'a [u8]) -> Fast<T> {
     // Outside strings, JSON text is ASCII; so invalid UTF-8 anywhere makes the record invalid JSON,
     // and checking the whole record once spares serde_json a check per string.
-    let text = std::str::from_utf8(raw).map_err(|_| Bail)?;
+    let text = crate::utf8(raw).map_err(|_| Bail)?;
     let mut de = serde_json::Deserializer::from_str(text);
     let value = Strict(&mut de)
         .deserialize_any(ObjectOnly(PhantomData::<T>))

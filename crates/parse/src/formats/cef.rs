@@ -39,7 +39,7 @@ const TIME_HINT: &str = "a CEF event needs rt (receipt time), start or end: epoc
 
 pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection> {
     // Lossy: a user or host name in a legacy encoding should not cost the whole record.
-    let text = match std::str::from_utf8(raw) {
+    let text = match crate::utf8(raw) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(raw),
     };

@@ -141,7 +141,7 @@ impl<'a> Row<'a> {
 
 /// A text record as UTF-8, naming the record when it is not.
 pub(crate) fn utf8(raw: &[u8]) -> Result<&str, Rejection> {
-    std::str::from_utf8(raw).map_err(|_| {
+    crate::utf8(raw).map_err(|_| {
         Rejection::bad_value("record", String::from_utf8_lossy(raw), "a UTF-8 text line")
     })
 }

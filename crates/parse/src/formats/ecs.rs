@@ -46,7 +46,7 @@ pub(crate) mod fast {
     use std::fmt;
 
     pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Fast<Option<Str>> {
-        let text = std::str::from_utf8(raw).map_err(|_| Bail)?;
+        let text = crate::utf8(raw).map_err(|_| Bail)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let (event, timestamp) = Strict(&mut de).deserialize_any(Top).map_err(|_| Bail)?;
         de.end().map_err(|_| Bail)?;

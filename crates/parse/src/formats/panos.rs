@@ -97,7 +97,7 @@ pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Result<Option<Str>, Rejection
     observer(ev, "firewall", "Palo Alto Networks", "PAN-OS");
     // Lossy: a user or zone name in a legacy encoding should not cost the whole record. (Checked
     // first as plain UTF-8, which is quicker for the usual valid line and gives the same text.)
-    let text = match std::str::from_utf8(raw) {
+    let text = match crate::utf8(raw) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(raw),
     };
