@@ -1,8 +1,9 @@
 //! The canonical event: one sensor's report, normalized to Elastic Common Schema field names.
 //!
-//! Every parser produces this shape. The struct is serialized two ways: compact binary (postcard) in the
-//! store, and ECS JSON (`@timestamp`, `source.ip`, ...) for people and sinks. Binary formats cannot skip
-//! absent fields, so no field uses `skip_serializing_if`; [`Event::to_ecs_json`] drops the nulls instead.
+//! Every parser produces this shape. The struct is serialized two ways: compact binary in the store
+//! ([`crate::event_codec`]; postcard before it, still read), and ECS JSON (`@timestamp`, `source.ip`, ...)
+//! for people and sinks. Binary formats cannot skip absent fields, so no field uses
+//! `skip_serializing_if`; [`Event::to_ecs_json`] drops the nulls instead.
 //! The raw record is deliberately not part of this struct: payloads can be megabytes and are stored
 //! beside the event, never carried into correlation.
 
@@ -180,20 +181,27 @@ pub struct Session {
 }
 
 impl Event {
-    /// Compact binary form used by the store.
+    /// Compact binary form used by the store ([`crate::event_codec`]).
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("postcard encoding of plain data cannot fail")
+        let mut out = Vec::with_capacity(256);
+        self.encode_into(&mut out);
+        out
     }
 
     /// Appends the encoding (as [`Event::encode`]) to `out`: a batch encoded into one buffer costs one
     /// allocation instead of one per event.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        *out = postcard::to_extend(self, std::mem::take(out))
-            .expect("postcard encoding of plain data cannot fail");
+        crate::event_codec::encode(self, out);
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
+    /// Decodes what [`Event::encode`] wrote, or an event stored as postcard before that form existed.
+    pub fn decode(bytes: &[u8]) -> Result<Self, crate::event_codec::DecodeError> {
+        if bytes.starts_with(&crate::event_codec::MAGIC) {
+            crate::event_codec::decode(bytes)
+        } else {
+            postcard::from_bytes(bytes)
+                .map_err(|e| crate::event_codec::DecodeError(format!("postcard event: {e}")))
+        }
     }
 
     /// ECS JSON with absent (null, empty) fields removed.

@@ -3,6 +3,7 @@
 
 pub mod community_id;
 pub mod event;
+pub mod event_codec;
 pub mod ids;
 pub mod parts;
 pub mod prefetch;
