@@ -5,6 +5,7 @@ pub mod community_id;
 pub mod event;
 pub mod event_codec;
 pub mod ids;
+pub mod json_text;
 pub mod parts;
 pub mod prefetch;
 pub mod routing;

@@ -212,6 +212,7 @@ impl<'a> Obj<'a> {
             self.out.push(b',');
         }
         self.members += 1;
+        self.out.reserve(k.len() + 3);
         self.out.push(b'"');
         // Keys are this module's own ASCII literals: nothing to escape.
         self.out.extend_from_slice(k.as_bytes());
@@ -309,7 +310,16 @@ impl<'a> Obj<'a> {
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing a str to a Vec cannot fail");
+    // JSON escapes only quotes, backslashes and control characters: a string without any (nearly all) is
+    // copied as it is, found eight bytes at a time (serde_json looks up every byte in a table).
+    if crate::json_text::special(s.as_bytes()) == s.len() {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing a str to a Vec cannot fail");
+    }
 }
 
 /// An integer's decimal digits, without the formatting machinery (several per story version).
@@ -325,6 +335,17 @@ mod tests {
 
     fn text() -> impl Strategy<Value = Str> {
         prop_oneof![Just(String::new()), "[a-z.]{1,8}", ".{0,6}"].prop_map(Str::from)
+    }
+
+    proptest! {
+        #[test]
+        fn strings_are_written_as_serde_json_writes_them(
+            s in prop_oneof!["[ -~]{0,40}", "\\PC{0,20}", ".{0,20}", "[\"\\\\\\x00-\\x1f\\x7f a]{0,12}"],
+        ) {
+            let mut out = Vec::new();
+            string(&mut out, &s);
+            prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
+        }
     }
 
     fn texts() -> impl Strategy<Value = Vec<Str>> {
