@@ -434,7 +434,7 @@ pub(crate) fn uint<T: TryFrom<u64>>(v: Option<&Field>) -> Fast<Option<T>> {
                 .map(|f| f as u64)
         }),
         Some(Field::Str(s)) if is_placeholder(s) => return Ok(None),
-        Some(Field::Str(s)) => s.trim().parse::<u64>().ok(),
+        Some(Field::Str(s)) => crate::trim(s).parse::<u64>().ok(),
         Some(_) => None,
     };
     n.and_then(|n| T::try_from(n).ok()).map(Some).ok_or(Bail)
@@ -446,7 +446,7 @@ pub(crate) fn float(v: Option<&Field>) -> Fast<Option<f64>> {
         None | Some(Field::Absent | Field::Null) => return Ok(None),
         Some(Field::Num(n)) => n.as_f64(),
         Some(Field::Str(s)) if is_placeholder(s) => return Ok(None),
-        Some(Field::Str(s)) => s.trim().parse::<f64>().ok(),
+        Some(Field::Str(s)) => crate::trim(s).parse::<f64>().ok(),
         Some(_) => None,
     };
     f.filter(|f| f.is_finite() && *f >= 0.0)
@@ -474,7 +474,7 @@ pub(crate) fn datetime(v: Option<&Field>) -> Fast<Timestamp> {
 
 /// The same test as the DOM path's.
 fn is_placeholder(s: &str) -> bool {
-    let s = s.trim();
+    let s = crate::trim(s);
     s.is_empty() || s == "-"
 }
 

@@ -54,7 +54,7 @@ pub(crate) fn get<'a>(o: &'a Obj, path: &str) -> Option<&'a Value> {
 
 /// Sensors write "-" or "" for "not known"; both mean absent here.
 fn is_placeholder(s: &str) -> bool {
-    let s = s.trim();
+    let s = crate::trim(s);
     s.is_empty() || s == "-"
 }
 
@@ -110,7 +110,7 @@ pub(crate) fn value_uint<T: TryFrom<u64>>(
                 .map(|f| f as u64)
         }),
         Value::String(s) if is_placeholder(s) => return Ok(None),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
+        Value::String(s) => crate::trim(s).parse::<u64>().ok(),
         _ => None,
     };
     match n.and_then(|n| T::try_from(n).ok()) {
@@ -127,7 +127,7 @@ pub(crate) fn float(o: &Obj, path: &str, expected: &str) -> Result<Option<f64>, 
     let f = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) if is_placeholder(s) => return Ok(None),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
+        Value::String(s) => crate::trim(s).parse::<f64>().ok(),
         _ => None,
     };
     match f.filter(|f| f.is_finite() && *f >= 0.0) {
@@ -153,7 +153,7 @@ pub(crate) const COUNT_EXPECTED: &str = "a non-negative integer";
 
 /// IP text; an IPv6 zone suffix (`fe80::1%eth0`, written by Zeek and Windows) is dropped.
 pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
+    let s = crate::trim(s);
     let s = s.split_once('%').map_or(s, |(addr, _zone)| addr);
     s.parse().ok()
 }

@@ -107,6 +107,17 @@ struct Envelope<'a> {
 const ENVELOPE_SHAPE: &str =
     "an envelope line is {\"format\": \"zeek\", \"sensor\": \"name\", \"record\": {...} or \"raw line\"}";
 
+/// `str::trim`, answering at once for the usual value: one that starts and ends with an ASCII character
+/// other than whitespace. `trim` decodes and classifies a character at each end (Unicode whitespace), and
+/// parsers trim most values they read: ~1.5% of a replay's instructions.
+pub(crate) fn trim(s: &str) -> &str {
+    let plain = |b: u8| b.is_ascii() && !matches!(b, b'\t'..=b'\r' | b' ');
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&z)) if plain(a) && plain(z) => s,
+        _ => s.trim(),
+    }
+}
+
 /// `std::str::from_utf8` with SIMD. Whole records are validated before parsing (JSON text outside strings
 /// is ASCII, so one check spares serde_json one per string), and the scalar check was ~3% of a replay's
 /// instructions. Only whether the bytes are UTF-8 is used, never where they stop being.
@@ -252,7 +263,7 @@ fn check_size(bytes: &[u8], limits: &Limits) -> Result<(), Rejection> {
 /// Sensor names end up in store keys and in every message about the sensor's events.
 fn check_sensor(sensor: &str) -> Result<(), Rejection> {
     let expected = "a non-empty sensor name of at most 256 bytes without control characters";
-    if sensor.trim().is_empty()
+    if trim(sensor).is_empty()
         || sensor.len() > MAX_SENSOR_BYTES
         || sensor.chars().any(char::is_control)
     {
@@ -309,4 +320,22 @@ fn json_string(r: &RawValue) -> Result<Cow<'_, str>, Rejection> {
     serde_json::from_str::<String>(text)
         .map(Cow::Owned)
         .map_err(|e| Rejection::malformed_json(&e))
+}
+
+#[cfg(test)]
+mod trim_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn trim_is_str_trim(
+            s in prop_oneof![
+                "\\PC{0,8}",
+                "[ \\t\\n\\x0b\\x0c\\r\\x1c-\\x1fa-z\u{85}\u{a0}\u{2000}\u{3000}]{0,8}",
+                "[a-z]{0,4}[ \\t]{0,2}",
+            ],
+        ) {
+            prop_assert_eq!(super::trim(&s), s.trim());
+        }
+    }
 }

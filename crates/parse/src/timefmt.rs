@@ -9,7 +9,7 @@ use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
 /// nanoseconds; further digits are dropped), and an optional offset `Z`, `±hh:mm`, `±hhmm` or `±hh`.
 /// No offset means UTC.
 pub(crate) fn parse_datetime(s: &str) -> Option<Timestamp> {
-    let b = s.trim().as_bytes();
+    let b = crate::trim(s).as_bytes();
     let mut p = Cursor { b, i: 0 };
     let year = p.digits(4)? as i32;
     let sep = p.any(b"-/")?;
@@ -74,7 +74,7 @@ pub(crate) fn parse_datetime(s: &str) -> Option<Timestamp> {
 
 /// Epoch seconds as text (`1763719200` or `1763719200.123456789`), exact to the nanosecond.
 pub(crate) fn parse_epoch_secs_text(s: &str) -> Option<Timestamp> {
-    let s = s.trim();
+    let s = crate::trim(s);
     let (neg, s) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s),

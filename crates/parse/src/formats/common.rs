@@ -7,7 +7,7 @@ use storyline_model::{Event, Str};
 /// Sets `network.transport` (lower-case name) and `network.iana_number` from a protocol name or number
 /// as the sensor wrote it ("TCP", "tcp", "6", "IPv6-ICMP").
 pub(crate) fn set_transport(ev: &mut Event, proto: &str) {
-    let p = proto.trim();
+    let p = crate::trim(proto);
     if p.is_empty() || p == "-" {
         return;
     }
@@ -73,7 +73,7 @@ fn transport_name(n: u16) -> Option<&'static str> {
 /// Application protocol names differ between sensors (Zeek says `ssl` where Suricata says `tls`).
 pub(crate) fn app_protocol(s: &str) -> Option<Str> {
     // Zeek lists every service it recognized ("ssl,http"); the first is the outermost.
-    let first = s.split(',').next().unwrap_or("").trim();
+    let first = crate::trim(s.split(',').next().unwrap_or(""));
     with_lowercase(first, |lower| match lower {
         "" | "-" | "failed" | "unknown" => None,
         "ssl" => Some("tls".into()),

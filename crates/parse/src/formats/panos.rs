@@ -265,7 +265,10 @@ struct Fields<'a>(&'a [Cow<'a, str>]);
 impl Fields<'_> {
     /// The field's text; empty means absent.
     fn get(&self, i: usize) -> Option<&str> {
-        self.0.get(i).map(|s| s.trim()).filter(|s| !s.is_empty())
+        self.0
+            .get(i)
+            .map(|s| crate::trim(s))
+            .filter(|s| !s.is_empty())
     }
 
     fn name(i: usize) -> &'static str {
