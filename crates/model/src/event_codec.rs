@@ -7,8 +7,9 @@
 //! bit per optional field says which follow, and an ASCII string (nearly all of them) is checked a word
 //! at a time. No binary serializer derives for the `CompactString` fields without a serde detour.
 //!
-//! Layout: [`MAGIC`]; `@timestamp` (i64 LE); the presence bits (u64 LE, bit `i` = field `i` of
-//! [`FIELDS`] order below is present); `event.id`; `observer.name`; then each present field in order.
+//! Layout: [`MAGIC`]; `@timestamp` (i64 LE); the presence bits (u64 LE: bit `i` set = the field numbered
+//! `i` in `optional_fields!` is present, bits 46 and 47 = the two lists are not empty); `event.id`;
+//! `observer.name`; then each present field in bit order.
 //! A string is its length (LEB128) and its bytes; an integer is LEB128 (`i64`s zigzag-encoded, except
 //! timestamps: 8 bytes LE); an address is 4 or 16 followed by that many bytes. `dns.answers` and
 //! `related.ip` are a count and their elements; an answer is its `data`, a byte of presence bits (`type`,
