@@ -31,7 +31,7 @@ pub fn for_event(e: &Event) -> Option<Str> {
         .or_else(|| e.network.transport.as_deref().and_then(protocol_number))?;
     let (s, d) = (e.source.ip?, e.destination.ip?);
     // Written into a stack buffer and copied once: `compute`'s `String`s (the base64, then the `1:`
-    // prefix in front) grew and copied on most events (~1% of a replay's instructions).
+    // prefix in front) grew and copied on most events (~0.5% of a replay's instructions).
     let digest = digest(proto, s, d, e.source.port, e.destination.port, 0);
     let mut text = [0u8; 2 + BASE64_LEN];
     text[..2].copy_from_slice(b"1:");
