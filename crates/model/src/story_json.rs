@@ -212,7 +212,6 @@ impl<'a> Obj<'a> {
             self.out.push(b',');
         }
         self.members += 1;
-        self.out.reserve(k.len() + 3);
         self.out.push(b'"');
         // Keys are this module's own ASCII literals: nothing to escape.
         self.out.extend_from_slice(k.as_bytes());
