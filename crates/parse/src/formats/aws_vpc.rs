@@ -114,9 +114,7 @@ fn fill(fields: &[Cow<str>], ev: &mut Event) -> Result<Option<Str>, Rejection> {
 }
 
 fn from_text(line: &[u8]) -> Result<Vec<Cow<'_, str>>, Rejection> {
-    let line = crate::utf8(line).map_err(|_| {
-        Rejection::bad_value("record", String::from_utf8_lossy(line), "a UTF-8 text line")
-    })?;
+    let line = super::columns::utf8(line)?;
     let mut fields: Vec<Cow<str>> = Vec::with_capacity(FIELDS.len() + 1);
     fields.extend(line.split_ascii_whitespace().map(Cow::Borrowed));
     if let Some(missing) = FIELDS.get(fields.len()) {

@@ -9,9 +9,10 @@
 //! Layout: `FRAME_V1`, the record count (u32 LE), then per record its event key (u128 BE) and length
 //! (u32 LE), then the records back to back. Payload frames are written compressed
 //! ([`encode_compressed`]): `FRAME_LZ4`, the length of the `FRAME_V1` frame (u32 LE), then that frame as one
-//! LZ4 block. The frame's key is the (shard, bucket) key followed by the append's sequence number, so frames sort in the order appends began: of two concurrent appends of one
-//! key into one bucket (a record re-sent while its first send is in flight) the later-numbered one is
-//! read back, its event and its payload alike.
+//! LZ4 block. The frame's key is the (shard, bucket) key followed by the append's sequence number, so
+//! frames sort in the order appends began: of two concurrent appends of one key into one bucket (a record
+//! re-sent while its first send is in flight) the later-numbered one is read back, its event and its
+//! payload alike.
 
 use storyline_model::EventKey;
 
