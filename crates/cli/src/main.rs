@@ -1,12 +1,13 @@
 //! `storyline`: fuses the events many security sensors report about the same network sessions into one
 //! story per session.
 
+mod alloc;
 mod cmd;
 
 // Events are parsed, encoded and decoded through many small allocations; mimalloc measured faster than the
 // system allocator on `storyline replay` (docs/benchmarks.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
