@@ -24,7 +24,7 @@ pub struct FusedAcc {
     pub views: Vec<SensorView>,
 }
 
-pub(crate) fn add(list: &mut Vec<Str>, v: Option<&Str>) {
+pub(crate) fn add(list: &mut storyline_model::Names, v: Option<&Str>) {
     if let Some(v) = v {
         if list.len() < MAX_NAMES && !v.is_empty() {
             push_unique(list, v.clone());
@@ -277,7 +277,7 @@ mod tests {
                 acc.add_event(e, EventKey(i as u128), Timestamp(0));
             }
             assert_eq!(acc.fused.destination.port, Some(445), "whatever the order");
-            assert_eq!(acc.fused.dns.question.names, vec!["files.corp"]);
+            assert_eq!(acc.fused.dns.question.names.as_slice(), ["files.corp"]);
         }
     }
 }

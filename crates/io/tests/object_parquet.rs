@@ -32,9 +32,9 @@ fn story(n: u128) -> Story {
     s.fused.network.transport = Some("tcp".into());
     if !n.is_multiple_of(2) {
         s.fused.network.protocol = Some("dns".into());
-        s.fused.dns.question.names = vec![format!("q{n}.example.net").into()];
+        s.fused.dns.question.names = vec![format!("q{n}.example.net").into()].into();
     }
-    s.fused.user.names = vec![format!("user-{n}").into()];
+    s.fused.user.names = vec![format!("user-{n}").into()].into();
     s
 }
 

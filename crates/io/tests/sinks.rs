@@ -187,9 +187,9 @@ fn story(n: u128) -> Story {
     s.fused.destination.ip = Some("192.0.2.10".parse().unwrap());
     s.fused.destination.port = Some(443);
     s.fused.network.transport = Some("tcp".into());
-    s.fused.user.names = vec!["alice".into()];
-    s.fused.host.names = vec!["ws-1".into()];
-    s.fused.event.actions = vec!["allow".into()];
+    s.fused.user.names = vec!["alice".into()].into();
+    s.fused.host.names = vec!["ws-1".into()].into();
+    s.fused.event.actions = vec!["allow".into()].into();
     s
 }
 

@@ -38,8 +38,8 @@ fn story(n: u128, version: u32) -> Story {
     s.fused.destination.port = Some(443);
     s.fused.network.transport = Some("tcp".into());
     // Non-ASCII and a quote: the MSG must arrive byte for byte.
-    s.fused.user.names = vec!["CORP\\josé \"admin\"".into()];
-    s.fused.tls.server_names = vec![format!("host-{n}.example.net").into()];
+    s.fused.user.names = vec!["CORP\\josé \"admin\"".into()].into();
+    s.fused.tls.server_names = vec![format!("host-{n}.example.net").into()].into();
     s
 }
 

@@ -4,6 +4,11 @@ use crate::{EventId, StoryId, Str, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+/// A fused list of names (hosts, processes, DNS names, actions, ...). Nearly always one: kept inline, so a
+/// story's names cost no allocation of their own (empty `Vec`s were ~2 allocations per correlated event,
+/// docs/benchmarks.md, fourteenth sitting). Serialized as a sequence, as a `Vec` was.
+pub type Names = smallvec::SmallVec<[Str; 1]>;
+
 /// One version of a story as published. A story is re-published with a higher `version` when it changes
 /// (a late event joins it); `story_id` never changes, so receivers keep the highest version per id.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -47,7 +52,7 @@ pub struct SensorView {
     pub source_bytes: Option<u64>,
     /// Bytes from the responder, as this sensor counted them.
     pub destination_bytes: Option<u64>,
-    pub actions: Vec<Str>,
+    pub actions: Names,
     /// This sensor's clock minus the clock of the first sensor listed in the story's provenance, in ms, as
     /// estimated from flows both reported (absent until enough flows were matched).
     pub clock_offset_ms: Option<i64>,
@@ -106,32 +111,32 @@ pub struct FusedDns {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FusedDnsQuestion {
-    pub names: Vec<Str>,
+    pub names: Names,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FusedUrl {
-    pub domains: Vec<Str>,
+    pub domains: Names,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FusedTls {
-    pub server_names: Vec<Str>,
+    pub server_names: Names,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FusedNames {
-    pub names: Vec<Str>,
+    pub names: Names,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FusedEvent {
-    pub actions: Vec<Str>,
-    pub categories: Vec<Str>,
+    pub actions: Names,
+    pub categories: Names,
 }
 
 impl Story {
@@ -188,9 +193,9 @@ mod opt_story_id_hex {
 
 /// Adds `v` to a small set kept in first-seen order (stories carry a handful of names, so a Vec beats a
 /// set here).
-pub fn push_unique<T: PartialEq>(list: &mut Vec<T>, v: T) {
-    if !list.contains(&v) {
-        list.push(v);
+pub fn push_unique<T: PartialEq, L: AsRef<[T]> + Extend<T>>(list: &mut L, v: T) {
+    if !list.as_ref().contains(&v) {
+        list.extend(std::iter::once(v));
     }
 }
 

@@ -351,6 +351,11 @@ mod tests {
         prop::collection::vec(text(), 0..3)
     }
 
+    /// Zero, one (inline) or two (spilled) names.
+    fn names() -> impl Strategy<Value = crate::Names> {
+        texts().prop_map(crate::Names::from_vec)
+    }
+
     fn ip() -> impl Strategy<Value = Option<IpAddr>> {
         prop::option::of(prop_oneof![
             any::<[u8; 4]>().prop_map(IpAddr::from),
@@ -398,7 +403,7 @@ mod tests {
             time(),
             any::<Option<u64>>(),
             any::<Option<u64>>(),
-            texts(),
+            names(),
             any::<Option<i64>>(),
         )
             .prop_map(
@@ -425,9 +430,9 @@ mod tests {
                 prop::option::of(text()),
             ),
             (any::<Option<u64>>(), any::<Option<u64>>()),
-            (texts(), texts(), texts()),
-            (texts(), texts(), texts(), texts()),
-            (texts(), texts()),
+            (names(), names(), names()),
+            (names(), names(), names(), names()),
+            (names(), names()),
         )
             .prop_map(
                 |(source, destination, (t, p, c), (b, pk), (q, d, s), (u, h, pr, r), (a, cat))| {

@@ -128,7 +128,7 @@ mod tests {
         s.fused.source.port = Some(5000);
         s.fused.destination.ip = Some("192.0.2.1".parse().unwrap());
         s.fused.destination.port = Some(443);
-        s.fused.event.actions = vec!["allow".into()];
+        s.fused.event.actions = vec!["allow".into()].into();
         let text = render(&s);
         assert!(text.contains("10.0.0.1:5000 → 192.0.2.1:443"), "{text}");
         assert!(text.contains("2 event(s) from fw, edr"), "{text}");

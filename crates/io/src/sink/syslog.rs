@@ -540,7 +540,7 @@ mod tests {
             assert!(line.contains(kv), "{kv} missing in {line}");
         }
         let mut s = alert_story();
-        s.fused.rule.names = vec!["A|B=c".into()];
+        s.fused.rule.names = vec!["A|B=c".into()].into();
         let line = cef(&s);
         assert!(line.contains("|story|A\\|B=c|7|"), "{line}");
         assert!(line.contains("cs3=A|B\\=c"), "{line}");

@@ -175,8 +175,8 @@ mod tests {
     #[test]
     fn fixed_columns_quoting_and_round_trip() {
         let mut s = tls_story();
-        s.fused.user.names = vec!["CORP\\alice".into(), "bob, \"the admin\"".into()];
-        s.fused.process.names = vec!["line\nbreak".into()];
+        s.fused.user.names = vec!["CORP\\alice".into(), "bob, \"the admin\"".into()].into();
+        s.fused.process.names = vec!["line\nbreak".into()].into();
         let mut buf = Vec::new();
         header(&mut buf);
         record(&s, &mut buf);

@@ -234,11 +234,11 @@ pub(crate) mod fixtures {
         f.network.transport = Some("tcp".into());
         f.network.protocol = Some("tls".into());
         f.network.community_id = Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg=".into());
-        f.tls.server_names = vec!["www.example.com".into()];
-        f.user.names = vec!["CORP\\alice".into()];
-        f.host.names = vec!["WS-12".into()];
-        f.process.names = vec!["chrome.exe".into()];
-        f.event.actions = vec!["allow".into()];
+        f.tls.server_names = vec!["www.example.com".into()].into();
+        f.user.names = vec!["CORP\\alice".into()].into();
+        f.host.names = vec!["WS-12".into()].into();
+        f.process.names = vec!["chrome.exe".into()].into();
+        f.event.actions = vec!["allow".into()].into();
         s.provenance = vec![SensorView {
             sensor: "fw-edge-1".into(),
             events: 1,
@@ -246,7 +246,7 @@ pub(crate) mod fixtures {
             last_seen: s.last_seen,
             source_bytes: Some(1830),
             destination_bytes: Some(48211),
-            actions: vec!["allow".into()],
+            actions: vec!["allow".into()].into(),
             clock_offset_ms: None,
         }];
         s
@@ -263,7 +263,7 @@ pub(crate) mod fixtures {
         f.network.transport = Some("udp".into());
         f.network.protocol = Some("dns".into());
         f.tls.server_names.clear();
-        f.dns.question.names = vec!["www.example.com".into()];
+        f.dns.question.names = vec!["www.example.com".into()].into();
         s
     }
 
@@ -276,9 +276,9 @@ pub(crate) mod fixtures {
         f.network.protocol = Some("http".into());
         f.destination.port = Some(80);
         f.tls.server_names.clear();
-        f.url.domains = vec!["evil.example.net".into()];
-        f.rule.names = vec!["ET MALWARE Known Bad UA".into(), "ET POLICY curl UA".into()];
-        f.event.categories = vec!["intrusion_detection".into()];
+        f.url.domains = vec!["evil.example.net".into()].into();
+        f.rule.names = vec!["ET MALWARE Known Bad UA".into(), "ET POLICY curl UA".into()].into();
+        f.event.categories = vec!["intrusion_detection".into()].into();
         s
     }
 

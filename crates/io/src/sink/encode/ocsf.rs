@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn a_deny_anywhere_is_denied() {
         let mut s = tls_story();
-        s.fused.event.actions = vec!["allow".into(), "drop".into()];
+        s.fused.event.actions = vec!["allow".into(), "drop".into()].into();
         let e = event(&s);
         assert_eq!(e["action_id"], 2);
         assert_eq!(e["disposition_id"], 2);
