@@ -12,15 +12,22 @@ use std::net::IpAddr;
 
 /// IANA protocol number for a transport name as sensors write it.
 pub fn protocol_number(transport: &str) -> Option<u8> {
-    Some(match transport.to_ascii_lowercase().as_str() {
-        "icmp" => 1,
-        "tcp" => 6,
-        "udp" => 17,
-        "rsvp" => 46,
-        "ipv6-icmp" | "icmpv6" | "icmp6" => 58,
-        "sctp" => 132,
-        other => return other.parse().ok(),
-    })
+    const NAMES: [(&str, u8); 8] = [
+        ("tcp", 6),
+        ("udp", 17),
+        ("icmp", 1),
+        ("ipv6-icmp", 58),
+        ("icmpv6", 58),
+        ("icmp6", 58),
+        ("rsvp", 46),
+        ("sctp", 132),
+    ];
+    // Compared case-insensitively in place: lowercasing into a `String` was an allocation per event.
+    NAMES
+        .iter()
+        .find(|(name, _)| transport.eq_ignore_ascii_case(name))
+        .map(|&(_, n)| n)
+        .or_else(|| transport.parse().ok())
 }
 
 /// The Community ID of an event's tuple, when the event has one.
@@ -208,4 +215,30 @@ fn icmp6_counterpart(icmp_type: u16) -> Option<u16> {
         145 => 144,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_names_and_numbers_give_protocol_numbers() {
+        for (name, n) in [
+            ("tcp", Some(6)),
+            ("TCP", Some(6)),
+            ("Udp", Some(17)),
+            ("icmp", Some(1)),
+            ("IPv6-ICMP", Some(58)),
+            ("icmp6", Some(58)),
+            ("sctp", Some(132)),
+            ("rsvp", Some(46)),
+            ("47", Some(47)),
+            ("gre", None),
+            ("tcpx", None),
+            ("", None),
+            ("256", None),
+        ] {
+            assert_eq!(protocol_number(name), n, "{name:?}");
+        }
+    }
 }

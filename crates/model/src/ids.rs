@@ -17,11 +17,20 @@ pub struct EventKey(pub u128);
 
 impl EventKey {
     pub fn new(sensor: &str, event_id: &str) -> Self {
-        let mut buf = Vec::with_capacity(sensor.len() + event_id.len() + 1);
-        buf.extend_from_slice(sensor.as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(event_id.as_bytes());
-        EventKey(xxh3_128(&buf))
+        // Hashed in one call over `sensor \0 event_id`; short ones (nearly all) are put together on the
+        // stack instead of in an allocation per event.
+        let len = sensor.len() + 1 + event_id.len();
+        let mut stack = [0u8; 128];
+        let mut heap = Vec::new();
+        let buf = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap[..]
+        };
+        buf[..sensor.len()].copy_from_slice(sensor.as_bytes());
+        buf[sensor.len() + 1..].copy_from_slice(event_id.as_bytes());
+        EventKey(xxh3_128(buf))
     }
 
     pub fn to_be_bytes(self) -> [u8; 16] {
@@ -105,5 +114,21 @@ mod tests {
         assert_ne!(EventKey::new("s", "1"), EventKey::new("t", "1"));
         // The separator keeps ("ab","c") apart from ("a","bc").
         assert_ne!(EventKey::new("ab", "c"), EventKey::new("a", "bc"));
+    }
+
+    /// Keys are stored, so they must stay the hash of `sensor \0 event_id`, whatever its length
+    /// (short ones are put together on the stack, long ones on the heap).
+    #[test]
+    fn event_keys_are_the_hash_of_sensor_and_id() {
+        for (sensor, id) in [
+            ("fw-1", "42"),
+            ("", ""),
+            ("s".repeat(60).as_str(), "i".repeat(67).as_str()),
+            ("s".repeat(60).as_str(), "i".repeat(68).as_str()),
+            ("edr", "x".repeat(5000).as_str()),
+        ] {
+            let joined = [sensor.as_bytes(), &[0], id.as_bytes()].concat();
+            assert_eq!(EventKey::new(sensor, id), EventKey(xxh3_128(&joined)));
+        }
     }
 }
