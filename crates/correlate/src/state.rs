@@ -344,6 +344,10 @@ impl Changes {
 }
 
 /// How long, in event time after eviction, the keys of a forgotten story are remembered.
+/// A new story's room for events and index keys ([`Correlator::new_story`]).
+const STORY_EVENTS_RESERVED: usize = 8;
+const STORY_KEYS_RESERVED: usize = 8;
+
 const RELATED_MEMORY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// An event's time capped at its receiving clock plus the skew bound (a sensor whose clock runs far
@@ -790,13 +794,15 @@ impl Correlator {
                 version: 0,
                 first: t,
                 last: t,
-                events: Vec::new(),
+                // Sized for most stories (half have 5 to 9 events, each adding a key or two): grown
+                // from empty, the lists were reallocated and copied once or twice per story.
+                events: Vec::with_capacity(STORY_EVENTS_RESERVED),
                 sensors: Vec::new(),
                 acc: FusedAcc::default(),
                 open: true,
                 dirty: true,
                 max_bucket: i64::MIN,
-                keys: Vec::new(),
+                keys: Vec::with_capacity(STORY_KEYS_RESERVED),
                 absorbed: Vec::new(),
                 cuts: Vec::new(),
                 related: Vec::new(),
