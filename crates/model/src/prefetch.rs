@@ -64,7 +64,10 @@ impl Story {
                     &f.event.actions,
                     &f.event.categories,
                 ] {
-                    prefetch_list(list);
+                    // A single name is inline, in the fused block requested at the first stage.
+                    if list.spilled() {
+                        prefetch_list(list);
+                    }
                 }
                 // Ids longer than a `Str` holds inline live in blocks of their own.
                 for id in &self.event_ids {
