@@ -8,20 +8,21 @@
 //!
 //! Layout: `FRAME_V1`, the record count (u32 LE), then per record its event key (u128 BE) and length
 //! (u32 LE), then the records back to back. Payload frames are written compressed
-//! ([`encode_compressed`]): `FRAME_ZSTD`, the length of the `FRAME_V1` frame (u32 LE), then that frame as one
-//! zstd frame. Stores written before hold `FRAME_LZ4` frames, the same with one LZ4 block instead; they
-//! are read as they are. The frame's key is the (shard, bucket) key followed by the append's sequence number, so
-//! frames sort in the order appends began: of two concurrent appends of one key into one bucket (a record
-//! re-sent while its first send is in flight) the later-numbered one is read back, its event and its
-//! payload alike.
+//! ([`encode_compressed`]): `FRAME_ZSTD`, the length of the `FRAME_V1` frame (u32 LE), then that frame as
+//! one zstd frame. Stores written before hold `FRAME_LZ4` frames, the same with one LZ4 block instead;
+//! they are read as they are. The frame's key is the (shard, bucket) key followed by the append's sequence
+//! number, so frames sort in the order appends began: of two concurrent appends of one key into one
+//! bucket (a record re-sent while its first send is in flight) the later-numbered one is read back, its
+//! event and its payload alike.
 
 use storyline_model::EventKey;
 
 const FRAME_V1: u8 = 1;
 const FRAME_LZ4: u8 = 2;
 const FRAME_ZSTD: u8 = 3;
-/// zstd's fastest standard level. On the generator's records (frames of ~300 records) it compressed
-/// faster than LZ4 did and to ~60% of LZ4's size; higher levels cost more time than the bytes they save.
+/// zstd's fastest standard level. On a replay's ingest threads it took the CPU LZ4 took, for frames half
+/// the size (docs/benchmarks.md, fourteenth sitting); higher levels cost more time than the bytes they
+/// save.
 const ZSTD_LEVEL: i32 = 1;
 const HEADER: usize = 1 + 4;
 const ENTRY: usize = 16 + 4;
@@ -42,8 +43,8 @@ pub fn encode<'a>(
     fjall::Slice::from_reader(&mut reader, len).expect("reading from memory cannot fail")
 }
 
-/// As [`encode`], compressed. Raw records are most of what an ingest writes (a 1M-event replay: ~770 MB,
-/// about an eighth of that compressed). Left to the store, they went uncompressed through its journal
+/// As [`encode`], compressed. Raw records are most of what an ingest writes (a 1M-event replay: ~770 MB
+/// of input, 65 MB of compressed frames). Left to the store, they went uncompressed through its journal
 /// (its compression there cost more than it saved: the memtable flush compresses blob files again) and
 /// were compressed into blob files later; compressed once here, the journal write, its fsync and the flush
 /// handle a fraction of the bytes and the `payloads` keyspace stores them as they are.
