@@ -1,4 +1,4 @@
-//! Community ID v1 (https://github.com/corelight/community-id-spec): a direction-agnostic flow hash that
+//! Community ID v1 (<https://github.com/corelight/community-id-spec>): a direction-agnostic flow hash that
 //! Zeek, Suricata and many other sensors emit, so their reports of one flow can be joined.
 //!
 //! Written by hand: it is a few lines of SHA-1 over a fixed byte layout, and the Rust crates that exist

@@ -7,7 +7,7 @@ use std::fmt;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// The id a user sees for an event: the record's own id where its format names one, otherwise
-/// [`EventId::from_content`].
+/// [`content_event_id`].
 pub type EventId = Str;
 
 /// Fixed-size key of an event, unique per (sensor, event id). Re-sent records map to the same key, which
