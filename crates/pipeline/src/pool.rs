@@ -75,7 +75,11 @@ impl WorkerPool {
                     .name(format!("storyline-worker-{i}"))
                     .spawn(move || {
                         let (shared, ephemeral) = (ctx.shared.clone(), ctx.cfg.ephemeral);
-                        ctx.run_recording_panics();
+                        let mut panics = 0u32;
+                        while ctx.clone().run_recording_panics() && ctx.restarts_after_panic() {
+                            panics += 1;
+                            ctx.restart_after_panic(panics);
+                        }
                         shared.finished.fetch_add(1, Ordering::SeqCst);
                         if ephemeral {
                             // The thread's end would hand every page of its heap back to the allocator,
@@ -155,6 +159,7 @@ impl WorkerPool {
     }
 }
 
+#[derive(Clone)]
 struct WorkerCtx {
     store: Arc<dyn Store>,
     sink: Arc<dyn StorySink>,
@@ -171,9 +176,30 @@ fn now_ms() -> i64 {
 }
 
 impl WorkerCtx {
+    /// Whether a worker thread whose loop panicked starts it again: in a service, yes (its partitions
+    /// would otherwise wait for a process restart: with one worker per process nobody takes over its
+    /// leases); never once stopping or draining, where the panic fails the drain instead.
+    fn restarts_after_panic(&self) -> bool {
+        !self.cfg.ephemeral
+            && !self.shared.stop.load(Ordering::SeqCst)
+            && !self.shared.drain.load(Ordering::SeqCst)
+    }
+
+    /// Waits out a backoff before the `panics`-th restart (a panic that recurs on the same input must not
+    /// spin), counting it. The restarted loop leases its partitions again and resumes them from their
+    /// checkpoints, as after a process restart: nothing acknowledged is lost.
+    fn restart_after_panic(&self, panics: u32) {
+        counter!("storyline_worker_restarts_total", "tenant" => self.tenant.clone()).increment(1);
+        let wait = backoff(panics);
+        tracing::warn!(owner = %self.owner, panics, wait_ms = wait.as_millis() as u64,
+            "restarting the worker after a panic; its partitions resume from their checkpoints");
+        self.sleep_unless_stopped(wait);
+    }
+
     /// [`WorkerCtx::run`], with a panic recorded as the pool's error: a drain must not report success,
     /// nor `stop` a clean stop, after a worker died (a replay exited 0 with its stories unpublished).
-    fn run_recording_panics(self) {
+    /// Returns whether it panicked.
+    fn run_recording_panics(self) -> bool {
         let (shared, owner) = (self.shared.clone(), self.owner.clone());
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run())) {
             let what = panic
@@ -187,7 +213,9 @@ impl WorkerCtx {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(format!("worker {owner} panicked: {what}"));
+            return true;
         }
+        false
     }
 
     fn run(self) {

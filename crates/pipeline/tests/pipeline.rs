@@ -409,6 +409,77 @@ fn a_drain_fails_when_its_workers_panic() {
     );
 }
 
+/// A sink whose first publication panics on the worker's thread; later ones deliver.
+#[derive(Default)]
+struct PanicsOnceSink {
+    panicked: std::sync::atomic::AtomicBool,
+    delivered: MemorySink,
+}
+
+impl storyline_io::StorySink for PanicsOnceSink {
+    fn publish(&self, stories: &[Story]) -> anyhow::Result<()> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("the sink broke once");
+        }
+        self.delivered.publish(stories)
+    }
+}
+
+/// In a service, a worker whose loop panicked starts again and resumes its partitions from their
+/// checkpoints: with one worker nobody else would take its leases, and its shards would wait for a
+/// process restart. Every event still lands in exactly one story, and `stop` still reports the panic.
+#[test]
+fn a_service_worker_that_panicked_restarts_and_publishes_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 2,
+        workers: 1,
+        lease_ttl: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(10),
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", cfg.shards).unwrap();
+    let now = Timestamp::now();
+    let bucket = bucket_of(now, cfg.bucket_ms()) - 10 * cfg.bucket_ms();
+    // Five flows five minutes old, and one event now: event time has moved past their gap, so their
+    // stories close and are published (the first publication panics).
+    let old = Timestamp(now.0 - 300_000_000_000);
+    let mut events: Vec<Event> = (0..20)
+        .map(|i| flow(&format!("e{i}"), "fw", old, 30_000 + (i % 5) as u16))
+        .collect();
+    events.push(flow("now", "fw", now, 40_000));
+    append_at(&*store, bucket, &events, cfg.shards);
+    let sink = Arc::new(PanicsOnceSink::default());
+    let pool = WorkerPool::start(store, sink.clone(), cfg, "t", "p").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sink.delivered.len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never came back after its panic"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A service stops (its open stories stay in the checkpoint; only a drain flushes them).
+    let err = pool.stop().expect_err("the panic is still reported");
+    assert!(
+        format!("{err:#}").contains("panicked: the sink broke once"),
+        "{err:#}"
+    );
+    let latest = latest(&sink.delivered.take());
+    let m = members(&latest);
+    let ids: BTreeSet<String> = (0..20).map(|i| format!("e{i}")).collect();
+    assert_eq!(
+        m.keys().cloned().collect::<BTreeSet<_>>(),
+        ids,
+        "every closed event in one story"
+    );
+    assert_eq!(latest.len(), 5, "one story per flow");
+}
+
 #[test]
 fn retention_deletes_only_what_every_group_has_read_and_is_old_enough() {
     let dir = tempfile::tempdir().unwrap();
