@@ -208,11 +208,12 @@ impl WorkerCtx {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".into());
             tracing::error!(owner = %owner, "worker panicked: {what}");
-            shared
-                .errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(format!("worker {owner} panicked: {what}"));
+            let mut errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner());
+            // A service restarts the worker, and a panic that recurs on the same input recurs every few
+            // seconds for as long as it runs: the first ones say what happened, the log has the rest.
+            if errors.len() < KEPT_ERRORS {
+                errors.push(format!("worker {owner} panicked: {what}"));
+            }
             return true;
         }
         false
@@ -511,6 +512,9 @@ fn members_group(group: &str) -> String {
 const DRAIN_GIVE_UP: u32 = 20;
 
 /// Longest wait between retries after failed cycles.
+/// Most errors a pool keeps for `stop` and `drain` to report.
+const KEPT_ERRORS: usize = 16;
+
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Wait after the `failures`-th failed cycle in a row: 100 ms, doubling, at most [`MAX_BACKOFF`].
