@@ -370,6 +370,32 @@ fn pool_drains_every_event_into_exactly_one_story_and_dead_letters_bad_lines() {
         .all(|l| l.expires_ms < Timestamp::now().as_millis()));
 }
 
+/// A store for a pool of `workers` over two shards with short leases and polls, and a bucket ten buckets
+/// back (due at once): the store's directory, the store, the config, now, the bucket.
+fn quick_pool(
+    workers: usize,
+) -> (
+    tempfile::TempDir,
+    Arc<dyn Store>,
+    PipelineConfig,
+    Timestamp,
+    i64,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cfg = PipelineConfig {
+        shards: 2,
+        workers,
+        lease_ttl: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(10),
+        ..PipelineConfig::default()
+    };
+    store.ensure_tenant("t", cfg.shards).unwrap();
+    let now = Timestamp::now();
+    let bucket = bucket_of(now, cfg.bucket_ms()) - 10 * cfg.bucket_ms();
+    (dir, store, cfg, now, bucket)
+}
+
 /// A sink that fails by panicking, on the worker's thread.
 struct PanickingSink;
 
@@ -383,18 +409,7 @@ impl storyline_io::StorySink for PanickingSink {
 /// a replay must not end as if they were.
 #[test]
 fn a_drain_fails_when_its_workers_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let cfg = PipelineConfig {
-        shards: 2,
-        workers: 2,
-        lease_ttl: Duration::from_millis(300),
-        poll_interval: Duration::from_millis(10),
-        ..PipelineConfig::default()
-    };
-    store.ensure_tenant("t", cfg.shards).unwrap();
-    let now = Timestamp::now();
-    let bucket = bucket_of(now, cfg.bucket_ms()) - 10 * cfg.bucket_ms();
+    let (_dir, store, cfg, now, bucket) = quick_pool(2);
     append_at(
         &*store,
         bucket,
@@ -433,18 +448,7 @@ impl storyline_io::StorySink for PanicsOnceSink {
 /// process restart. Every event still lands in exactly one story, and `stop` still reports the panic.
 #[test]
 fn a_service_worker_that_panicked_restarts_and_publishes_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let cfg = PipelineConfig {
-        shards: 2,
-        workers: 1,
-        lease_ttl: Duration::from_millis(300),
-        poll_interval: Duration::from_millis(10),
-        ..PipelineConfig::default()
-    };
-    store.ensure_tenant("t", cfg.shards).unwrap();
-    let now = Timestamp::now();
-    let bucket = bucket_of(now, cfg.bucket_ms()) - 10 * cfg.bucket_ms();
+    let (_dir, store, cfg, now, bucket) = quick_pool(1);
     // Five flows five minutes old, and one event now: event time has moved past their gap, so their
     // stories close and are published (the first publication panics).
     let old = Timestamp(now.0 - 300_000_000_000);
