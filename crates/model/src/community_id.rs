@@ -37,17 +37,25 @@ pub fn for_event(e: &Event) -> Option<Str> {
         .iana_number
         .or_else(|| e.network.transport.as_deref().and_then(protocol_number))?;
     let (s, d) = (e.source.ip?, e.destination.ip?);
-    // Written into a stack buffer and copied once: `compute`'s `String`s (the base64, then the `1:`
-    // prefix in front) grew and copied on most events (~0.5% of a replay's instructions).
-    let digest = digest(proto, s, d, e.source.port, e.destination.port, 0);
+    Some(text(&digest(
+        proto,
+        s,
+        d,
+        e.source.port,
+        e.destination.port,
+        0,
+    )))
+}
+
+/// `1:` and the digest's base64, written into a stack buffer and copied once: two `String`s (the base64,
+/// then the `1:` prefix in front) grew and copied on most events (~0.5% of a replay's instructions).
+fn text(digest: &[u8; 20]) -> Str {
     let mut text = [0u8; 2 + BASE64_LEN];
     text[..2].copy_from_slice(b"1:");
     let n = base64::engine::general_purpose::STANDARD
         .encode_slice(digest, &mut text[2..])
         .expect("the buffer holds a SHA-1 digest's base64");
-    Some(Str::from(
-        std::str::from_utf8(&text[..2 + n]).expect("base64 is ASCII"),
-    ))
+    Str::from(std::str::from_utf8(&text[..2 + n]).expect("base64 is ASCII"))
 }
 
 /// Length of a SHA-1 digest's padded base64.
@@ -66,11 +74,7 @@ pub fn compute(
     dport: Option<u16>,
     seed: u16,
 ) -> String {
-    let digest = digest(proto, saddr, daddr, sport, dport, seed);
-    format!(
-        "1:{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
+    text(&digest(proto, saddr, daddr, sport, dport, seed)).into()
 }
 
 /// Community ID v1 with hex output (`1:` + lowercase hex of the SHA-1 digest). Same inputs as [`compute`].
