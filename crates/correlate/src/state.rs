@@ -343,11 +343,11 @@ impl Changes {
     }
 }
 
-/// How long, in event time after eviction, the keys of a forgotten story are remembered.
 /// A new story's room for events and index keys ([`Correlator::new_story`]).
 const STORY_EVENTS_RESERVED: usize = 8;
 const STORY_KEYS_RESERVED: usize = 8;
 
+/// How long, in event time after eviction, the keys of a forgotten story are remembered.
 const RELATED_MEMORY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// An event's time capped at its receiving clock plus the skew bound (a sensor whose clock runs far

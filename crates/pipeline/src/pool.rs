@@ -511,10 +511,10 @@ fn members_group(group: &str) -> String {
 /// Failures in a row after which a drain gives up (a running service never does).
 const DRAIN_GIVE_UP: u32 = 20;
 
-/// Longest wait between retries after failed cycles.
 /// Most errors a pool keeps for `stop` and `drain` to report.
 const KEPT_ERRORS: usize = 16;
 
+/// Longest wait between retries after failed cycles (and between restarts after panics).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Wait after the `failures`-th failed cycle in a row: 100 ms, doubling, at most [`MAX_BACKOFF`].
