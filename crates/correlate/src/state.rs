@@ -254,7 +254,9 @@ pub struct Correlator {
     exact: Map<Key, Entries>,
     offers: Map<Key, Entries>,
     demands: Map<Key, Entries>,
-    by_event: Map<EventKey, Slot>,
+    /// Keys of the events held, to recognise a duplicate. Which story holds one is in the story's own
+    /// list: a set spares rewriting the entries of every event a merge moves.
+    by_event: Set<EventKey>,
     /// Open stories by the event time at which they close, lazily: a story's entry is left where it was
     /// when a new event moves its closing time later, and moved when it comes due
     /// ([`Correlator::advance`]). Moving it at every event was a B-tree removal and insertion per event
@@ -377,7 +379,7 @@ impl Correlator {
             exact: Map::default(),
             offers: Map::default(),
             demands: Map::default(),
-            by_event: Map::default(),
+            by_event: Set::default(),
             closing: BTreeSet::new(),
             open_count: 0,
             evicting: BTreeSet::new(),
@@ -523,7 +525,7 @@ impl Correlator {
     /// `ingest_linked`); looked up a few events ahead, the misses of several events are in flight at
     /// once and the event's own lookups find the lines cached. Changes nothing.
     fn warm_index_entries(&self, key: EventKey, links: &Links) {
-        std::hint::black_box(self.by_event.get(&key));
+        std::hint::black_box(self.by_event.contains(&key));
         for k in &links.exact {
             std::hint::black_box(self.exact.get(k).map(|l| l.len()));
         }
@@ -539,7 +541,7 @@ impl Correlator {
     /// they depend on nothing but the event and the config, so a reader thread can compute them off the
     /// correlator's critical path.
     pub fn ingest_linked(&mut self, e: &Event, key: EventKey, bucket: i64, links: &Links) {
-        if self.by_event.contains_key(&key) {
+        if self.by_event.contains(&key) {
             self.stats.duplicates += 1;
             return;
         }
@@ -908,7 +910,7 @@ impl Correlator {
         s.acc.add_event(e, key, t);
         s.dirty = true;
         s.max_bucket = s.max_bucket.max(bucket);
-        self.by_event.insert(key, slot);
+        self.by_event.insert(key);
         self.schedule_open(slot);
     }
 
@@ -932,7 +934,15 @@ impl Correlator {
         // the same sensor. Hot keys' lists run to ~1,500 entries: a 1M-event replay scanned ~20M entries
         // here, and ~9.5M of them cost such a lookup.
         const ABSORBED_SCAN_UP_TO: usize = 8;
-        let absorbed: &[Slot] = self.stories.get(&slot).map_or(&[], |s| &s.absorbed);
+        let story = self.stories.get(&slot);
+        let absorbed: &[Slot] = story.map_or(&[], |s| &s.absorbed);
+        // The keys this story (with those folded into it) has entries under. A long list is searched only
+        // for a key among them: a hot key's list gains an entry with every new story that reports it, so
+        // searching it mostly found none, at a cost growing with the data held (`bench correlate`, 1M
+        // events: 4.77 / 4.84 → 4.46 / 4.60 s, benchmarks.md). Short lists are searched at once: asking
+        // the story first cost more than it spared when done for every key (twelfth, fourteenth sittings).
+        const SEARCH_UNASKED_UP_TO: usize = 32;
+        let own_keys: &[(Index, Key)] = story.map_or(&[], |s| &s.keys);
         for (index, k, lo, hi) in items {
             let parent = &self.parent;
             let folded_here = |mut s: Slot| {
@@ -951,10 +961,16 @@ impl Correlator {
             };
             self.changed.index(index, k);
             let list = map.entry(k).or_default();
-            match list
-                .iter_mut()
-                .find(|en| en.sensor == sensor && (en.slot == slot || folded_here(en.slot)))
-            {
+            let may_hold = list.len() <= SEARCH_UNASKED_UP_TO
+                || own_keys.contains(&(index, k))
+                || added.contains(&(index, k));
+            let held = if may_hold {
+                list.iter_mut()
+                    .find(|en| en.sensor == sensor && (en.slot == slot || folded_here(en.slot)))
+            } else {
+                None
+            };
+            match held {
                 Some(en) => {
                     en.lo = en.lo.min(lo);
                     en.hi = en.hi.max(hi);
@@ -1001,9 +1017,6 @@ impl Correlator {
         }
         s.acc.merge(&f.acc);
         s.dirty = true;
-        for (k, _) in &f.events {
-            self.by_event.insert(*k, into);
-        }
         s.events.extend(f.events);
         s.keys.extend(f.keys);
         s.absorbed.push(from);
@@ -1404,7 +1417,7 @@ impl Correlator {
             return;
         };
         for (k, _) in &s.events {
-            std::hint::black_box(self.by_event.get(k));
+            std::hint::black_box(self.by_event.contains(k));
         }
         for (index, k) in &s.keys {
             std::hint::black_box(self.index(*index).get(k).map(|l| l.len()));
@@ -1562,7 +1575,7 @@ impl Correlator {
                     let s: StoryState =
                         postcard::from_bytes(value).map_err(|e| bad("story", &e))?;
                     for (k, _) in &s.events {
-                        c.by_event.insert(*k, slot);
+                        c.by_event.insert(*k);
                     }
                     for a in &s.absorbed {
                         // Flattened: `find` gives the same root as the chain it replaces.
@@ -1617,9 +1630,8 @@ impl Correlator {
 
     /// Rough bytes held, for metrics: ids, keys and fused summaries (no payloads are ever held).
     pub fn state_bytes(&self) -> usize {
-        let per_event = std::mem::size_of::<(EventKey, EventId)>()
-            + std::mem::size_of::<(EventKey, Slot)>()
-            + 16;
+        let per_event =
+            std::mem::size_of::<(EventKey, EventId)>() + std::mem::size_of::<EventKey>() + 16;
         let per_story = std::mem::size_of::<StoryState>() + 256;
         let per_entry = std::mem::size_of::<Entry>() + 24;
         let entries: usize = [&self.exact, &self.offers, &self.demands]
@@ -1729,7 +1741,7 @@ mod tests {
                     .map(move |(k, l)| ((i as u8, *k), postcard::to_stdvec(l).unwrap()))
             })
             .collect();
-        let by_event: BTreeMap<_, _> = c.by_event.iter().collect();
+        let by_event: BTreeSet<_> = c.by_event.iter().collect();
         let roots: BTreeMap<_, _> = c.parent.keys().map(|s| (*s, c.find(*s))).collect();
         let gone: BTreeMap<_, _> = c.gone.iter().collect();
         format!(
@@ -1908,6 +1920,41 @@ mod tests {
         // Another sensor's report of the key is an entry of its own.
         c.register(a, &links(7), t(9), 4);
         assert_eq!(c.exact[&7].len(), 2);
+    }
+
+    /// A long (hot) list is searched only for stories that registered the key: the entry of a story that
+    /// did, itself or through a story folded into it, is still widened, and a key given twice in one event
+    /// gets one entry.
+    #[test]
+    fn a_long_list_widens_the_entries_of_stories_that_hold_the_key() {
+        let mut c = Correlator::new("t", Config::default());
+        let t = |s: i64| Timestamp(1_700_000_000_000_000_000 + s * 1_000_000_000);
+        let demand = |k: Key, times: usize| Links {
+            demands: (0..times).map(|_| k).collect(),
+            ..Links::default()
+        };
+        let hot: Key = 7;
+        let others: Vec<Slot> = (0..40).map(|_| c.new_story(t(0))).collect();
+        for s in &others {
+            c.register(*s, &demand(hot, 1), t(1), 3);
+        }
+        let (a, folded) = (c.new_story(t(0)), c.new_story(t(0)));
+        c.register(folded, &demand(hot, 1), t(2), 3);
+        c.merge(a, folded);
+        assert_eq!(c.demands[&hot].len(), 41);
+        c.register(a, &demand(hot, 1), t(5), 3);
+        let list = &c.demands[&hot];
+        assert_eq!(list.len(), 41, "the folded story's entry is widened");
+        let entry = list.iter().find(|en| en.slot == folded).unwrap();
+        assert_eq!((entry.lo, entry.hi), (t(2), t(5)));
+        // A new story naming the key twice in one event: one entry, then widened by its next event.
+        let fresh = c.new_story(t(0));
+        c.register(fresh, &demand(hot, 2), t(6), 3);
+        c.register(fresh, &demand(hot, 1), t(8), 3);
+        let list = &c.demands[&hot];
+        assert_eq!(list.len(), 42);
+        let entry = list.iter().find(|en| en.slot == fresh).unwrap();
+        assert_eq!((entry.lo, entry.hi), (t(6), t(8)));
     }
 
     /// A warmed pass maps every item in order, and asks for each item's state and then its lists before
