@@ -44,6 +44,10 @@ pub struct CorrelateArgs {
     /// `Correlator::flush_and_forget`) or `copy` (the state stays, as a service's drain keeps it).
     #[arg(long, value_delimiter = ',', default_values_t = [FinalFlush::Move], value_enum)]
     final_flush: Vec<FinalFlush>,
+    /// When stories are published, as `storyline replay --publish` takes it: `final` (a replay's default)
+    /// or `on-close` (the service's way, about twice the versions).
+    #[arg(long, default_value = "final", value_parser = ["final", "on-close"])]
+    publish: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -193,6 +197,7 @@ fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
     {
         let mut c = Correlator::new("bench", cfg.clone());
         c.stop_recording_changes();
+        c.publish_only_final(a.publish == "final");
         let mut out = Vec::new();
         let (mut versions, mut in_ingest, mut in_advance) = (0usize, 0.0, 0.0);
         let started = Instant::now();
