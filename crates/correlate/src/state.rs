@@ -12,12 +12,16 @@ use crate::fuse::FusedAcc;
 use crate::keys::{links, Key, Links};
 use crate::Config;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
 use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage, OWN_AHEAD};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 type Slot = u64;
+
+/// The stories an event links to: a few at most, so kept off the heap (one list per event).
+type Slots = SmallVec<[Slot; 8]>;
 
 /// The version of a story's last publication when it was folded into another: final, above any count.
 pub const MERGED_VERSION: u32 = u32::MAX;
@@ -115,7 +119,7 @@ enum Index {
 
 /// The entries of one key: most keys have one, kept inline in the index (a heap list cost a cache miss
 /// per lookup, the largest single stall of the engine).
-type Entries = smallvec::SmallVec<[Entry; 1]>;
+type Entries = SmallVec<[Entry; 1]>;
 
 /// Where a key was seen: in which story (slot, possibly folded since), over which event-time range.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -466,7 +470,7 @@ impl Correlator {
     /// be worked through from its first: the stories next in line, long untouched, are requested while the
     /// first is worked on.
     fn warm_queue(&self, queue: &BTreeSet<(Timestamp, Slot)>) {
-        let next: smallvec::SmallVec<[Slot; OWN_AHEAD + 1]> = queue
+        let next: SmallVec<[Slot; OWN_AHEAD + 1]> = queue
             .iter()
             .take(OWN_AHEAD + 1)
             .map(|(_, slot)| *slot)
@@ -570,13 +574,13 @@ impl Correlator {
         links: &Links,
         t: Timestamp,
         sensor: u32,
-    ) -> (Vec<Slot>, bool, Vec<PendingLink>) {
+    ) -> (Slots, bool, SmallVec<[PendingLink; 2]>) {
         let gap = self.cfg.gap;
         let fanout = self.cfg.max_key_fanout;
         let slack = (self.cfg.gap + self.cfg.allowed_lateness).as_nanos() as i64;
-        let mut found = Vec::new();
+        let mut found = Slots::new();
         let mut hot = false;
-        let mut samples: Vec<(u32, i64)> = Vec::new();
+        let mut samples: SmallVec<[(u32, i64); 4]> = SmallVec::new();
         let defer = self.cfg.dns_links_use_clock_offsets;
         for k in &links.exact {
             if defer || self.cfg.correct_story_times {
@@ -608,7 +612,7 @@ impl Correlator {
         let cross = self.cfg.dns_cross_sensor_tolerance.as_nanos() as i64;
         // Whatever the estimate turns out to be, two sensors' clocks differ by at most twice the skew bound.
         let widest = cross + 2 * self.cfg.max_clock_skew.as_nanos() as i64;
-        let mut deferred = Vec::new();
+        let mut deferred = SmallVec::new();
         let mut dns = |list: Option<&Entries>, window_ns: Option<i64>| {
             let Some(list) = list else { return };
             if list.len() > fanout {
@@ -649,13 +653,15 @@ impl Correlator {
         for (other, delta) in samples {
             self.clocks.observe(sensor, other, delta);
         }
-        let mut roots: Vec<Slot> = found.into_iter().map(|s| self.find(s)).collect();
-        roots.sort_unstable();
-        roots.dedup();
+        for s in &mut found {
+            *s = self.find(*s);
+        }
+        found.sort_unstable();
+        found.dedup();
         if hot {
             self.stats.cut_links += 1;
         }
-        (roots, hot, deferred)
+        (found, hot, deferred)
     }
 
     /// Decides the cross-sensor DNS links whose clock estimate is final (all of them at the end of input),
@@ -720,7 +726,7 @@ impl Correlator {
 
     /// Folds the candidate stories into the oldest that the guards allow and returns it, or opens a new
     /// story. Guards: a story never grows past `max_story_events` or `max_story_span`.
-    fn join(&mut self, candidates: Vec<Slot>, t: Timestamp, exact: &[Key]) -> Slot {
+    fn join(&mut self, candidates: Slots, t: Timestamp, exact: &[Key]) -> Slot {
         let max_events = self.cfg.max_story_events;
         let max_span = self.cfg.max_story_span;
         let fits = |s: &StoryState, extra_events: usize, first: Timestamp, last: Timestamp| {
@@ -917,7 +923,7 @@ impl Correlator {
     /// Records the event's keys under its story, widening the story's existing entry for a key when it
     /// has one.
     fn register(&mut self, slot: Slot, links: &Links, t: Timestamp, sensor: u32) {
-        let mut added: smallvec::SmallVec<[(Index, Key); 4]> = smallvec::SmallVec::new();
+        let mut added: SmallVec<[(Index, Key); 4]> = smallvec::SmallVec::new();
         let items = links
             .exact
             .iter()
