@@ -1250,6 +1250,16 @@ pub fn set_thread_nice(nice: i32) {
     }
 }
 
+/// Moves the calling thread to the `SCHED_IDLE` policy: it runs only when no thread of normal priority
+/// wants its core, and any such thread waking up preempts it at once (a nice value only shares the core
+/// by weight, and a waking thread may wait out the running one's slice). Unprivileged; returns whether
+/// it took (it only tunes speed).
+pub fn set_thread_idle_policy() -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: one syscall on the calling thread (pid 0) with a valid parameter block.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
+}
+
 /// Events in a cycle's first page (later pages hold `scan_batch`).
 const FIRST_PAGE: usize = 512;
 
@@ -1304,8 +1314,25 @@ impl PageReader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{newest_versions_only, PartsLog};
+    use super::{newest_versions_only, set_thread_idle_policy, PartsLog};
     use storyline_model::{Story, StoryId};
+
+    /// The policy is the calling thread's only: the process's other threads keep theirs.
+    #[test]
+    fn the_idle_policy_applies_to_the_calling_thread_when_it_takes() {
+        // SAFETY: reads the calling thread's policy.
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let before = policy();
+        let (took, after) = std::thread::spawn(move || (set_thread_idle_policy(), policy()))
+            .join()
+            .unwrap();
+        if took {
+            assert_eq!(after, libc::SCHED_IDLE);
+        } else {
+            assert_eq!(after, before, "a refused change leaves the policy");
+        }
+        assert_eq!(policy(), before);
+    }
 
     #[test]
     fn only_the_newest_version_of_each_story_stays_in_the_outbox() {

@@ -372,12 +372,19 @@ fn read_chunks(
 /// Lowers the calling thread's CPU priority. A replay's correlation runs on one thread and is its critical
 /// path; parsing and appending run ahead of it on the other threads. At equal priority the scheduler gave
 /// the correlator ~0.6 of a core while input was still being read (the rest went to the threads racing
-/// ahead), and it then finished alone while the other core idled.
+/// ahead), and it then finished alone while the other core idled. At nice 10 it still waited ~1 s of a
+/// 1M-event replay runnable but not running (`/proc/.../schedstat`): woken after waiting for a page, it
+/// queued behind the ingest thread on its core. `SCHED_IDLE` threads are preempted by any waking thread
+/// of normal priority, and the wait fell to ~0.75 s: 5 of 6 alternating pairs were faster (benchmarks.md,
+/// fifteenth sitting). Where `SCHED_IDLE` cannot be set, nice 10 stays. Ingest yields to every other
+/// process of the machine as well, which suits a batch job.
 fn yield_to_correlation() {
     storyline_pipeline::worker::set_thread_nice(INGEST_NICE);
+    storyline_pipeline::worker::set_thread_idle_policy();
 }
 
-/// Nice value of replay's reading and ingest threads (workers keep the process's).
+/// Nice value of replay's reading and ingest threads where `SCHED_IDLE` is refused (workers keep the
+/// process's).
 const INGEST_NICE: i32 = 10;
 
 /// Nice value of the workers' reader and commit threads.
