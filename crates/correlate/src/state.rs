@@ -132,6 +132,68 @@ struct Entry {
     sensor: u32,
 }
 
+fn close_at(cfg: &Config, last: Timestamp) -> Timestamp {
+    last.saturating_add(cfg.gap)
+}
+
+/// When an open story closes: `gap` after its last event, or at once when it is full.
+fn close_key(cfg: &Config, s: &StoryState) -> Timestamp {
+    if s.events.len() >= cfg.max_story_events {
+        Timestamp::MIN
+    } else {
+        close_at(cfg, s.last)
+    }
+}
+
+/// When a closed story is forgotten: once no late event may join it any more.
+fn evict_at(cfg: &Config, first: Timestamp, last: Timestamp) -> Timestamp {
+    let slack = cfg.gap + cfg.allowed_lateness;
+    let after_lateness = last.saturating_add(slack);
+    if !cfg.correct_story_times {
+        return after_lateness;
+    }
+    // Held until its clock estimate is final (up to a minute more): its last version must show the
+    // corrected times whatever the arrival order, and only a held story can be published again.
+    after_lateness.max(story_estimate_final_at(
+        epoch_of(first),
+        slack.as_nanos() as i64,
+    ))
+}
+
+/// Takes a closed story's entry out of the evicting schedule (or the links' waiting list).
+fn off_evicting(
+    cfg: &Config,
+    s: &StoryState,
+    slot: Slot,
+    evicting: &mut BTreeSet<(Timestamp, Slot)>,
+    waiting_for_links: &mut BTreeSet<(Timestamp, Slot)>,
+) {
+    let at = evict_at(cfg, s.first, s.last);
+    if !evicting.remove(&(at, slot)) {
+        waiting_for_links.remove(&(at, slot));
+    }
+}
+
+/// Marks the story open and makes sure it has a closing entry no later than its closing time: an entry
+/// that is earlier is moved when it comes due.
+fn keep_open(
+    cfg: &Config,
+    s: &mut StoryState,
+    slot: Slot,
+    closing: &mut BTreeSet<(Timestamp, Slot)>,
+    open_count: &mut usize,
+) {
+    let at = close_key(cfg, s);
+    if !s.open {
+        s.open = true;
+        *open_count += 1;
+    }
+    if s.queued_close.is_none_or(|q| at < q) {
+        s.queued_close = Some(at);
+        closing.insert((at, slot));
+    }
+}
+
 fn sensor_tag(e: &Event) -> u32 {
     tag_of(&e.observer.name)
 }
@@ -816,30 +878,12 @@ impl Correlator {
                 related: Vec::new(),
                 corrected: false,
                 shown: (t, t),
-                queued_close: Some(self.close_at(t)),
+                queued_close: Some(close_at(&self.cfg, t)),
             }),
         );
-        self.closing.insert((self.close_at(t), slot));
+        self.closing.insert((close_at(&self.cfg, t), slot));
         self.open_count += 1;
         slot
-    }
-
-    fn close_at(&self, last: Timestamp) -> Timestamp {
-        last.saturating_add(self.cfg.gap)
-    }
-
-    fn evict_at(&self, first: Timestamp, last: Timestamp) -> Timestamp {
-        let slack = self.cfg.gap + self.cfg.allowed_lateness;
-        let after_lateness = last.saturating_add(slack);
-        if !self.cfg.correct_story_times {
-            return after_lateness;
-        }
-        // Held until its clock estimate is final (up to a minute more): its last version must show the
-        // corrected times whatever the arrival order, and only a held story can be published again.
-        after_lateness.max(story_estimate_final_at(
-            epoch_of(first),
-            slack.as_nanos() as i64,
-        ))
     }
 
     /// Takes a closed story out of the evicting schedule before its times change (an open story's closing
@@ -847,35 +891,19 @@ impl Correlator {
     fn unschedule(&mut self, slot: Slot) {
         let s = &self.stories[&slot];
         if !s.open {
-            let at = self.evict_at(s.first, s.last);
-            if !self.evicting.remove(&(at, slot)) {
-                self.waiting_for_links.remove(&(at, slot));
-            }
+            off_evicting(
+                &self.cfg,
+                s,
+                slot,
+                &mut self.evicting,
+                &mut self.waiting_for_links,
+            );
         }
     }
 
-    /// When an open story closes: `gap` after its last event, or at once when it is full.
-    fn close_key(&self, s: &StoryState) -> Timestamp {
-        if s.events.len() >= self.cfg.max_story_events {
-            Timestamp::MIN
-        } else {
-            self.close_at(s.last)
-        }
-    }
-
-    /// Marks the story open and makes sure it has a closing entry no later than its closing time: an
-    /// entry that is earlier is moved when it comes due.
     fn schedule_open(&mut self, slot: Slot) {
-        let at = self.close_key(&self.stories[&slot]);
         let s = self.stories.get_mut(&slot).expect("slot exists");
-        if !s.open {
-            s.open = true;
-            self.open_count += 1;
-        }
-        if s.queued_close.is_none_or(|q| at < q) {
-            s.queued_close = Some(at);
-            self.closing.insert((at, slot));
-        }
+        keep_open(&self.cfg, s, slot, &mut self.closing, &mut self.open_count);
     }
 
     /// Open stories by (closing time, slot): the order they close in.
@@ -884,7 +912,7 @@ impl Correlator {
             .stories
             .iter()
             .filter(|(_, s)| s.open)
-            .map(|(slot, s)| (self.close_key(s), *slot))
+            .map(|(slot, s)| (close_key(&self.cfg, s), *slot))
             .collect();
         open.sort_unstable();
         open
@@ -904,9 +932,17 @@ impl Correlator {
 
     fn add_to(&mut self, slot: Slot, e: &Event, key: EventKey, t: Timestamp, bucket: i64) {
         self.changed.story(slot);
-        self.unschedule(slot);
+        // One lookup of the story for all of it (the scheduling steps are written on split borrows).
+        let cfg = &self.cfg;
         let s = self.stories.get_mut(&slot).expect("slot exists");
         if !s.open {
+            off_evicting(
+                cfg,
+                s,
+                slot,
+                &mut self.evicting,
+                &mut self.waiting_for_links,
+            );
             self.stats.reopened += 1;
         }
         s.first = s.first.min(t);
@@ -917,13 +953,13 @@ impl Correlator {
         s.dirty = true;
         s.max_bucket = s.max_bucket.max(bucket);
         self.by_event.insert(key);
-        self.schedule_open(slot);
+        keep_open(cfg, s, slot, &mut self.closing, &mut self.open_count);
     }
 
     /// Records the event's keys under its story, widening the story's existing entry for a key when it
     /// has one.
     fn register(&mut self, slot: Slot, links: &Links, t: Timestamp, sensor: u32) {
-        let mut added: SmallVec<[(Index, Key); 4]> = smallvec::SmallVec::new();
+        let mut added: SmallVec<[(Index, Key); 4]> = SmallVec::new();
         let items = links
             .exact
             .iter()
@@ -1079,7 +1115,7 @@ impl Correlator {
             if !s.open || s.queued_close != Some(at) {
                 continue;
             }
-            let due = self.close_key(s);
+            let due = close_key(&self.cfg, s);
             if due > at {
                 // Events moved its closing time since it was queued: it waits until then. Stories are
                 // still closed in (closing time, slot) order, as with every entry kept exact.
@@ -1254,7 +1290,7 @@ impl Correlator {
         if dirty && !self.held_back(first) {
             batch.push(self.publish(slot));
         }
-        let at = self.evict_at(first, last);
+        let at = evict_at(&self.cfg, first, last);
         self.evicting.insert((at, slot));
     }
 
@@ -1588,7 +1624,7 @@ impl Correlator {
                         c.parent.insert(*a, slot);
                     }
                     if !s.open {
-                        c.evicting.insert((c.evict_at(s.first, s.last), slot));
+                        c.evicting.insert((evict_at(&c.cfg, s.first, s.last), slot));
                     }
                     c.stories.insert(slot, Box::new(s));
                 }
