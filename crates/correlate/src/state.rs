@@ -976,15 +976,18 @@ impl Correlator {
         // the same sensor. Hot keys' lists run to ~1,500 entries: a 1M-event replay scanned ~20M entries
         // here, and ~9.5M of them cost such a lookup.
         const ABSORBED_SCAN_UP_TO: usize = 8;
-        let story = self.stories.get(&slot);
-        let absorbed: &[Slot] = story.map_or(&[], |s| &s.absorbed);
+        // Looked up once: read during the search, its key list extended after.
+        let story = self.stories.get_mut(&slot);
+        let (absorbed, own_keys): (&[Slot], &[(Index, Key)]) = match &story {
+            Some(s) => (&s.absorbed, &s.keys),
+            None => (&[], &[]),
+        };
         // The keys this story (with those folded into it) has entries under. A long list is searched only
         // for a key among them: a hot key's list gains an entry with every new story that reports it, so
         // searching it mostly found none, at a cost growing with the data held (`bench correlate`, 1M
         // events: 4.77 / 4.84 → 4.46 / 4.60 s, benchmarks.md). Short lists are searched at once: asking
         // the story first cost more than it spared when done for every key (twelfth, fourteenth sittings).
         const SEARCH_UNASKED_UP_TO: usize = 32;
-        let own_keys: &[(Index, Key)] = story.map_or(&[], |s| &s.keys);
         for (index, k, lo, hi) in items {
             let parent = &self.parent;
             let folded_here = |mut s: Slot| {
@@ -1028,7 +1031,7 @@ impl Correlator {
                 }
             }
         }
-        if let Some(s) = self.stories.get_mut(&slot) {
+        if let Some(s) = story {
             s.keys.extend(added);
         }
     }
