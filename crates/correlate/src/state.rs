@@ -901,6 +901,7 @@ impl Correlator {
         }
     }
 
+    /// [`keep_open`] for the story in `slot`.
     fn schedule_open(&mut self, slot: Slot) {
         let s = self.stories.get_mut(&slot).expect("slot exists");
         keep_open(&self.cfg, s, slot, &mut self.closing, &mut self.open_count);
