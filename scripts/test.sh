@@ -33,8 +33,10 @@ report_disk() {
 }
 report_disk "before the build"
 
-# Formatting is part of the suite so a red diff is caught before review.
+# Formatting is part of the suite so a red diff is caught before review; so are clippy's lints (the
+# workspace is clean of them, default features, every target).
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 # PostgreSQL for the store's PostgreSQL backend tests (crates/store/tests/postgres.rs). With STORYLINE_TEST_PG
 # already set (a libpq connection string) that server is used; otherwise a throwaway server is installed if

@@ -421,8 +421,10 @@ mod tests {
     use super::*;
 
     fn flow(id: &str, t_secs: i64, port: u16, reversed: bool) -> Event {
-        let mut e = Event::default();
-        e.timestamp = Timestamp(t_secs * 1_000_000_000);
+        let mut e = Event {
+            timestamp: Timestamp(t_secs * 1_000_000_000),
+            ..Event::default()
+        };
         e.event.id = id.into();
         e.observer.name = "fw".into();
         e.network.transport = Some("tcp".into());

@@ -17,8 +17,10 @@ const TOLERANCE: i64 = MS;
 
 /// One report of flow `i` (its own client port) at `t` on the reporting sensor's clock.
 fn report(sensor: &str, i: u16, t: i64) -> Event {
-    let mut e = Event::default();
-    e.timestamp = Timestamp(t);
+    let mut e = Event {
+        timestamp: Timestamp(t),
+        ..Event::default()
+    };
     e.event.id = format!("{sensor}-{i}").into();
     e.observer.name = sensor.into();
     e.network.transport = Some("tcp".into());

@@ -7,8 +7,10 @@ use storyline_model::{Event, EventKey, Story, Timestamp};
 const S: i64 = 1_000_000_000;
 
 fn flow_event(id: &str, sensor: &str, t_secs: i64, client_port: u16, reversed: bool) -> Event {
-    let mut e = Event::default();
-    e.timestamp = Timestamp(1_800_000_000 * S + t_secs * S);
+    let mut e = Event {
+        timestamp: Timestamp(1_800_000_000 * S + t_secs * S),
+        ..Event::default()
+    };
     e.event.id = id.into();
     e.observer.name = sensor.into();
     e.network.transport = Some("tcp".into());

@@ -271,8 +271,10 @@ mod tests {
     use super::*;
 
     fn sample() -> Event {
-        let mut e = Event::default();
-        e.timestamp = Timestamp(1_763_000_000_000_000_000);
+        let mut e = Event {
+            timestamp: Timestamp(1_763_000_000_000_000_000),
+            ..Event::default()
+        };
         e.event.id = "abc".into();
         e.observer.name = "fw-1".into();
         e.source.ip = Some("10.0.0.1".parse().unwrap());

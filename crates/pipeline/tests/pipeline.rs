@@ -17,8 +17,10 @@ fn open(dir: &std::path::Path) -> Arc<dyn Store> {
 }
 
 fn flow(id: &str, sensor: &str, t: Timestamp, port: u16) -> Event {
-    let mut e = Event::default();
-    e.timestamp = t;
+    let mut e = Event {
+        timestamp: t,
+        ..Event::default()
+    };
     e.event.id = id.into();
     e.observer.name = sensor.into();
     e.network.transport = Some("tcp".into());

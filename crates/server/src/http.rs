@@ -14,6 +14,10 @@
 //! `/healthz` is liveness (the process serves HTTP: 200 `ok`). `/readyz` is readiness: 200 while the store
 //! can be reached, 503 with the reason while it cannot (then ingest answers 503 at once, without parsing).
 
+// The handlers' helpers return the error response itself (`Result<_, Response>`), which is what axum's
+// handlers answer with; it is large, but only built once per failed request.
+#![allow(clippy::result_large_err)]
+
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -338,7 +338,7 @@ impl Tenants {
         {
             return Err(IngestError::UnknownTenant(id.to_string()));
         }
-        let ingestor = Ingestor::new(self.store.clone(), id, &self.pipeline, self.limits.clone())
+        let ingestor = Ingestor::new(self.store.clone(), id, &self.pipeline, self.limits)
             .map_err(|e| IngestError::Store(e.into()))?;
         let mut map = self.live.lock().unwrap_or_else(|p| p.into_inner());
         Ok(map
@@ -420,7 +420,7 @@ impl Tenants {
                 continue;
             }
             let stopped = pool.take().map(|p| p.stop()).unwrap_or(Ok(()));
-            match stopped.map_err(anyhow::Error::from).and_then(|()| {
+            match stopped.and_then(|()| {
                 self.registry
                     .update(&id, |r| r.asleep = true)
                     .map_err(anyhow::Error::from)

@@ -237,7 +237,7 @@ impl Registry {
             .and_then(|json| self.store.put_record(&key, Some(&json)))
             // Trimming reads the whole history, so it runs every 64th entry; reads cap at the limit.
             .and_then(|()| {
-                if seq % 64 == 0 {
+                if seq.is_multiple_of(64) {
                     self.trim_history(id)
                 } else {
                     Ok(())
