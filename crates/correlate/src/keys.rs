@@ -164,6 +164,16 @@ fn dns_offers(e: &Event, client: &[u8], question: &str, cfg: &Config, l: &mut Li
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Index keys are stored (checkpoints): their definition, xxh3-64 of the tag and each part's length
+    /// and bytes, is pinned to a value.
+    #[test]
+    fn keys_hash_as_the_stored_definition() {
+        assert_eq!(
+            key(SESSION, &[b"zeek-core", b"CQewIBwXvcetZK1mQq"]),
+            0xf85a_efc9_d48e_bf6b
+        );
+    }
     use storyline_model::DnsAnswer;
 
     fn conn(src: &str, sp: u16, dst: &str, dp: u16) -> Event {
