@@ -322,7 +322,7 @@ pub struct Correlator {
     demands: Map<Key, Entries>,
     /// Keys of the events held, to recognise a duplicate. Which story holds one is in the story's own
     /// list: a set spares rewriting the entries of every event a merge moves.
-    by_event: Set<EventKey>,
+    held_keys: Set<EventKey>,
     /// Open stories by the event time at which they close, lazily: a story's entry is left where it was
     /// when a new event moves its closing time later, and moved when it comes due
     /// ([`Correlator::advance`]). Moving it at every event was a B-tree removal and insertion per event
@@ -445,7 +445,7 @@ impl Correlator {
             exact: Map::default(),
             offers: Map::default(),
             demands: Map::default(),
-            by_event: Set::default(),
+            held_keys: Set::default(),
             closing: BTreeSet::new(),
             open_count: 0,
             evicting: BTreeSet::new(),
@@ -519,7 +519,7 @@ impl Correlator {
     }
 
     pub fn held_events(&self) -> usize {
-        self.by_event.len()
+        self.held_keys.len()
     }
 
     /// In a serial bulk pass that mutates the stories, about to work on `rest[0]`: the requests
@@ -591,7 +591,7 @@ impl Correlator {
     /// `ingest_linked`); looked up a few events ahead, the misses of several events are in flight at
     /// once and the event's own lookups find the lines cached. Changes nothing.
     fn warm_index_entries(&self, key: EventKey, links: &Links) {
-        std::hint::black_box(self.by_event.contains(&key));
+        std::hint::black_box(self.held_keys.contains(&key));
         for k in &links.exact {
             std::hint::black_box(self.exact.get(k).map(|l| l.len()));
         }
@@ -607,7 +607,7 @@ impl Correlator {
     /// they depend on nothing but the event and the config, so a reader thread can compute them off the
     /// correlator's critical path.
     pub fn ingest_linked(&mut self, e: &Event, key: EventKey, bucket: i64, links: &Links) {
-        if self.by_event.contains(&key) {
+        if self.held_keys.contains(&key) {
             self.stats.duplicates += 1;
             return;
         }
@@ -953,7 +953,7 @@ impl Correlator {
         s.acc.add_event(e, key, t);
         s.dirty = true;
         s.max_bucket = s.max_bucket.max(bucket);
-        self.by_event.insert(key);
+        self.held_keys.insert(key);
         keep_open(cfg, s, slot, &mut self.closing, &mut self.open_count);
     }
 
@@ -1276,7 +1276,7 @@ impl Correlator {
         self.exact.clear();
         self.offers.clear();
         self.demands.clear();
-        self.by_event.clear();
+        self.held_keys.clear();
         self.closing.clear();
         self.evicting.clear();
         self.waiting_for_links.clear();
@@ -1463,7 +1463,7 @@ impl Correlator {
             return;
         };
         for (k, _) in &s.events {
-            std::hint::black_box(self.by_event.contains(k));
+            std::hint::black_box(self.held_keys.contains(k));
         }
         for (index, k) in &s.keys {
             std::hint::black_box(self.index(*index).get(k).map(|l| l.len()));
@@ -1477,7 +1477,7 @@ impl Correlator {
         };
         s.assign_id(&self.tenant);
         for (k, _) in &s.events {
-            self.by_event.remove(k);
+            self.held_keys.remove(k);
         }
         let mut members = s.absorbed.clone();
         members.push(slot);
@@ -1621,7 +1621,7 @@ impl Correlator {
                     let s: StoryState =
                         postcard::from_bytes(value).map_err(|e| bad("story", &e))?;
                     for (k, _) in &s.events {
-                        c.by_event.insert(*k);
+                        c.held_keys.insert(*k);
                     }
                     for a in &s.absorbed {
                         // Flattened: `find` gives the same root as the chain it replaces.
@@ -1684,7 +1684,7 @@ impl Correlator {
             .iter()
             .map(|m| m.values().map(|l| l.len()).sum::<usize>())
             .sum();
-        self.by_event.len() * per_event + self.stories.len() * per_story + entries * per_entry
+        self.held_keys.len() * per_event + self.stories.len() * per_story + entries * per_entry
     }
 }
 
@@ -1787,11 +1787,11 @@ mod tests {
                     .map(move |(k, l)| ((i as u8, *k), postcard::to_stdvec(l).unwrap()))
             })
             .collect();
-        let by_event: BTreeSet<_> = c.by_event.iter().collect();
+        let held_keys: BTreeSet<_> = c.held_keys.iter().collect();
         let roots: BTreeMap<_, _> = c.parent.keys().map(|s| (*s, c.find(*s))).collect();
         let gone: BTreeMap<_, _> = c.gone.iter().collect();
         format!(
-            "{stories:?}\n{index:?}\n{by_event:?}\n{roots:?}\n{:?}\n{:?}\n{gone:?}\n{:?}\n{:?} {:?} {} {:?}\n{:?}\n{:?}",
+            "{stories:?}\n{index:?}\n{held_keys:?}\n{roots:?}\n{:?}\n{:?}\n{gone:?}\n{:?}\n{:?} {:?} {} {:?}\n{:?}\n{:?}",
             c.open_schedule(),
             c.evicting.union(&c.waiting_for_links).collect::<BTreeSet<_>>(),
             c.gone_order,

@@ -379,8 +379,9 @@ fn read_chunks(
 /// fifteenth sitting). Where `SCHED_IDLE` cannot be set, nice 10 stays. Ingest yields to every other
 /// process of the machine as well, which suits a batch job.
 fn yield_to_correlation() {
-    storyline_pipeline::worker::set_thread_nice(INGEST_NICE);
-    storyline_pipeline::worker::set_thread_idle_policy();
+    if !storyline_pipeline::worker::set_thread_idle_policy() {
+        storyline_pipeline::worker::set_thread_nice(INGEST_NICE);
+    }
 }
 
 /// Nice value of replay's reading and ingest threads where `SCHED_IDLE` is refused (workers keep the
