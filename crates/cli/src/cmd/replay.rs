@@ -4,10 +4,12 @@
 //! time drives every window, so an hour of traffic takes as long as the machine needs, not an hour. When
 //! the input ends the workers drain every shard, flush open stories and commit.
 
+mod input;
+
 use super::Counting;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Read;
+use input::{read_chunks, Chunk};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -111,6 +113,11 @@ pub struct Args {
     /// Largest accepted record.
     #[arg(long, default_value_t = 16 << 20)]
     max_record_bytes: usize,
+    /// Read regular input files instead of mapping them into memory. A mapped file must not shrink
+    /// while the replay runs (that kills the process with SIGBUS); use this for inputs something else may
+    /// truncate meanwhile.
+    #[arg(long)]
+    no_mmap: bool,
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -120,15 +127,6 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
         "none" => Ok(Durability::None),
         _ => Err(format!("{s:?}: expected fsync, flush or none")),
     }
-}
-
-/// Lines per chunk handed to an ingest thread: one durable append each.
-const CHUNK_BYTES: usize = 4 << 20;
-
-struct Chunk {
-    source: Arc<str>,
-    first_line: u64,
-    body: Vec<u8>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -233,13 +231,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     None => Framing::Envelopes,
                 };
                 for chunk in rx {
-                    let report = ingestor.ingest_from_line(&chunk.body, framing, &chunk.source, chunk.first_line)?;
+                    let report = ingestor.ingest_lines(&chunk.body, framing, &chunk.source, chunk.first_line, Some(chunk.line_ends))?;
                     accepted.fetch_add(report.accepted, Ordering::Relaxed);
                     rejected.fetch_add(report.rejected, Ordering::Relaxed);
                     for e in report.errors.iter().take(5) {
                         tracing::warn!(file = %chunk.source, line = e.line, code = e.code, "{}", e.reason);
                     }
-                    let _ = spare_tx.try_send(chunk.body);
+                    chunk.body.done(&spare_tx);
                 }
                 Ok(())
             })
@@ -252,7 +250,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // repeated in front.
     let headers = a.format.as_deref().and_then(HeaderContext::new);
     yield_to_correlation();
-    let read_result = read_chunks(&a.input, headers, &tx, &spare_rx, &bar);
+    let read_result = read_chunks(&a.input, headers, !a.no_mmap, &tx, &spare_rx, &bar);
     drop(tx);
     let mut ingest_error = None;
     for t in threads {
@@ -286,84 +284,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         match &a.data_dir {
             Some(d) => eprintln!("list them with: storyline dead-letters list --data-dir {} --tenant {}", d.display(), a.tenant),
             None => eprintln!("pass --data-dir to keep the store and list them with `storyline dead-letters list`"),
-        }
-    }
-    Ok(())
-}
-
-/// Reads each input in chunks of whole lines straight into buffers the ingest threads hand back: a fresh
-/// 4 MiB buffer per chunk (and a second copy out of a `BufReader`) cost the reader more in page faults
-/// and copies than the read itself.
-fn read_chunks(
-    inputs: &[PathBuf],
-    headers: Option<HeaderContext>,
-    tx: &crossbeam_channel::Sender<Chunk>,
-    spare: &crossbeam_channel::Receiver<Vec<u8>>,
-    bar: &ProgressBar,
-) -> anyhow::Result<()> {
-    for path in inputs {
-        let mut file = std::fs::File::open(path)
-            .with_context(|| format!("opening input {}", path.display()))?;
-        let source: Arc<str> = Arc::from(format!("replay:{}", path.display()));
-        let mut line_no = 1u64;
-        // Each file starts with no header in force.
-        let mut headers = headers.clone();
-        // The start of a line the previous chunk ended inside.
-        let mut carry: Vec<u8> = Vec::new();
-        let mut eof = false;
-        while !eof {
-            let mut body = spare
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + 4096));
-            body.clear();
-            body.extend_from_slice(headers.as_ref().map_or(&[][..], |h| h.prefix()));
-            let prefix = body.len();
-            body.extend_from_slice(&carry);
-            carry.clear();
-            // Read until the chunk is full and holds a line end (a line longer than a chunk makes it
-            // grow), or the file ends. `cut`: where the chunk's last whole line ends.
-            let cut = loop {
-                let want = (prefix + CHUNK_BYTES)
-                    .saturating_sub(body.len())
-                    .max(64 << 10);
-                let n = (&mut file)
-                    .take(want as u64)
-                    .read_to_end(&mut body)
-                    .with_context(|| format!("reading {} after line {line_no}", path.display()))?;
-                if n < want {
-                    eof = true;
-                    break body.len();
-                }
-                if body.len() >= prefix + CHUNK_BYTES {
-                    if let Some(at) = memchr::memrchr(b'\n', &body[prefix..]) {
-                        break prefix + at + 1;
-                    }
-                }
-            };
-            carry.extend_from_slice(&body[cut..]);
-            body.truncate(cut);
-            let text = &body[prefix..];
-            if text.is_empty() {
-                break;
-            }
-            let repeated = memchr::memchr_iter(b'\n', &body[..prefix]).count() as u64;
-            let first_line = line_no - repeated;
-            line_no +=
-                memchr::memchr_iter(b'\n', text).count() as u64 + u64::from(!text.ends_with(b"\n"));
-            if let Some(h) = headers.as_mut() {
-                h.observe_lines(text);
-            }
-            bar.inc(text.len() as u64);
-            if tx
-                .send(Chunk {
-                    source: source.clone(),
-                    first_line,
-                    body,
-                })
-                .is_err()
-            {
-                anyhow::bail!("ingest stopped early");
-            }
         }
     }
     Ok(())
