@@ -100,9 +100,24 @@ impl Scratch {
         Scratch {
             plain: Vec::new(),
             packed: Vec::new(),
-            zstd: zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a standard zstd level"),
+            zstd: compressor(),
         }
     }
+}
+
+/// Level 1 with a smaller hash table (13 bits, not 14) and matches of at least 7 bytes (not 6): on the
+/// generator's records cut into 256 KiB frames, compression ran 530 → 580 MB/s (`zstd -b1 -B256K`, two
+/// rounds) for frames 0.02% larger. The table fits the core's cache better, and short matches in JSON
+/// text (a quote, a comma and a few letters) save little. Decompression needs no setting: it reads the
+/// frame's own parameters.
+fn compressor() -> zstd::bulk::Compressor<'static> {
+    use zstd::zstd_safe::CParameter;
+    let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a standard zstd level");
+    c.set_parameter(CParameter::HashLog(13))
+        .expect("hash log within zstd's bounds");
+    c.set_parameter(CParameter::MinMatch(7))
+        .expect("minimum match within zstd's bounds");
+    c
 }
 
 /// Largest frame whose scratch buffers a thread keeps for the next one.
