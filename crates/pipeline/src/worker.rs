@@ -273,6 +273,11 @@ pub struct PartitionWorker {
     in_flight: Option<PendingCommit>,
     /// [`PipelineConfig::ephemeral`]: commits only publish.
     ephemeral: bool,
+    /// Page buffers of the last cycle, kept for the next one if it read full pages (a catch-up): each
+    /// cycle's reader thread started without any, and filling fresh buffers of megabytes was most of the
+    /// page faults of a 1M-event replay's reader threads. A cycle that reads less lets them go, so an idle
+    /// partition holds none.
+    spare_pages: Vec<PageEvents>,
 }
 
 /// A serialized checkpoint, and the stories to publish once it is written.
@@ -470,6 +475,7 @@ impl PartitionWorker {
             parts_log: PartsLog::default(),
             in_flight: None,
             ephemeral: cfg.ephemeral,
+            spare_pages: Vec::new(),
         })
     }
 
@@ -811,11 +817,16 @@ impl PartitionWorker {
         let tenant = self.lease.tenant.clone();
         let limit = cfg.scan_batch.max(1);
         let links_cfg = self.correlator.config().clone();
+        let kept = std::mem::take(&mut self.spare_pages);
+        let mut read_full_page = false;
         let result = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, anyhow::Result<Page>)>(2);
             // Emptied pages go back to the reader: a page of decoded events is megabytes, and a fresh one
             // for every page is as many freshly faulted pages.
             let (spare_tx, spare_rx) = std::sync::mpsc::channel::<PageEvents>();
+            for page in kept {
+                let _ = spare_tx.send(page);
+            }
             let reader = PageReader {
                 store,
                 tenant: &tenant,
@@ -823,7 +834,7 @@ impl PartitionWorker {
                 links_cfg: &links_cfg,
             };
             let reading = std::thread::Builder::new().name("storyline-read".into());
-            reading
+            let reader_thread = reading
                 .spawn_scoped(scope, move || {
                     if let Some(nice) = cfg.helper_nice {
                         set_thread_nice(nice);
@@ -849,7 +860,7 @@ impl PartitionWorker {
                             };
                             // A closed channel means the consumer stopped (an error): nothing more to read.
                             if tx.send((n, page)).is_err() || failed {
-                                return;
+                                return spare_rx;
                             }
                             if !more {
                                 break;
@@ -857,6 +868,7 @@ impl PartitionWorker {
                             resume = next;
                         }
                     }
+                    spare_rx
                 })
                 .expect("spawning the reader thread");
             for (n, page) in rx {
@@ -867,13 +879,21 @@ impl PartitionWorker {
                 new_events[n] += self.correlator.stats().events - before;
                 report.events += page.events.len() as u64;
                 if page.full {
+                    read_full_page = true;
                     self.keep_lease(store, cfg)?;
                 } else {
                     // A job's last page: it and every job before it were read to their end.
                     completed = n + 1;
                 }
-                // The reader may be done: then the buffer just goes.
+                // The reader may be done: its receiver still holds what is sent.
                 let _ = spare_tx.send(page.events);
+            }
+            // The pages in flight: at most the channel's two, the one being read and the one just used.
+            const KEPT_PAGES: usize = 4;
+            if read_full_page {
+                if let Ok(spare) = reader_thread.join() {
+                    self.spare_pages.extend(spare.try_iter().take(KEPT_PAGES));
+                }
             }
             Ok(())
         });
