@@ -414,7 +414,10 @@ pub(crate) mod fast {
     }
 
     pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Fast<Option<Str>> {
-        let r: Record = f::object(raw)?;
+        f::object_with(raw, |r: &Record| map(r, ev))
+    }
+
+    fn map(r: &Record, ev: &mut Event) -> Fast<Option<Str>> {
         observer(ev, "ids", "OISF", "Suricata");
         ev.timestamp = f::datetime(r.timestamp.get())?;
         let event_type = f::text(r.event_type.get())?.ok_or(Bail)?;

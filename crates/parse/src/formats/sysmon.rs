@@ -218,7 +218,10 @@ pub(crate) mod fast {
     impl Refuse for EventData<'_> {}
 
     pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Fast<Option<Str>> {
-        let r: Record = f::object(raw)?;
+        f::object_with(raw, |r: &Record| map(r, ev))
+    }
+
+    fn map(r: &Record, ev: &mut Event) -> Fast<Option<Str>> {
         let winlog = r.winlog.object();
         let data = winlog.and_then(|w| w.event_data.object());
 

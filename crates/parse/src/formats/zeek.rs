@@ -350,7 +350,10 @@ pub(crate) mod fast {
     }
 
     pub(crate) fn parse(raw: &[u8], ev: &mut Event) -> Fast<Option<Str>> {
-        let r: Record = f::object(raw)?;
+        f::object_with(raw, |r: &Record| map(r, ev))
+    }
+
+    fn map(r: &Record, ev: &mut Event) -> Fast<Option<Str>> {
         observer(ev, "sensor", "Zeek", "Zeek");
         ev.timestamp = match r.ts.get() {
             Some(Field::Num(n)) => epoch_number(n).ok_or(Bail)?,
