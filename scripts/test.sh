@@ -34,9 +34,18 @@ report_disk() {
 report_disk "before the build"
 
 # Formatting is part of the suite so a red diff is caught before review; so are clippy's lints (the
-# workspace is clean of them, default features, every target).
+# workspace is clean of them, every target, default features, the two feature builds tested below and the
+# server's ScyllaDB build).
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The feature builds are linted with the same package and feature selection as their test runs below, so cargo
+# resolves the same dependency features: no combination is checked that the suite does not build anyway, and
+# the test builds reuse these runs of the dependencies' build scripts.
+cargo clippy -p storyline-store --features scylla --all-targets -- -D warnings
+cargo clippy -p storyline-io --features parquet --all-targets -- -D warnings
+# The server's ScyllaDB connection (`--features scylla`, the documented deploy build) is compiled by nothing
+# else in the suite: linting it is what keeps that build from breaking unnoticed.
+cargo clippy -p storyline-server --features scylla --all-targets -- -D warnings
 
 # PostgreSQL for the store's PostgreSQL backend tests (crates/store/tests/postgres.rs). With STORYLINE_TEST_PG
 # already set (a libpq connection string) that server is used; otherwise a throwaway server is installed if
