@@ -140,9 +140,8 @@ fn send_mapped(
     let mut line_no = 1u64;
     for range in line_chunks(&map, CHUNK_BYTES) {
         let text = &map[range.clone()];
-        let line_ends = memchr::memchr_iter(b'\n', text).count();
         let first_line = line_no;
-        line_no += line_ends as u64 + u64::from(!text.ends_with(b"\n"));
+        let line_ends = count_lines(text, &mut line_no);
         bar.inc(text.len() as u64);
         let chunk = Chunk {
             source: source.clone(),
@@ -158,6 +157,13 @@ fn send_mapped(
         }
     }
     Ok(())
+}
+
+/// The `\n`s in `text`, a chunk's lines; moves `line_no` past them (a last line without one counts too).
+fn count_lines(text: &[u8], line_no: &mut u64) -> usize {
+    let ends = memchr::memchr_iter(b'\n', text).count();
+    *line_no += ends as u64 + u64::from(!text.ends_with(b"\n"));
+    ends
 }
 
 /// `data` cut into consecutive ranges of whole lines, each at least `target` bytes where the data allows
@@ -239,8 +245,7 @@ fn read_file(
         }
         let repeated = memchr::memchr_iter(b'\n', &body[..prefix]).count();
         let first_line = line_no - repeated as u64;
-        let text_ends = memchr::memchr_iter(b'\n', text).count();
-        line_no += text_ends as u64 + u64::from(!text.ends_with(b"\n"));
+        let text_ends = count_lines(text, &mut line_no);
         if let Some(h) = headers.as_mut() {
             h.observe_lines(text);
         }
