@@ -14,6 +14,7 @@ pub mod first;
 mod fuse;
 pub mod keys;
 mod order;
+mod slot_table;
 mod state;
 
 pub use state::{Correlator, CorrelatorStats, StateDelta, MERGED_VERSION};
