@@ -199,12 +199,20 @@ fn keep_open(
 /// Loading the index entry alone left that list a cache miss per lookup (~13% of `ingest_linked`, perf
 /// annotate, eighteenth sitting).
 fn warm_entries(list: Option<&Entries>) {
+    /// Lists up to this many lines long are requested whole: those are searched whole.
+    const WHOLE_UP_TO_LINES: usize = 8;
     let Some(list) = list else { return };
-    if list.spilled() {
-        prefetch_list(list);
-        if let Some(last) = list.last() {
-            storyline_model::prefetch::prefetch(last);
+    let bytes = std::mem::size_of_val(list.as_slice());
+    if bytes <= WHOLE_UP_TO_LINES * 64 {
+        let base = list.as_ptr().cast::<u8>();
+        for offset in (0..bytes).step_by(64) {
+            storyline_model::prefetch::prefetch(base.wrapping_add(offset));
         }
+    } else {
+        prefetch_list(list);
+    }
+    if let Some(last) = list.last() {
+        storyline_model::prefetch::prefetch(last);
     }
 }
 
