@@ -10,6 +10,7 @@ use crate::clock::{epoch_of, story_estimate_final_at, Clocks, PendingLink};
 use crate::fasthash::{Map, Set};
 use crate::fuse::FusedAcc;
 use crate::keys::{links, Key, Links};
+use crate::slot_table::{Slot, SlotTable};
 use crate::Config;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -17,8 +18,6 @@ use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
 use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage, OWN_AHEAD};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
-
-use crate::slot_table::{Slot, SlotTable};
 
 /// The stories an event links to: a few at most, so kept off the heap (one list per event).
 type Slots = SmallVec<[Slot; 8]>;
@@ -194,10 +193,10 @@ fn keep_open(
     }
 }
 
-/// Loads a key's entry in its index and requests the list it points to when it has more than one entry:
-/// both ends of it, the newest end being where [`Correlator::register`] looks for the story's own entry.
-/// Loading the index entry alone left that list a cache miss per lookup (~13% of `ingest_linked`, perf
-/// annotate, eighteenth sitting).
+/// Loads a key's entry in its index and requests the entries it holds (inline or on the heap): all of a
+/// short list, which [`Correlator::candidates`] reads whole, and both ends of a long one, the newest end
+/// being where [`Correlator::register`] looks for the story's own entry. Loading the index slot alone
+/// left the entries a cache miss per lookup (~13% of `ingest_linked`, perf annotate, eighteenth sitting).
 fn warm_entries(list: Option<&Entries>) {
     /// Lists up to this many lines long are requested whole: those are searched whole.
     const WHOLE_UP_TO_LINES: usize = 8;
@@ -615,9 +614,10 @@ impl Correlator {
     pub fn ingest_batch(&mut self, batch: &[(Event, EventKey, i64, Links)], warm_ahead: usize) {
         for (i, (e, key, bucket, links)) in batch.iter().enumerate() {
             if warm_ahead > 0 {
-                // The event itself first, twice as far ahead: a page is decoded by another thread, so its
-                // events sit in another core's cache, and adding one to its story reads fields across
-                // a dozen lines of it (a tenth of the correlator thread stalled on them).
+                // Three stages, farthest first: the event itself (a page is decoded by another thread, so
+                // its events sit in another core's cache, and adding one to its story reads fields across
+                // a dozen lines of it: a tenth of the correlator thread stalled on them), then the index
+                // entries of its keys, then — those entries loaded by now — the story they point to.
                 if let Some(later) = batch.get(i + 3 * warm_ahead) {
                     storyline_model::prefetch::prefetch_value(later);
                 }
@@ -1077,9 +1077,8 @@ impl Correlator {
             let held = if may_hold && absorbed.is_empty() {
                 // Only `slot` itself can hold an entry here, and it holds at most one per sensor (an
                 // entry is widened, never added twice). A story is young next to a long list, whose
-                // entries are in the order stories first reported the key: its entry is near the end.
-                // Searching from the front was the correlator's largest single stall (a seventh of
-                // `ingest_linked`, perf annotate, eighteenth sitting).
+                // entries are in the order stories first reported the key: its entry is near the end,
+                // where [`warm_entries`] requested the list, not at the front.
                 list.iter_mut()
                     .rev()
                     .find(|en| en.sensor == sensor && en.slot == slot)
@@ -2100,6 +2099,28 @@ mod tests {
             let at = |state| warmed.iter().position(|w| *w == (i, state)).unwrap();
             assert!(at(true) < at(false), "{i}: {warmed:?}");
         }
+    }
+
+    /// Adding a batch with the warm-ups ahead leaves the state that adding its events one by one leaves.
+    #[test]
+    fn warming_ahead_changes_nothing() {
+        let events = generated(20_000, 8, 50.0);
+        let cfg = Config::default();
+        let batch: Vec<(Event, EventKey, i64, Links)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (e, key))| (e.clone(), *key, (i / 100) as i64, links(e, &cfg)))
+            .collect();
+        let mut warmed = Correlator::new("t", cfg.clone());
+        for page in batch.chunks(1000) {
+            warmed.ingest_batch(page, crate::WARM_AHEAD);
+        }
+        let mut plain = Correlator::new("t", cfg);
+        for (e, key, bucket, _) in &batch {
+            plain.ingest(e, *key, *bucket);
+        }
+        assert!(warmed.stats().merged > 0, "the input links stories");
+        assert_eq!(canonical(&warmed), canonical(&plain));
     }
 
     /// A batch large enough to be built on two threads gives the stories one thread builds, in order.
