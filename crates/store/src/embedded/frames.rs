@@ -20,9 +20,10 @@ use storyline_model::EventKey;
 const FRAME_V1: u8 = 1;
 const FRAME_LZ4: u8 = 2;
 const FRAME_ZSTD: u8 = 3;
-/// zstd's fastest standard level. On a replay's ingest threads it took the CPU LZ4 took, for frames half
-/// the size (docs/benchmarks.md, fourteenth sitting); higher levels cost more time than the bytes they
-/// save.
+/// zstd's fastest standard level, the base that [`compressor`] tunes further. On a replay's ingest
+/// threads it took the CPU LZ4 took, for frames half the size (docs/benchmarks.md, fourteenth sitting);
+/// higher levels cost more time than the bytes they save, and the negative ("fast") levels cost the
+/// kernel more than they spared (seventeenth sitting).
 const ZSTD_LEVEL: i32 = 1;
 const HEADER: usize = 1 + 4;
 const ENTRY: usize = 16 + 4;
