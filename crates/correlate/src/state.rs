@@ -654,10 +654,22 @@ impl Correlator {
     /// entry of their flow, whose state was otherwise the next miss (~7% of `ingest_linked`, the lookup in
     /// [`Correlator::join`]; perf annotate, eighteenth sitting). Changes nothing.
     fn warm_linked_stories(&self, links: &Links) {
+        // An event's keys mostly name one story: its state is requested once.
+        let mut warmed = None;
         for k in &links.exact {
-            let newest = self.exact.get(k).and_then(|list| list.last());
-            if let Some(s) = newest.and_then(|en| self.stories.get(&en.slot)) {
-                s.warm(Stage::Own);
+            let Some(slot) = self
+                .exact
+                .get(k)
+                .and_then(|list| list.last())
+                .map(|en| en.slot)
+            else {
+                continue;
+            };
+            if warmed != Some(slot) {
+                warmed = Some(slot);
+                if let Some(s) = self.stories.get(&slot) {
+                    s.warm(Stage::Own);
+                }
             }
         }
     }
