@@ -62,15 +62,21 @@ pub fn render(s: &Story) -> String {
         let _ = write!(flow, "  {b} bytes");
     }
     let _ = writeln!(out, "{flow}");
-    let names: Vec<_> = f
+    // A name is usually in more than one list (the lookup, the TLS server name, the URL's domain): an
+    // analyst reads it once.
+    let mut names: Vec<&str> = Vec::new();
+    for name in f
         .dns
         .question
         .names
         .iter()
         .chain(&f.tls.server_names)
         .chain(&f.url.domains)
-        .map(|s| s.as_str())
-        .collect();
+    {
+        if !names.contains(&name.as_str()) {
+            names.push(name.as_str());
+        }
+    }
     if !names.is_empty() {
         let _ = writeln!(out, "  names: {}", names.join(", "));
     }
@@ -135,5 +141,18 @@ mod tests {
         assert!(text.contains("verdict: allow"), "{text}");
         assert!(!text.contains("rules"), "no empty rule list: {text}");
         assert!(!text.contains("names:"), "{text}");
+    }
+
+    #[test]
+    fn a_name_in_several_lists_is_shown_once() {
+        let mut s = Story::default();
+        s.fused.dns.question.names = vec!["portal.example".into()].into();
+        s.fused.tls.server_names = vec!["portal.example".into(), "cdn.example".into()].into();
+        s.fused.url.domains = vec!["portal.example".into()].into();
+        let text = render(&s);
+        assert!(
+            text.contains("  names: portal.example, cdn.example\n"),
+            "{text}"
+        );
     }
 }
