@@ -92,10 +92,7 @@ impl<T> SlotTable<T> {
         };
         let taken = self.window.get_mut(i as usize)?.take()?;
         self.in_window -= 1;
-        while matches!(self.window.front(), Some(None)) {
-            self.window.pop_front();
-            self.base += 1;
-        }
+        self.trim_front();
         while matches!(self.window.back(), Some(None)) {
             self.window.pop_back();
         }
@@ -134,6 +131,11 @@ impl<T> SlotTable<T> {
             }
             self.base += 1;
         }
+        self.trim_front();
+    }
+
+    /// Drops the holes at the window's front, so `base` is the oldest story it holds.
+    fn trim_front(&mut self) {
         while matches!(self.window.front(), Some(None)) {
             self.window.pop_front();
             self.base += 1;

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::collections::BTreeSet;
 use storyline_model::parts::Parts;
-use storyline_model::prefetch::{prefetch_list, prefetch_value, request_ahead, Stage, OWN_AHEAD};
+use storyline_model::prefetch::{
+    prefetch, prefetch_list, prefetch_value, request_ahead, Stage, OWN_AHEAD,
+};
 use storyline_model::{push_unique, Event, EventId, EventKey, Story, StoryId, Str, Timestamp};
 
 /// The stories an event links to: a few at most, so kept off the heap (one list per event).
@@ -201,17 +203,13 @@ fn warm_entries(list: Option<&Entries>) {
     /// Lists up to this many lines long are requested whole: those are searched whole.
     const WHOLE_UP_TO_LINES: usize = 8;
     let Some(list) = list else { return };
-    let bytes = std::mem::size_of_val(list.as_slice());
-    if bytes <= WHOLE_UP_TO_LINES * 64 {
-        let base = list.as_ptr().cast::<u8>();
-        for offset in (0..bytes).step_by(64) {
-            storyline_model::prefetch::prefetch(base.wrapping_add(offset));
-        }
+    if std::mem::size_of_val(list.as_slice()) <= WHOLE_UP_TO_LINES * 64 {
+        prefetch_value(list.as_slice());
     } else {
         prefetch_list(list);
-    }
-    if let Some(last) = list.last() {
-        storyline_model::prefetch::prefetch(last);
+        if let Some(last) = list.last() {
+            prefetch(last);
+        }
     }
 }
 
@@ -619,7 +617,7 @@ impl Correlator {
                 // a dozen lines of it: a tenth of the correlator thread stalled on them), then the index
                 // entries of its keys, then — those entries loaded by now — the story they point to.
                 if let Some(later) = batch.get(i + 3 * warm_ahead) {
-                    storyline_model::prefetch::prefetch_value(later);
+                    prefetch_value(later);
                 }
                 if let Some((_, key, _, links)) = batch.get(i + 2 * warm_ahead) {
                     self.warm_index_entries(*key, links);
@@ -667,9 +665,7 @@ impl Correlator {
             };
             if warmed != Some(slot) {
                 warmed = Some(slot);
-                if let Some(s) = self.stories.get(&slot) {
-                    s.warm(Stage::Own);
-                }
+                self.warm_story(slot, Stage::Own);
             }
         }
     }

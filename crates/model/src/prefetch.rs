@@ -86,10 +86,10 @@ pub fn prefetch_list<T>(list: &[T]) {
     }
 }
 
-/// Requests every cache line of `*p`, for a value larger than one line read from end to end.
-pub fn prefetch_value<T>(p: &T) {
+/// Requests every cache line of `*p`, for a value (or a slice) larger than one line read from end to end.
+pub fn prefetch_value<T: ?Sized>(p: &T) {
     let base = (p as *const T).cast::<u8>();
-    for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+    for offset in (0..std::mem::size_of_val(p)).step_by(64) {
         prefetch(base.wrapping_add(offset));
     }
 }
