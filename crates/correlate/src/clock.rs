@@ -414,17 +414,22 @@ impl Deferred {
             }
             return Vec::new();
         }
-        let (mut ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|l| l.decided_after() <= through);
-        self.pending = waiting;
-        self.next_decision = Some(
-            self.pending
-                .iter()
-                .map(|l| l.decided_after())
-                .min()
-                .unwrap_or(i64::MAX),
-        );
+        // Taken out in place, and the next decision found in the same pass: hundreds of thousands of
+        // links wait while a few thousand come due, and moving all of them into fresh vectors at every
+        // decided epoch was a quarter of a second of a 1M-event replay's correlator (page faults and
+        // copies).
+        let mut next_decision = i64::MAX;
+        let mut ready: Vec<PendingLink> = self
+            .pending
+            .extract_if(.., |l| {
+                let at = l.decided_after();
+                if at > through {
+                    next_decision = next_decision.min(at);
+                }
+                at <= through
+            })
+            .collect();
+        self.next_decision = Some(next_decision);
         // Decisions merge stories, and the guards (size, span) make merges order-sensitive: decide in an
         // order that depends only on the links themselves.
         ready.sort_by_key(|l| {
