@@ -554,6 +554,49 @@ mod tests {
     }
 
     #[test]
+    fn links_come_due_epoch_by_epoch_each_once() {
+        const MIN_MS: i64 = 60_000;
+        // A connection in epoch `e` (its answer 300 ms before) is decided once epoch e + 2 is final.
+        let at = |e: i64, id: u64| PendingLink {
+            a: id,
+            ..link(e * MIN_MS + 1_000, e * MIN_MS + 700, false)
+        };
+        let mut d = Deferred::default();
+        let mut expected_at = std::collections::BTreeMap::<i64, Vec<u64>>::new();
+        // Deferred out of epoch order, several per epoch.
+        for (i, e) in [3i64, 0, 5, 1, 3, 0, 4, 2, 5, 1].into_iter().enumerate() {
+            let id = 100 + i as u64;
+            d.defer(at(e, id));
+            expected_at.entry(e + 3).or_default().push(id);
+        }
+        let mut seen = Vec::new();
+        for w in 0..12i64 {
+            if w == 4 {
+                // A link that arrives once others were decided is still decided in its turn.
+                d.defer(at(6, 999));
+                expected_at.entry(9).or_default().push(999);
+            }
+            let due: Vec<u64> = d
+                .due(Timestamp(w * MIN_MS * 1_000_000), 0, false)
+                .into_iter()
+                .map(|(l, _)| l.a)
+                .collect();
+            let mut got = due.clone();
+            got.sort();
+            let mut want = expected_at.remove(&w).unwrap_or_default();
+            want.sort();
+            assert_eq!(got, want, "links decided with the watermark in epoch {w}");
+            seen.extend(due);
+            let left: usize = expected_at.values().map(Vec::len).sum();
+            assert_eq!(d.pending(), left, "links still pending after epoch {w}");
+        }
+        seen.sort();
+        let mut all: Vec<u64> = (100..110).chain([999]).collect();
+        all.sort();
+        assert_eq!(seen, all);
+    }
+
+    #[test]
     fn late_reports_are_left_out_and_the_sample_is_bounded() {
         let mut d = Deferred::default();
         for k in 0..(EPOCH_KEYS as u64 * 2) {
