@@ -591,9 +591,7 @@ mod tests {
             assert_eq!(d.pending(), left, "links still pending after epoch {w}");
         }
         seen.sort();
-        let mut all: Vec<u64> = (100..110).chain([999]).collect();
-        all.sort();
-        assert_eq!(seen, all);
+        assert_eq!(seen, (100..110).chain([999]).collect::<Vec<u64>>());
     }
 
     #[test]
