@@ -412,3 +412,85 @@ fn bench_correlate_runs_the_engine_over_an_input() {
     // Moving the stories into their last versions publishes as many as copying them.
     assert_eq!(moved[0], copied[0], "{stderr}");
 }
+
+/// `storyline bench replay` runs whole replays as child processes, alternating with a baseline binary,
+/// and reports every run with the events the replay read, its CPU time and its peak memory.
+#[test]
+fn bench_replay_times_whole_replays_against_a_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    run(&["generate", "--events", "1500", "--seed", "8", "--out", d]);
+    let input = format!("{d}/events.ndjson");
+    let work = format!("{d}/work");
+    let out = run(&[
+        "bench",
+        "replay",
+        "--input",
+        &input,
+        "--runs",
+        "2",
+        "--baseline",
+        bin(),
+        "--pause",
+        "0s",
+        "--work-dir",
+        &work,
+        "--json",
+        "--",
+        "--shards",
+        "4",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let builds = v["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 2, "{v}");
+    for b in builds {
+        let runs = b["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{v}");
+        for r in runs {
+            assert_eq!(r["events"], 1500, "{v}");
+            assert!(r["versions"].as_u64().unwrap() > 0, "{v}");
+            assert!(r["wall_s"].as_f64().unwrap() > 0.0, "{v}");
+            assert!(r["user_s"].as_f64().unwrap() > 0.0, "{v}");
+            assert!(r["peak_rss_mb"].as_f64().unwrap() > 1.0, "{v}");
+        }
+        assert!(b["events_per_s"].as_f64().unwrap() > 0.0, "{v}");
+    }
+    assert_eq!(v["pairs"]["pairs"], 2, "{v}");
+    let left = std::fs::read_dir(&work)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("stories-")
+        })
+        .count();
+    assert_eq!(left, 0, "each run's stories are removed after it");
+}
+
+/// A replay that fails is named with its run and the lines it printed last.
+#[test]
+fn bench_replay_names_the_failing_replay() {
+    let out = Command::new(bin())
+        .args([
+            "bench",
+            "replay",
+            "--input",
+            "/nonexistent/x.ndjson",
+            "--runs",
+            "1",
+            "--pause",
+            "0s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("run 1 of current")
+            && err.contains("the replay failed")
+            && err.contains("/nonexistent/x.ndjson"),
+        "{err}"
+    );
+}

@@ -11,6 +11,8 @@ use storyline_model::{Story, Timestamp};
 use storyline_pipeline::ingest::Framing;
 use storyline_server::{Config, Service};
 
+mod replay;
+
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Many tenants in one process, most idle: memory, threads and CPU while idle, wake-up latency, and
@@ -21,6 +23,10 @@ pub enum Command {
     /// worker's reader thread does; ingesting, closing, building the versions and the final flush are
     /// timed.
     Correlate(CorrelateArgs),
+    /// `storyline replay` end to end, run after run as a child process (wall time until it is reaped, CPU
+    /// time, peak memory), optionally alternating with a baseline binary: the replay benchmark of
+    /// docs/benchmarks.md as one command.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(clap::Args)]
@@ -151,6 +157,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Tenants(a) => tenants(a),
         Command::Correlate(a) => correlate(a),
+        Command::Replay(a) => replay::run(a),
     }
 }
 
