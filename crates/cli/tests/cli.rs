@@ -489,7 +489,7 @@ fn bench_replay_names_the_failing_replay() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("run 1 of current")
-            && err.contains("the replay failed")
+            && err.contains("the replay failed with exit code")
             && err.contains("/nonexistent/x.ndjson"),
         "{err}"
     );

@@ -142,26 +142,15 @@ fn run_once(bin: &Path, a: &ReplayArgs, work: &Path, r: usize) -> anyhow::Result
     let wall_s = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&output);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let tail = || {
-        text.lines()
-            .rev()
-            .take(8)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(8)..].join("\n");
     anyhow::ensure!(
         status == 0,
-        "the replay failed (wait status {status}); its last lines:\n{}",
-        tail()
+        "the replay {}; its last lines:\n{tail}",
+        how_it_ended(status)
     );
     let (events, versions) = summary_counts(&text).with_context(|| {
-        format!(
-            "the replay printed no `replayed N events ... into V story versions` line:\n{}",
-            tail()
-        )
+        format!("the replay printed no `replayed N events ... into V story versions` line:\n{tail}")
     })?;
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Run {
@@ -192,6 +181,17 @@ fn reap(pid: libc::pid_t) -> anyhow::Result<(i32, libc::rusage)> {
         if err.kind() != std::io::ErrorKind::Interrupted {
             return Err(err).context("waiting for the replay");
         }
+    }
+}
+
+/// A failed child's wait status in words.
+fn how_it_ended(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("failed with exit code {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("was killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("ended with wait status {status}")
     }
 }
 
@@ -311,6 +311,13 @@ mod tests {
         assert_eq!(summary_counts(log), Some((1_000_000, 216_145)));
         assert_eq!(summary_counts("replayed nothing\n"), None);
         assert_eq!(summary_counts(""), None);
+    }
+
+    #[test]
+    fn a_failed_run_says_how_it_ended() {
+        // Linux's encoding: the exit code in the second byte, a terminating signal in the low bits.
+        assert_eq!(how_it_ended(1 << 8), "failed with exit code 1");
+        assert_eq!(how_it_ended(9), "was killed by signal 9");
     }
 
     #[test]
