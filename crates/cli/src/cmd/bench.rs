@@ -141,12 +141,14 @@ fn usage() -> (u64, u64, f64) {
     )
 }
 
+/// The median (the mean of the middle two of an even count; NaN of none). Sorts `v`.
 fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn mb(b: u64) -> f64 {

@@ -3,7 +3,7 @@
 use super::StorySink;
 use std::fmt::Write as _;
 use std::io::Write;
-use storyline_model::{FusedEndpoint, Story};
+use storyline_model::{push_unique, FusedEndpoint, Story};
 
 pub struct PrettySink;
 
@@ -73,9 +73,7 @@ pub fn render(s: &Story) -> String {
         .chain(&f.tls.server_names)
         .chain(&f.url.domains)
     {
-        if !names.contains(&name.as_str()) {
-            names.push(name.as_str());
-        }
+        push_unique(&mut names, name.as_str());
     }
     if !names.is_empty() {
         let _ = writeln!(out, "  names: {}", names.join(", "));

@@ -6,6 +6,7 @@
 //! On a shared VM the same binary's wall time moves by a quarter within an hour, so a change is measured
 //! against a baseline in the same set of runs (`--baseline`), the two alternating run by run.
 
+use super::median;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -86,7 +87,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     };
     let mut results: Vec<Vec<Run>> = vec![Vec::new(); builds.len()];
     for r in 0..runs {
-        // Alternating which build goes first spares either the slot right after a pause.
+        // Which build goes first alternates, so neither always runs in the same place of a pair.
         for i in 0..builds.len() {
             let i = if r % 2 == 0 { i } else { builds.len() - 1 - i };
             let (label, bin) = &builds[i];
@@ -222,9 +223,9 @@ struct Summary {
 
 impl Summary {
     fn of(label: &str, bin: &Path, runs: &[Run]) -> Summary {
-        let walls: Vec<f64> = runs.iter().map(|r| r.wall_s).collect();
-        let wall = median(&walls);
-        let cpu = median(&runs.iter().map(|r| r.user_s + r.sys_s).collect::<Vec<_>>());
+        let mut walls: Vec<f64> = runs.iter().map(|r| r.wall_s).collect();
+        let wall = median(&mut walls);
+        let cpu = median(&mut runs.iter().map(|r| r.user_s + r.sys_s).collect::<Vec<_>>());
         let events = runs.first().map_or(0, |r| r.events) as f64;
         Summary {
             build: label.to_string(),
@@ -235,7 +236,7 @@ impl Summary {
             max_wall_s: walls.iter().copied().fold(0.0, f64::max),
             events_per_s: events / wall,
             events_per_cpu_s: events / cpu,
-            median_peak_rss_mb: median(&runs.iter().map(|r| r.peak_rss_mb).collect::<Vec<_>>()),
+            median_peak_rss_mb: median(&mut runs.iter().map(|r| r.peak_rss_mb).collect::<Vec<_>>()),
         }
     }
 }
@@ -252,7 +253,7 @@ struct Pairs {
 
 impl Pairs {
     fn of(current: &[Run], baseline: &[Run]) -> Pairs {
-        let ratios: Vec<f64> = current
+        let mut ratios: Vec<f64> = current
             .iter()
             .zip(baseline)
             .map(|(c, b)| c.wall_s / b.wall_s)
@@ -260,18 +261,8 @@ impl Pairs {
         Pairs {
             pairs: ratios.len(),
             current_faster_in: ratios.iter().filter(|r| **r < 1.0).count(),
-            median_wall_ratio: median(&ratios),
+            median_wall_ratio: median(&mut ratios),
         }
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
@@ -322,9 +313,9 @@ mod tests {
 
     #[test]
     fn medians_of_odd_and_even_counts() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&[]).is_nan());
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
     }
 
     #[test]
