@@ -419,16 +419,23 @@ impl Deferred {
         // decided epoch was a quarter of a second of a 1M-event replay's correlator (page faults and
         // copies).
         let mut next_decision = i64::MAX;
-        let mut ready: Vec<PendingLink> = self
-            .pending
-            .extract_if(.., |l| {
-                let at = l.decided_after();
-                if at > through {
-                    next_decision = next_decision.min(at);
-                }
-                at <= through
-            })
-            .collect();
+        let all_due = through == i64::MAX;
+        let mut ready: Vec<PendingLink> = if all_due {
+            // The end of input decides every link (~180k in a 1M-event replay, on the path between its
+            // last input and its exit): taken whole, and nothing is left for `refs` to count.
+            self.refs.clear();
+            std::mem::take(&mut self.pending)
+        } else {
+            self.pending
+                .extract_if(.., |l| {
+                    let at = l.decided_after();
+                    if at > through {
+                        next_decision = next_decision.min(at);
+                    }
+                    at <= through
+                })
+                .collect()
+        };
         self.next_decision = Some(next_decision);
         // Decisions merge stories, and the guards (size, span) make merges order-sensitive: decide in an
         // order that depends only on the links themselves.
@@ -436,12 +443,14 @@ impl Deferred {
             let (x, y) = (l.t.0.min(l.lo.0), l.t.0.max(l.lo.0));
             (x, y, l.sensor_a.min(l.sensor_b), l.sensor_a.max(l.sensor_b))
         });
-        for l in &ready {
-            for s in [l.a, l.b] {
-                if let Some(n) = self.refs.get_mut(&s) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.refs.remove(&s);
+        if !all_due {
+            for l in &ready {
+                for s in [l.a, l.b] {
+                    if let Some(n) = self.refs.get_mut(&s) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.refs.remove(&s);
+                        }
                     }
                 }
             }
@@ -592,6 +601,44 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, (100..110).chain([999]).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn the_end_of_input_decides_every_link_in_order_and_holds_no_story() {
+        const MIN_MS: i64 = 60_000;
+        let at = |e: i64, ms: i64, id: u64| PendingLink {
+            a: id,
+            b: id + 1_000,
+            ..link(e * MIN_MS + ms, e * MIN_MS + ms - 300, false)
+        };
+        let mut d = Deferred::default();
+        for (id, e, ms) in [
+            (100, 3, 2_000),
+            (101, 0, 1_000),
+            (102, 5, 1_000),
+            (103, 1, 1_000),
+        ] {
+            d.defer(at(e, ms, id));
+        }
+        d.defer(at(3, 1_000, 104));
+        let ids = |due: Vec<(PendingLink, Option<i64>)>| -> Vec<u64> {
+            due.into_iter().map(|(l, _)| l.a).collect()
+        };
+        // Epoch 0's link is decided on the way; the end decides the rest in time order.
+        assert_eq!(
+            ids(d.due(Timestamp(3 * MIN_MS * 1_000_000), 0, false)),
+            [101]
+        );
+        assert!(!d.holds([101, 1_101]));
+        assert!(d.holds([1_100]) && d.holds([102]));
+        assert_eq!(ids(d.due(Timestamp::MIN, 0, true)), [103, 104, 100, 102]);
+        assert_eq!(d.pending(), 0);
+        assert!(!d.holds([100, 102, 103, 104, 1_100, 1_102, 1_103, 1_104]));
+        // A link deferred after the end (events ingested after a flush) is decided by the next one.
+        d.defer(at(7, 1_000, 200));
+        assert!(d.holds([1_200]));
+        assert_eq!(ids(d.due(Timestamp::MIN, 0, true)), [200]);
+        assert!(!d.holds([200, 1_200]));
     }
 
     #[test]
