@@ -19,11 +19,17 @@ fn run(args: &[&str]) -> std::process::Output {
     out
 }
 
+/// A temporary directory holding `storyline generate` output of `events` events with `seed`, and its path.
+fn generated(events: &str, seed: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    run(&["generate", "--events", events, "--seed", seed, "--out", &d]);
+    (dir, d)
+}
+
 #[test]
 fn generate_replay_eval_and_every_event_lands_in_one_story() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    run(&["generate", "--events", "3000", "--seed", "3", "--out", d]);
+    let (_dir, d) = generated("3000", "3");
     let events = format!("{d}/events.ndjson");
     let stories = format!("{d}/stories.ndjson");
     let truth = format!("{d}/truth.ndjson");
@@ -51,9 +57,7 @@ fn generate_replay_eval_and_every_event_lands_in_one_story() {
 /// the versions before (the pipeline and engine tests show which). Both end with the same stories.
 #[test]
 fn replay_ends_with_the_same_stories_whenever_it_publishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    run(&["generate", "--events", "3000", "--seed", "5", "--out", d]);
+    let (_dir, d) = generated("3000", "5");
     let events = format!("{d}/events.ndjson");
     let groups = |mode: &str| {
         let out = format!("{d}/{mode}.ndjson");
@@ -355,9 +359,7 @@ fn malformed_lines_of_a_long_replay_are_dead_lettered_with_their_line_numbers() 
 /// with the versions each run published: the same count on every run (each starts from an empty engine).
 #[test]
 fn bench_correlate_runs_the_engine_over_an_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    run(&["generate", "--events", "2000", "--seed", "5", "--out", d]);
+    let (_dir, d) = generated("2000", "5");
     let mut input = std::fs::read_to_string(format!("{d}/events.ndjson")).unwrap();
     input.push_str("{not json\n");
     let path = format!("{d}/with-a-bad-line.ndjson");
@@ -417,9 +419,7 @@ fn bench_correlate_runs_the_engine_over_an_input() {
 /// and reports every run with the events the replay read, its CPU time and its peak memory.
 #[test]
 fn bench_replay_times_whole_replays_against_a_baseline() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    run(&["generate", "--events", "1500", "--seed", "8", "--out", d]);
+    let (_dir, d) = generated("1500", "8");
     let input = format!("{d}/events.ndjson");
     let work = format!("{d}/work");
     let out = run(&[

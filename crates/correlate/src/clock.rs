@@ -414,10 +414,6 @@ impl Deferred {
             }
             return Vec::new();
         }
-        // Taken out in place, and the next decision found in the same pass: hundreds of thousands of
-        // links wait while a few thousand come due, and moving all of them into fresh vectors at every
-        // decided epoch was a quarter of a second of a 1M-event replay's correlator (page faults and
-        // copies).
         let mut next_decision = i64::MAX;
         let all_due = through == i64::MAX;
         let mut ready: Vec<PendingLink> = if all_due {
@@ -426,6 +422,10 @@ impl Deferred {
             self.refs.clear();
             std::mem::take(&mut self.pending)
         } else {
+            // Taken out in place, and the next decision found in the same pass: hundreds of thousands of
+            // links wait while a few thousand come due, and moving all of them into fresh vectors at
+            // every decided epoch was a quarter of a second of a 1M-event replay's correlator (page
+            // faults and copies).
             self.pending
                 .extract_if(.., |l| {
                     let at = l.decided_after();
